@@ -1,0 +1,62 @@
+# hostctl: build, test and demo. Every target installs what it needs on a fresh Debian 12 machine.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+TAGS := containers_image_openpgp containers_image_storage_stub containers_image_docker_daemon_stub
+GOFLAGS_ALL := -tags "$(TAGS)"
+TEST_TIMEOUT ?= 25m
+
+# System packages the build, the tests and the demo use.
+APT_PACKAGES := gcc make pkg-config libglib2.0-dev libostree-dev ostree rpm createrepo-c dbus dbus-daemon \
+	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio
+
+.PHONY: all deps build test test-short demo fuzz bench vet fmt clean
+
+all: build
+
+# deps installs the system packages that are missing (apt-get update first, as on a fresh machine).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	@mkdir -p bin
+	$(GO) build $(GOFLAGS_ALL) -o bin/hostd ./cmd/hostd
+	$(GO) build $(GOFLAGS_ALL) -o bin/hostctl ./cmd/hostctl
+
+vet:
+	$(GO) vet $(GOFLAGS_ALL) ./...
+
+test: build
+	$(GO) vet $(GOFLAGS_ALL) ./...
+	$(GO) test $(GOFLAGS_ALL) -timeout $(TEST_TIMEOUT) -count=1 ./...
+
+# test-short skips the end-to-end tests.
+test-short: deps
+	$(GO) test $(GOFLAGS_ALL) -short -count=1 ./...
+
+demo: build
+	./tests/demo.sh
+
+# fuzz runs every fuzz target for FUZZTIME each.
+FUZZTIME ?= 30s
+fuzz: deps
+	@for pkg in $$($(GO) list $(GOFLAGS_ALL) ./...); do \
+		for f in $$($(GO) test $(GOFLAGS_ALL) -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test $(GOFLAGS_ALL) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench: build
+	./bench/run.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin _demo

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hostctl/hostctl/dbus"
+)
+
+func statusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the deployments and the transaction in progress",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withClient(cmd, func(ctx context.Context, c *dbus.Client) error {
+				st, err := c.Status(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(st)
+				}
+				printStatus(cmd.OutOrStdout(), st)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
+	if st.Transaction != nil {
+		fmt.Fprintf(w, "State: busy\nTransaction: %s %s\n", st.Transaction.Kind, st.Transaction.ID)
+	} else {
+		fmt.Fprintln(w, "State: idle")
+	}
+	booted := false
+	for _, d := range st.Deployments {
+		booted = booted || d.Booted
+	}
+	if !booted && st.Sysroot != "/" {
+		fmt.Fprintf(w, "Sysroot: %s (not booted; the first deployment is the default)\n", st.Sysroot)
+	}
+	fmt.Fprintln(w, "Deployments:")
+	for i, d := range st.Deployments {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		mark := " "
+		if d.Booted {
+			mark = "●"
+		}
+		origin := d.Origin
+		if origin == "" {
+			origin = "(no origin)"
+		}
+		fmt.Fprintf(w, "%s %s\n", mark, origin)
+		field := func(k, v string) { fmt.Fprintf(w, "%26s %s\n", k+":", v) }
+		ts := time.Unix(int64(d.Timestamp), 0).UTC().Format(time.RFC3339)
+		if d.Version != "" {
+			field("Version", fmt.Sprintf("%s (%s)", d.Version, ts))
+		} else {
+			field("Timestamp", ts)
+		}
+		if d.BaseChecksum != "" {
+			field("BaseCommit", d.BaseChecksum)
+			field("Commit", d.Checksum)
+		} else {
+			field("Commit", d.Checksum)
+		}
+		if len(d.Packages) > 0 {
+			field("LayeredPackages", strings.Join(d.Packages, " "))
+		}
+		if d.Pinned {
+			field("Pinned", "yes")
+		}
+		if d.Staged {
+			field("Staged", "yes")
+		}
+	}
+}
+
+func upgradeCmd() *cobra.Command {
+	var check, preview, downloadOnly, allowDowngrade bool
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Pull the latest commit of the followed ref and deploy it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := map[string]any{}
+			for k, v := range map[string]bool{"check": check, "preview": preview, "download-only": downloadOnly, "allow-downgrade": allowDowngrade} {
+				if v {
+					opts[k] = true
+				}
+			}
+			return withClient(cmd, func(ctx context.Context, c *dbus.Client) error {
+				txn, err := c.Upgrade(ctx, opts)
+				if err != nil {
+					return err
+				}
+				res, err := runTxn(ctx, cmd.OutOrStdout(), txn)
+				if err != nil {
+					return err
+				}
+				if check || preview {
+					return printCheck(cmd, res)
+				}
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&check, "check", false, "only tell whether an update is available (exit 77 when not)")
+	f.BoolVar(&preview, "preview", false, "like --check, and describe the update")
+	f.BoolVar(&downloadOnly, "download-only", false, "pull the update without deploying it")
+	f.BoolVar(&allowDowngrade, "allow-downgrade", false, "allow a target older than the current commit")
+	return cmd
+}
+
+func printCheck(cmd *cobra.Command, res dbus.Result) error {
+	w := cmd.OutOrStdout()
+	avail, _ := res.Data["update-available"].(bool)
+	if !avail {
+		fmt.Fprintln(w, "No updates available.")
+		return exitCode(exitNoChanges)
+	}
+	fmt.Fprintln(w, "AvailableUpdate:")
+	if v, _ := res.Data["version"].(string); v != "" {
+		ts, _ := res.Data["timestamp"].(uint64)
+		fmt.Fprintf(w, "%16s %s (%s)\n", "Version:", v, time.Unix(int64(ts), 0).UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "%16s %v\n", "Commit:", res.Data["checksum"])
+	if cv, _ := res.Data["current-version"].(string); cv != "" {
+		fmt.Fprintf(w, "%16s %s\n", "Current:", cv)
+	}
+	return nil
+}
+
+// simpleTxn is a command whose work is one transaction with nothing to print but its messages.
+func simpleTxn(cmd *cobra.Command, begin func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error)) error {
+	return withClient(cmd, func(ctx context.Context, c *dbus.Client) error {
+		txn, err := begin(ctx, c)
+		if err != nil {
+			return err
+		}
+		_, err = runTxn(ctx, cmd.OutOrStdout(), txn)
+		return err
+	})
+}
+
+func deployCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "deploy REVISION",
+		Short: "Deploy a commit of the followed ref, by version or checksum (revision=CHECKSUM)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
+				return c.Deploy(ctx, args[0], nil)
+			})
+		},
+	}
+}
+
+func rebaseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rebase REMOTE:REF",
+		Short: "Follow another ref and deploy its latest commit",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
+				return c.Rebase(ctx, args[0], nil)
+			})
+		},
+	}
+}
+
+func rollbackCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollback",
+		Short: "Make the previous deployment the default again",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
+				return c.Rollback(ctx, nil)
+			})
+		},
+	}
+}
+
+func cleanupCmd() *cobra.Command {
+	var pending, rollback bool
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove the pending or rollback deployment and unreferenced objects",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
+				return c.Cleanup(ctx, map[string]any{"pending": pending, "rollback": rollback})
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&pending, "pending", "p", false, "remove the pending deployment")
+	cmd.Flags().BoolVarP(&rollback, "rollback", "r", false, "remove the rollback deployment")
+	return cmd
+}
+
+func cancelCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel",
+		Short: "Cancel the transaction in progress",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withClient(cmd, func(ctx context.Context, c *dbus.Client) error {
+				if err := c.Cancel(ctx); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "Cancelled.")
+				return nil
+			})
+		},
+	}
+}
+
+func historyCmd() *cobra.Command {
+	var limit int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "List finished and interrupted transactions, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withClient(cmd, func(ctx context.Context, c *dbus.Client) error {
+				recs, err := c.History(ctx, limit)
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if asJSON {
+					enc := json.NewEncoder(w)
+					enc.SetIndent("", "  ")
+					return enc.Encode(recs)
+				}
+				for _, r := range recs {
+					fmt.Fprintf(w, "%s  %-9s %-11s %s", time.Unix(int64(r.Started), 0).UTC().Format(time.RFC3339), r.Kind, r.State, r.ID)
+					if r.Error != "" {
+						fmt.Fprintf(w, "  %s", r.Error)
+					}
+					fmt.Fprintln(w)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().IntVarP(&limit, "limit", "n", 20, "how many to show (0: all)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

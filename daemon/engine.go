@@ -1,0 +1,480 @@
+// Package daemon is hostd's transaction engine: one transaction at a time,
+// each journalled step by step in the state database, recovered after a
+// crash, cancellable until the bootloader swap, authorized by caller uid.
+// It composes deploy (OSTree), bootloader, layering and containers and is
+// exported on D-Bus through the dbus package.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/deploy"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// Sysroot is the sysroot to manage: "/" on a booted host.
+	Sysroot string
+	// Logger receives the daemon's log; nil discards it.
+	Logger *slog.Logger
+	// PollInterval is how often the sysroot is checked for changes made by
+	// other tools (ostree admin, rpm-ostree); 0 means one second.
+	PollInterval time.Duration
+}
+
+// Engine runs transactions on one sysroot. It implements dbus.Engine.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	sr      *deploy.Sysroot
+	journal *journal
+
+	mu       sync.Mutex
+	active   *txn
+	status   dbus.Status
+	watchers []func()
+	seq      uint64
+	lastMod  time.Time
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New opens the sysroot and the state database, recovers an interrupted
+// transaction, and loads the status.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = time.Second
+	}
+	sr, err := deploy.Open(ctx, cfg.Sysroot)
+	if err != nil {
+		return nil, err
+	}
+	dbPath, err := stateDBPath(ctx, sr)
+	if err != nil {
+		sr.Close()
+		return nil, err
+	}
+	j, err := openJournal(dbPath)
+	if err != nil {
+		sr.Close()
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, log: log, sr: sr, journal: j, stop: make(chan struct{}), done: make(chan struct{})}
+	if err := e.recover(ctx); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if err := e.refresh(ctx); err != nil {
+		e.Close()
+		return nil, err
+	}
+	go e.watch()
+	return e, nil
+}
+
+// stateDBPath is /var/lib/hostctl/state.db of the stateroot: the current
+// deployment's, or the only stateroot of a sysroot with no deployment yet.
+func stateDBPath(ctx context.Context, sr *deploy.Sysroot) (string, error) {
+	deps, err := sr.Deployments(ctx)
+	if err != nil {
+		return "", err
+	}
+	osname := ""
+	for _, d := range deps {
+		if d.Booted {
+			osname = d.OSName
+		}
+	}
+	if osname == "" && len(deps) > 0 {
+		osname = deps[0].OSName
+	}
+	if osname == "" {
+		entries, err := os.ReadDir(filepath.Join(sr.Path(), "ostree", "deploy"))
+		if err != nil || len(entries) == 0 {
+			return "", fmt.Errorf("sysroot %s has no stateroot: create one with `ostree admin os-init`", sr.Path())
+		}
+		osname = entries[0].Name()
+	}
+	return filepath.Join(sr.Path(), "ostree", "deploy", osname, "var", "lib", "hostctl", "state.db"), nil
+}
+
+// Close stops the engine. A running transaction is cancelled and waited for.
+func (e *Engine) Close() error {
+	select {
+	case <-e.stop:
+	default:
+		close(e.stop)
+	}
+	e.mu.Lock()
+	t := e.active
+	e.mu.Unlock()
+	if t != nil {
+		t.Cancel(0)
+	}
+	for i := 0; i < 600; i++ {
+		e.mu.Lock()
+		t = e.active
+		e.mu.Unlock()
+		if t == nil || !t.started {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	err := e.journal.close()
+	e.sr.Close()
+	return err
+}
+
+// Status implements dbus.Engine: it answers from memory.
+func (e *Engine) Status() dbus.Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.status
+	if e.active != nil {
+		st.Transaction = &dbus.TransactionRef{ID: e.active.ID(), Kind: e.active.Kind(), Path: dbus.TransactionPath(e.active.ID())}
+	}
+	return st
+}
+
+// Watch implements dbus.Engine.
+func (e *Engine) Watch(fn func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.watchers = append(e.watchers, fn)
+}
+
+func (e *Engine) notify() {
+	e.mu.Lock()
+	ws := append([]func(){}, e.watchers...)
+	e.mu.Unlock()
+	for _, fn := range ws {
+		fn()
+	}
+}
+
+// refresh reloads the deployments into the status.
+func (e *Engine) refresh(ctx context.Context) error {
+	deps, err := e.sr.Deployments(ctx)
+	if err != nil {
+		return err
+	}
+	st := dbus.Status{Sysroot: e.sr.Path(), Deployments: make([]dbus.Deployment, 0, len(deps))}
+	for _, d := range deps {
+		st.Deployments = append(st.Deployments, toAPI(d))
+	}
+	e.mu.Lock()
+	e.status = st
+	e.lastMod = deployMTime(e.sr)
+	e.mu.Unlock()
+	e.notify()
+	return nil
+}
+
+func toAPI(d deploy.Deployment) dbus.Deployment {
+	out := dbus.Deployment{
+		ID: d.ID(), OSName: d.OSName, Checksum: d.Checksum, Serial: int32(d.Serial),
+		Version: d.Version, Timestamp: uint64(d.Timestamp.Unix()), Origin: d.Refspec(),
+		BaseChecksum: d.BaseChecksum, Kargs: d.Kargs, Packages: []string{},
+		Booted: d.Booted, Default: d.Default, Pinned: d.Pinned, Staged: d.Staged,
+	}
+	if d.Origin != nil {
+		if p := d.Origin.Packages(); p != nil {
+			out.Packages = p
+		}
+	}
+	return out
+}
+
+// deployMTime is the mtime libostree bumps on ostree/deploy at every change.
+func deployMTime(sr *deploy.Sysroot) time.Time {
+	st, err := os.Stat(filepath.Join(sr.Path(), "ostree", "deploy"))
+	if err != nil {
+		return time.Time{}
+	}
+	return st.ModTime()
+}
+
+// watch refreshes the status when another tool changed the sysroot.
+func (e *Engine) watch() {
+	defer close(e.done)
+	tick := time.NewTicker(e.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-tick.C:
+		}
+		e.mu.Lock()
+		busy, last := e.active != nil, e.lastMod
+		e.mu.Unlock()
+		if busy || deployMTime(e.sr).Equal(last) {
+			continue
+		}
+		if err := e.refresh(context.Background()); err != nil {
+			e.log.Warn("refresh status", "err", err)
+		}
+	}
+}
+
+// History implements dbus.Engine.
+func (e *Engine) History(limit int) ([]dbus.Record, error) {
+	recs, err := e.journal.history(limit)
+	if err != nil {
+		return nil, dbus.NewError(dbus.ErrFailed, fmt.Errorf("read history: %w", err))
+	}
+	out := make([]dbus.Record, 0, len(recs))
+	for _, r := range recs {
+		rec := dbus.Record{ID: r.ID, Kind: r.Kind, State: r.State, Error: r.Error,
+			Started: uint64(r.Started.Unix()), Steps: r.Steps}
+		if !r.Ended.IsZero() {
+			rec.Ended = uint64(r.Ended.Unix())
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// kinds lists the transactions and the options each accepts.
+var kinds = map[string][]string{
+	"upgrade":  {"check", "preview", "download-only", "allow-downgrade"},
+	"deploy":   {},
+	"rebase":   {},
+	"rollback": {},
+	"cleanup":  {"pending", "rollback"},
+}
+
+// Begin implements dbus.Engine.
+func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
+	if err := authorize(req.Caller, req.Kind); err != nil {
+		return nil, err
+	}
+	known, ok := kinds[req.Kind]
+	if !ok {
+		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "unknown transaction kind %q", req.Kind)
+	}
+	if err := req.Options.Check(known...); err != nil {
+		return nil, err
+	}
+	if err := validateArg(req); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.active != nil {
+		return nil, dbus.Errorf(dbus.ErrBusy, "another transaction is running: %s %s (started by uid %d); wait for it or cancel it with `hostctl cancel`", e.active.Kind(), e.active.ID(), e.active.rec.Caller)
+	}
+	e.seq++
+	id := strconv.FormatInt(time.Now().UnixNano(), 16) + strconv.FormatUint(e.seq%16, 16)
+	t := &txn{e: e, rec: &record{ID: id, Kind: req.Kind, Arg: req.Arg, Options: req.Options.Map(), Caller: req.Caller, State: statePending, Started: time.Now().UTC()}}
+	t.timer = time.AfterFunc(startTimeout, func() {
+		t.mu.Lock()
+		started := t.started
+		t.mu.Unlock()
+		if !started {
+			e.log.Info("transaction never started; dropped", "txn", id)
+			t.Cancel(0)
+		}
+	})
+	e.active = t
+	go e.notify()
+	return t, nil
+}
+
+// authorize says who may change the host: root.
+func authorize(uid uint32, kind string) error {
+	if uid != 0 {
+		return dbus.Errorf(dbus.ErrAccessDenied, "%s changes the host and needs root (uid 0); you are uid %d: run it with sudo", kind, uid)
+	}
+	return nil
+}
+
+func validateArg(req dbus.Request) error {
+	switch req.Kind {
+	case "deploy":
+		if req.Arg == "" {
+			return dbus.Errorf(dbus.ErrInvalidArgument, "deploy needs a revision: a commit checksum or a version")
+		}
+	case "rebase":
+		if _, _, err := deploy.SplitRefspec(req.Arg); err != nil {
+			return dbus.NewError(dbus.ErrInvalidArgument, err)
+		}
+	}
+	return nil
+}
+
+// Cancel implements dbus.Engine.
+func (e *Engine) Cancel(caller uint32) error {
+	e.mu.Lock()
+	t := e.active
+	e.mu.Unlock()
+	if t == nil {
+		return dbus.Errorf(dbus.ErrNoTransaction, "no transaction is running")
+	}
+	return t.Cancel(caller)
+}
+
+// drop forgets a transaction that was never started.
+func (e *Engine) drop(t *txn) {
+	t.emit(dbus.Event{State: stateCancelled})
+	t.emit(dbus.Event{Finished: &dbus.Result{Err: dbus.Errorf(dbus.ErrCancelled, "transaction %s cancelled before it started", t.ID())}})
+	e.mu.Lock()
+	if e.active == t {
+		e.active = nil
+	}
+	e.mu.Unlock()
+	e.notify()
+}
+
+// run does a started transaction's work and records how it ended.
+func (e *Engine) run(ctx context.Context, t *txn) {
+	t.setState(stateRunning)
+	if err := e.journal.putActive(t.rec); err != nil {
+		e.finish(t, nil, dbus.Errorf(dbus.ErrFailed, "write journal: %v", err))
+		return
+	}
+	e.log.Info("transaction started", "txn", t.ID(), "kind", t.Kind(), "arg", t.rec.Arg, "caller", t.rec.Caller)
+	data, err := e.execute(ctx, t)
+	e.finish(t, data, err)
+}
+
+func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
+	ok, err := e.sr.TryLock()
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, dbus.Errorf(dbus.ErrBusy, "the sysroot is locked by another process (ostree admin, rpm-ostree?): try again when it is done")
+	}
+	defer e.sr.Unlock()
+	opts := dbus.Options(nil)
+	if t.rec.Options != nil {
+		opts = dbus.MakeOptions(t.rec.Options)
+	}
+	switch t.Kind() {
+	case "upgrade":
+		return e.upgrade(ctx, t, opts)
+	case "deploy":
+		return e.deployRevision(ctx, t, t.rec.Arg)
+	case "rebase":
+		return e.rebase(ctx, t, t.rec.Arg)
+	case "rollback":
+		return e.rollback(ctx, t)
+	case "cleanup":
+		return e.cleanup(ctx, t, opts)
+	}
+	return nil, dbus.Errorf(dbus.ErrInvalidArgument, "unknown transaction kind %q", t.Kind())
+}
+
+// finish records the end in the history, refreshes the status and tells the subscribers.
+func (e *Engine) finish(t *txn, data map[string]any, err error) {
+	err = classify(err)
+	state := stateSucceeded
+	switch {
+	case err == nil:
+	case dbus.ErrorName(err) == dbus.ErrCancelled:
+		state = stateCancelled
+	default:
+		state = stateFailed
+	}
+	t.mu.Lock()
+	t.rec.State = state
+	t.rec.Ended = time.Now().UTC()
+	if err != nil {
+		t.rec.Error = err.Error()
+	}
+	rec := *t.rec
+	t.mu.Unlock()
+	if jerr := e.journal.finish(&rec); jerr != nil {
+		e.log.Error("journal finish", "txn", rec.ID, "err", jerr)
+	}
+	if rerr := e.refresh(context.Background()); rerr != nil {
+		e.log.Error("refresh status", "err", rerr)
+	}
+	e.mu.Lock()
+	e.active = nil
+	e.mu.Unlock()
+	e.log.Info("transaction finished", "txn", rec.ID, "kind", rec.Kind, "state", state, "err", err)
+	t.emit(dbus.Event{State: state})
+	t.emit(dbus.Event{Finished: &dbus.Result{Err: err, Data: data}})
+	e.notify()
+}
+
+// classify gives every error its D-Bus name.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *dbus.Error
+	switch {
+	case errors.As(err, &de):
+		return err
+	case errors.Is(err, context.Canceled):
+		return dbus.NewError(dbus.ErrCancelled, err)
+	case errors.Is(err, deploy.ErrNotFound):
+		return dbus.NewError(dbus.ErrNotFound, err)
+	case errors.Is(err, deploy.ErrNoRollback):
+		return dbus.NewError(dbus.ErrNotFound, err)
+	}
+	return dbus.NewError(dbus.ErrFailed, err)
+}
+
+// recover finishes what a crash interrupted: it removes the unfinished
+// transaction's leftovers (deployments written but never swapped in,
+// temporary checkouts, partial pulls' loose objects) and records it as
+// interrupted in the history.
+func (e *Engine) recover(ctx context.Context) error {
+	r, err := e.journal.active()
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	if r == nil {
+		return nil
+	}
+	last := "start"
+	if len(r.Steps) > 0 {
+		last = r.Steps[len(r.Steps)-1]
+	}
+	e.log.Warn("recovering interrupted transaction", "txn", r.ID, "kind", r.Kind, "step", last)
+	for _, p := range r.Temp {
+		os.RemoveAll(p)
+	}
+	if ok, err := e.sr.TryLock(); err == nil && ok {
+		if _, err := e.sr.Cleanup(ctx, deploy.CleanupOptions{}); err != nil {
+			e.log.Warn("cleanup after interrupted transaction", "err", err)
+		}
+		e.sr.Unlock()
+	}
+	r.State = stateInterrupted
+	r.Ended = time.Now().UTC()
+	r.Error = fmt.Sprintf("hostd stopped during step %q; the sysroot was cleaned up and is unchanged unless the bootloader swap had completed", last)
+	return e.journal.finish(r)
+}
+
+// current is the booted deployment, or the default one when none is booted.
+func current(deps []deploy.Deployment) (deploy.Deployment, bool) {
+	for _, d := range deps {
+		if d.Booted {
+			return d, true
+		}
+	}
+	if len(deps) > 0 {
+		return deps[0], true
+	}
+	return deploy.Deployment{}, false
+}
+

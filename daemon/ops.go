@@ -1,0 +1,256 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/deploy"
+)
+
+// pullProgress turns libostree's pull progress into transaction progress.
+func pullProgress(t *txn) func(deploy.PullProgress) {
+	return func(p deploy.PullProgress) {
+		text := p.Status
+		if text == "" {
+			text = fmt.Sprintf("Receiving objects: %d/%d", p.Fetched, p.Requested)
+		}
+		t.progress(dbus.Progress{Stage: "pull", Done: uint64(p.Fetched), Total: uint64(p.Requested), Bytes: p.Bytes, Text: text}, false)
+	}
+}
+
+// currentDeployment is the deployment changes start from.
+func (e *Engine) currentDeployment(ctx context.Context) (deploy.Deployment, error) {
+	deps, err := e.sr.Deployments(ctx)
+	if err != nil {
+		return deploy.Deployment{}, err
+	}
+	cur, ok := current(deps)
+	if !ok {
+		return deploy.Deployment{}, dbus.Errorf(dbus.ErrNotFound, "the sysroot %s has no deployment: deploy one first", e.sr.Path())
+	}
+	if cur.Origin == nil || cur.Refspec() == "" {
+		return deploy.Deployment{}, dbus.Errorf(dbus.ErrInvalidArgument, "deployment %s has no origin refspec: rebase it to one (hostctl rebase REMOTE:REF)", cur.ID())
+	}
+	return cur, nil
+}
+
+// baseOf is the base commit of a deployment (its own commit unless layered).
+func baseOf(d deploy.Deployment) string {
+	if d.BaseChecksum != "" {
+		return d.BaseChecksum
+	}
+	return d.Checksum
+}
+
+func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
+	cur, err := e.currentDeployment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	refspec := cur.Refspec()
+	if opts.Bool("check") || opts.Bool("preview") {
+		t.step("pull-metadata", "Checking "+refspec+" for updates")
+		csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{CommitOnly: true, Progress: pullProgress(t)})
+		if err != nil {
+			return nil, err
+		}
+		return e.describeUpdate(cur, csum)
+	}
+	t.step("pull", "Pulling "+refspec)
+	csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Progress: pullProgress(t)})
+	if err != nil {
+		return nil, err
+	}
+	res, err := e.describeUpdate(cur, csum)
+	if err != nil {
+		return nil, err
+	}
+	if !res["update-available"].(bool) {
+		t.message("No upgrade available.")
+		return res, nil
+	}
+	if err := e.checkNotOlder(cur, csum, opts.Bool("allow-downgrade")); err != nil {
+		return nil, err
+	}
+	if opts.Bool("download-only") {
+		t.message(fmt.Sprintf("Downloaded %s; not deployed (--download-only).", shortVersion(res)))
+		return res, nil
+	}
+	origin := cur.Origin.Clone()
+	origin.SetOverrideCommit("")
+	return e.deployCommit(ctx, t, csum, origin, res)
+}
+
+// describeUpdate compares the current base with a pulled commit.
+func (e *Engine) describeUpdate(cur deploy.Deployment, csum string) (map[string]any, error) {
+	info, err := e.sr.CommitInfo(csum)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"update-available": csum != baseOf(cur),
+		"checksum":         csum,
+		"version":          info.Version,
+		"timestamp":        uint64(info.Timestamp.Unix()),
+		"current-checksum": baseOf(cur),
+		"current-version":  cur.Version,
+	}, nil
+}
+
+// checkNotOlder refuses a commit older than the current one, as rpm-ostree does.
+func (e *Engine) checkNotOlder(cur deploy.Deployment, csum string, allow bool) error {
+	if allow {
+		return nil
+	}
+	info, err := e.sr.CommitInfo(csum)
+	if err != nil {
+		return err
+	}
+	base, err := e.sr.CommitInfo(baseOf(cur))
+	if err != nil {
+		return err
+	}
+	if info.Timestamp.Before(base.Timestamp) {
+		return dbus.Errorf(dbus.ErrInvalidArgument, "upgrade target %s (%s) is older than the current commit (%s): pass allow-downgrade, or use `hostctl deploy` to pick an older revision", csum[:12], info.Timestamp, base.Timestamp)
+	}
+	return nil
+}
+
+func shortVersion(res map[string]any) string {
+	v, _ := res["version"].(string)
+	c, _ := res["checksum"].(string)
+	if len(c) > 12 {
+		c = c[:12]
+	}
+	if v != "" {
+		return v + " (" + c + ")"
+	}
+	return c
+}
+
+// deployCommit deploys csum with origin as the new default and verifies the boot entries.
+func (e *Engine) deployCommit(ctx context.Context, t *txn, csum string, origin *deploy.Origin, res map[string]any) (map[string]any, error) {
+	t.step("deploy", "Deploying "+csum[:12])
+	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{Revision: csum, Origin: origin, BeforeSwap: t.beginSwap})
+	if err != nil {
+		return nil, err
+	}
+	t.step("verify", "Checking the boot entries")
+	if err := verifyBoot(e.sr.Path()); err != nil {
+		return nil, dbus.Errorf(dbus.ErrFailed, "deployed %s but the boot entries are wrong: %v", d.ID(), err)
+	}
+	if res == nil {
+		res = map[string]any{}
+	}
+	res["deployment"] = d.ID()
+	res["changed"] = true
+	res["version"] = d.Version
+	res["checksum"] = d.Checksum
+	t.message(fmt.Sprintf("Deployed %s (version %s). Reboot to use it.", d.ID(), d.Version))
+	return res, nil
+}
+
+var checksumRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// deployRevision deploys a commit of the followed ref, named by checksum
+// ("revision=" prefix accepted) or by version.
+func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (map[string]any, error) {
+	cur, err := e.currentDeployment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	refspec := cur.Refspec()
+	rev := strings.TrimPrefix(strings.TrimPrefix(revision, "revision="), "version=")
+	var csum string
+	if checksumRe.MatchString(rev) && !strings.HasPrefix(revision, "version=") {
+		csum = rev
+	} else {
+		t.step("pull-metadata", "Searching the history of "+refspec+" for version "+rev)
+		tip, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{CommitOnly: true, Depth: -1, Progress: pullProgress(t)})
+		if err != nil {
+			return nil, err
+		}
+		for c := tip; c != ""; {
+			info, err := e.sr.CommitInfo(c)
+			if err != nil {
+				break // history beyond here is not on the remote
+			}
+			if info.Version == rev || strings.HasPrefix(c, rev) && len(rev) >= 8 {
+				csum = c
+				break
+			}
+			c = info.Parent
+		}
+		if csum == "" {
+			return nil, dbus.Errorf(dbus.ErrNotFound, "no commit with version or checksum %q in the history of %s: `hostctl upgrade --check` shows the latest", rev, refspec)
+		}
+	}
+	t.step("pull", "Pulling "+csum[:12])
+	if _, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Commit: csum, Progress: pullProgress(t)}); err != nil {
+		return nil, err
+	}
+	origin := cur.Origin.Clone()
+	origin.SetOverrideCommit(csum)
+	return e.deployCommit(ctx, t, csum, origin, nil)
+}
+
+// rebase switches the followed refspec and deploys its tip.
+func (e *Engine) rebase(ctx context.Context, t *txn, refspec string) (map[string]any, error) {
+	cur, err := e.currentDeployment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	remote, ref, err := deploy.SplitRefspec(refspec)
+	if err != nil {
+		return nil, dbus.NewError(dbus.ErrInvalidArgument, err)
+	}
+	if remote == "" {
+		curRemote, _, _ := deploy.SplitRefspec(cur.Refspec())
+		refspec = curRemote + ":" + ref
+	}
+	t.step("pull", "Pulling "+refspec)
+	csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Progress: pullProgress(t)})
+	if err != nil {
+		return nil, err
+	}
+	origin := cur.Origin.Clone()
+	origin.SetRefspec(refspec)
+	origin.SetOverrideCommit("")
+	return e.deployCommit(ctx, t, csum, origin, map[string]any{"refspec": refspec})
+}
+
+func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
+	t.beginSwap()
+	d, err := e.sr.Rollback(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.step("verify", "Checking the boot entries")
+	if err := verifyBoot(e.sr.Path()); err != nil {
+		return nil, dbus.Errorf(dbus.ErrFailed, "rolled back to %s but the boot entries are wrong: %v", d.ID(), err)
+	}
+	t.message(fmt.Sprintf("Moving %s to be the default deployment. Reboot to use it.", d.ID()))
+	return map[string]any{"deployment": d.ID(), "version": d.Version, "changed": true}, nil
+}
+
+func (e *Engine) cleanup(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
+	t.step("cleanup", "Cleaning up")
+	removed, err := e.sr.Cleanup(ctx, deploy.CleanupOptions{Pending: opts.Bool("pending"), Rollback: opts.Bool("rollback")})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(removed))
+	for _, d := range removed {
+		ids = append(ids, d.ID())
+		t.message("Removed deployment " + d.ID())
+	}
+	if len(removed) > 0 {
+		if err := verifyBoot(e.sr.Path()); err != nil {
+			return nil, dbus.Errorf(dbus.ErrFailed, "cleanup removed deployments but the boot entries are wrong: %v", err)
+		}
+	}
+	return map[string]any{"removed": ids, "changed": len(removed) > 0}, nil
+}

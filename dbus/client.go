@@ -1,0 +1,201 @@
+package dbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+)
+
+// Client is the typed client of the API.
+type Client struct {
+	conn *godbus.Conn
+	obj  godbus.BusObject
+}
+
+// Connect reaches hostd on the system bus, or the bus DBUS_SYSTEM_BUS_ADDRESS names.
+func Connect(ctx context.Context) (*Client, error) {
+	conn, err := godbus.ConnectSystemBus(godbus.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("connect to the system bus: %w (is dbus running? DBUS_SYSTEM_BUS_ADDRESS names another bus)", err)
+	}
+	return NewClient(conn), nil
+}
+
+// NewClient uses an open connection.
+func NewClient(conn *godbus.Conn) *Client {
+	return &Client{conn: conn, obj: conn.Object(BusName, HostPath)}
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+func (c *Client) call(ctx context.Context, method string, out any, args ...any) error {
+	call := c.obj.CallWithContext(ctx, HostInterface+"."+method, 0, args...)
+	if call.Err != nil {
+		return fromBus(wrapUnreachable(call.Err))
+	}
+	if out != nil {
+		return call.Store(out)
+	}
+	return nil
+}
+
+func wrapUnreachable(err error) error {
+	var de godbus.Error
+	if errors.As(err, &de) && (de.Name == "org.freedesktop.DBus.Error.ServiceUnknown" || de.Name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+		return fmt.Errorf("hostd is not running (no owner of %s on this bus): start hostd.service: %w", BusName, err)
+	}
+	return err
+}
+
+// Status reads the host's state.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var props map[string]godbus.Variant
+	call := c.obj.CallWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, HostInterface)
+	if call.Err != nil {
+		return Status{}, fromBus(wrapUnreachable(call.Err))
+	}
+	if err := call.Store(&props); err != nil {
+		return Status{}, fmt.Errorf("read status: %w", err)
+	}
+	st := Status{Deployments: []Deployment{}}
+	st.Sysroot, _ = props["Sysroot"].Value().(string)
+	var deps []map[string]godbus.Variant
+	if err := props["Deployments"].Store(&deps); err != nil {
+		return Status{}, fmt.Errorf("read deployments: %w", err)
+	}
+	for _, d := range deps {
+		st.Deployments = append(st.Deployments, deploymentFromBus(d))
+	}
+	var active activeValue
+	if err := props["ActiveTransaction"].Store(&active); err == nil && active.ID != "" {
+		st.Transaction = &TransactionRef{ID: active.ID, Kind: active.Kind, Path: active.Path}
+	}
+	return st, nil
+}
+
+// History lists finished transactions, newest first.
+func (c *Client) History(ctx context.Context, limit int) ([]Record, error) {
+	var raw []map[string]godbus.Variant
+	if err := c.call(ctx, "History", &raw, uint32(limit)); err != nil {
+		return nil, err
+	}
+	out := make([]Record, 0, len(raw))
+	for _, r := range raw {
+		out = append(out, recordFromBus(r))
+	}
+	return out, nil
+}
+
+// Cancel cancels the active transaction.
+func (c *Client) Cancel(ctx context.Context) error { return c.call(ctx, "Cancel", nil) }
+
+func (c *Client) begin(ctx context.Context, method string, args ...any) (*Txn, error) {
+	var path godbus.ObjectPath
+	if err := c.call(ctx, method, &path, args...); err != nil {
+		return nil, err
+	}
+	return &Txn{c: c, Path: path}, nil
+}
+
+// Upgrade begins an upgrade.
+func (c *Client) Upgrade(ctx context.Context, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "Upgrade", MakeOptions(opts))
+}
+
+// Deploy begins deploying a revision (a checksum or a version).
+func (c *Client) Deploy(ctx context.Context, revision string, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "Deploy", revision, MakeOptions(opts))
+}
+
+// Rebase begins switching to refspec.
+func (c *Client) Rebase(ctx context.Context, refspec string, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "Rebase", refspec, MakeOptions(opts))
+}
+
+// Rollback begins a rollback.
+func (c *Client) Rollback(ctx context.Context, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "Rollback", MakeOptions(opts))
+}
+
+// Cleanup begins a cleanup.
+func (c *Client) Cleanup(ctx context.Context, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "Cleanup", MakeOptions(opts))
+}
+
+// Txn is a transaction begun by this client.
+type Txn struct {
+	c    *Client
+	Path godbus.ObjectPath
+}
+
+// Run subscribes to the transaction's signals, starts it and waits for its
+// end, passing every Progress and Message to onEvent (which may be nil). When
+// ctx is cancelled, Run asks hostd to cancel and still waits for the end.
+func (t *Txn) Run(ctx context.Context, onEvent func(Event)) (Result, error) {
+	conn := t.c.conn
+	match := []godbus.MatchOption{godbus.WithMatchObjectPath(t.Path), godbus.WithMatchInterface(TransactionInterface)}
+	if err := conn.AddMatchSignalContext(ctx, match...); err != nil {
+		return Result{}, fmt.Errorf("subscribe to %s: %w", t.Path, err)
+	}
+	defer conn.RemoveMatchSignal(match...)
+	ch := make(chan *godbus.Signal, 256)
+	conn.Signal(ch)
+	defer conn.RemoveSignal(ch)
+
+	obj := conn.Object(BusName, t.Path)
+	if call := obj.CallWithContext(ctx, TransactionInterface+".Start", 0); call.Err != nil {
+		return Result{}, fromBus(call.Err)
+	}
+	done := ctx.Done()
+	for {
+		select {
+		case <-done:
+			done = nil
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			obj.CallWithContext(cctx, TransactionInterface+".Cancel", 0)
+			cancel()
+		case sig, ok := <-ch:
+			if !ok {
+				return Result{}, errors.New("connection to hostd closed before the transaction finished")
+			}
+			if sig.Path != t.Path {
+				continue
+			}
+			if r, finished := handleSignal(sig, onEvent); finished {
+				return r, r.Err
+			}
+		}
+	}
+}
+
+func handleSignal(sig *godbus.Signal, onEvent func(Event)) (Result, bool) {
+	switch sig.Name {
+	case TransactionInterface + ".Progress":
+		var p Progress
+		if err := godbus.Store(sig.Body, &p.Stage, &p.Done, &p.Total, &p.Bytes, &p.Text); err == nil && onEvent != nil {
+			onEvent(Event{Progress: &p})
+		}
+	case TransactionInterface + ".Message":
+		var m string
+		if err := godbus.Store(sig.Body, &m); err == nil && onEvent != nil {
+			onEvent(Event{Message: m})
+		}
+	case TransactionInterface + ".Finished":
+		var ok bool
+		var name, msg string
+		var data map[string]godbus.Variant
+		if err := godbus.Store(sig.Body, &ok, &name, &msg, &data); err != nil {
+			return Result{Err: fmt.Errorf("malformed Finished signal: %w", err)}, true
+		}
+		r := Result{Data: Options(data).Map()}
+		if !ok {
+			r.Err = &Error{Name: name, Err: errors.New(msg)}
+		}
+		return r, true
+	}
+	return Result{}, false
+}

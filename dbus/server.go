@@ -1,0 +1,311 @@
+package dbus
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/introspect"
+	"github.com/godbus/dbus/v5/prop"
+)
+
+// Engine is the daemon side of the API: what the server exports.
+type Engine interface {
+	// Status answers from memory; it never waits for a transaction.
+	Status() Status
+	// History lists finished transactions, newest first (limit 0: all).
+	History(limit int) ([]Record, error)
+	// Begin checks that req's caller may act, reserves the engine and returns
+	// the new transaction, pending until Start. While another transaction
+	// exists it fails with ErrBusy naming it.
+	Begin(req Request) (Transaction, error)
+	// Cancel cancels the active transaction on behalf of caller.
+	Cancel(caller uint32) error
+	// Watch calls fn after every change of Status.
+	Watch(fn func())
+}
+
+// Request asks the engine for a transaction.
+type Request struct {
+	// Kind is the method: upgrade, deploy, rebase, rollback, cleanup...
+	Kind string
+	// Arg is the method's argument (a revision, a refspec), if it has one.
+	Arg string
+	// Options are the method's a{sv}.
+	Options Options
+	// Caller is the uid of the process that asked.
+	Caller uint32
+}
+
+// Transaction is one transaction as the server drives it.
+type Transaction interface {
+	ID() string
+	Kind() string
+	State() string
+	// Start begins the work; it is refused for another caller than the one
+	// who began the transaction (unless root) and when already started.
+	Start(caller uint32) error
+	// Cancel stops the work; refused once the bootloader swap has begun.
+	Cancel(caller uint32) error
+	// Subscribe calls fn for every event from now on, in order, ending with the Finished one.
+	Subscribe(fn func(Event))
+}
+
+// Event is what a transaction reports: exactly one field is set.
+type Event struct {
+	Progress *Progress
+	Message  string
+	State    string
+	Finished *Result
+}
+
+// Progress is a transaction's progress.
+type Progress struct {
+	Stage              string
+	Done, Total, Bytes uint64
+	Text               string
+}
+
+// Result is how a transaction ended.
+type Result struct {
+	// Err is nil on success; its D-Bus name is ErrorName(Err).
+	Err error
+	// Data is the method's result (a{sv}).
+	Data map[string]any
+}
+
+// Server exports an Engine on a bus connection.
+type Server struct {
+	conn  *godbus.Conn
+	eng   Engine
+	props *prop.Properties
+	mu    sync.Mutex
+	// KeepFinished is how long a finished transaction object stays on the bus.
+	keepFinished time.Duration
+}
+
+// Serve exports eng at HostPath on conn and takes BusName. It fails when
+// another process owns the name.
+func Serve(conn *godbus.Conn, eng Engine) (*Server, error) {
+	s := &Server{conn: conn, eng: eng, keepFinished: time.Minute}
+	if err := conn.Export(hostObject{s}, HostPath, HostInterface); err != nil {
+		return nil, fmt.Errorf("export %s: %w", HostPath, err)
+	}
+	if err := conn.Export(introspect.Introspectable(HostXML), HostPath, "org.freedesktop.DBus.Introspectable"); err != nil {
+		return nil, fmt.Errorf("export introspection: %w", err)
+	}
+	st := eng.Status()
+	props, err := prop.Export(conn, HostPath, prop.Map{HostInterface: s.propMap(st)})
+	if err != nil {
+		return nil, fmt.Errorf("export properties: %w", err)
+	}
+	s.props = props
+	eng.Watch(s.refresh)
+	reply, err := conn.RequestName(BusName, godbus.NameFlagDoNotQueue)
+	if err != nil {
+		return nil, fmt.Errorf("request bus name %s: %w", BusName, err)
+	}
+	if reply != godbus.RequestNameReplyPrimaryOwner {
+		return nil, fmt.Errorf("bus name %s is owned by another process: is hostd already running?", BusName)
+	}
+	return s, nil
+}
+
+func (s *Server) propMap(st Status) map[string]*prop.Prop {
+	p := func(v any) *prop.Prop { return &prop.Prop{Value: v, Emit: prop.EmitTrue} }
+	m := map[string]*prop.Prop{}
+	for k, v := range statusValues(st) {
+		m[k] = p(v)
+	}
+	return m
+}
+
+func statusValues(st Status) map[string]any {
+	deps := make([]map[string]godbus.Variant, 0, len(st.Deployments))
+	var booted, def string
+	for _, d := range st.Deployments {
+		deps = append(deps, d.toBus())
+		if d.Booted {
+			booted = d.ID
+		}
+		if d.Default {
+			def = d.ID
+		}
+	}
+	active := activeValue{Path: "/"}
+	if st.Transaction != nil {
+		active = activeValue{ID: st.Transaction.ID, Kind: st.Transaction.Kind, Path: st.Transaction.Path}
+	}
+	return map[string]any{
+		"Sysroot":           st.Sysroot,
+		"Deployments":       deps,
+		"BootedDeployment":  booted,
+		"DefaultDeployment": def,
+		"ActiveTransaction": active,
+	}
+}
+
+type activeValue struct {
+	ID, Kind string
+	Path     godbus.ObjectPath
+}
+
+func (s *Server) refresh() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range statusValues(s.eng.Status()) {
+		s.props.SetMust(HostInterface, k, v)
+	}
+}
+
+// TransactionPath is the object path of the transaction with id.
+func TransactionPath(id string) godbus.ObjectPath {
+	return godbus.ObjectPath(transactionPrefix + id)
+}
+
+// callerUID asks the bus which uid the sender runs as.
+func (s *Server) callerUID(sender godbus.Sender) (uint32, error) {
+	var uid uint32
+	err := s.conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixUser", 0, string(sender)).Store(&uid)
+	if err != nil {
+		return 0, Errorf(ErrAccessDenied, "cannot tell who is calling (%v)", err)
+	}
+	return uid, nil
+}
+
+func (s *Server) begin(sender godbus.Sender, kind, arg string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	uid, err := s.callerUID(sender)
+	if err != nil {
+		return "/", toBus(err)
+	}
+	txn, err := s.eng.Begin(Request{Kind: kind, Arg: arg, Options: Options(opts), Caller: uid})
+	if err != nil {
+		return "/", toBus(err)
+	}
+	path := TransactionPath(txn.ID())
+	if err := s.exportTransaction(path, txn); err != nil {
+		return "/", toBus(err)
+	}
+	return path, nil
+}
+
+func (s *Server) exportTransaction(path godbus.ObjectPath, txn Transaction) error {
+	obj := &transactionObject{s: s, txn: txn}
+	if err := s.conn.Export(obj, path, TransactionInterface); err != nil {
+		return fmt.Errorf("export transaction: %w", err)
+	}
+	if err := s.conn.Export(introspect.Introspectable(TransactionXML), path, "org.freedesktop.DBus.Introspectable"); err != nil {
+		return fmt.Errorf("export transaction: %w", err)
+	}
+	props, err := prop.Export(s.conn, path, prop.Map{TransactionInterface: {
+		"Id":    {Value: txn.ID()},
+		"Kind":  {Value: txn.Kind()},
+		"State": {Value: txn.State(), Emit: prop.EmitTrue},
+	}})
+	if err != nil {
+		return fmt.Errorf("export transaction properties: %w", err)
+	}
+	txn.Subscribe(func(ev Event) {
+		switch {
+		case ev.Progress != nil:
+			p := ev.Progress
+			s.conn.Emit(path, TransactionInterface+".Progress", p.Stage, p.Done, p.Total, p.Bytes, p.Text)
+		case ev.Message != "":
+			s.conn.Emit(path, TransactionInterface+".Message", ev.Message)
+		case ev.State != "":
+			props.SetMust(TransactionInterface, "State", ev.State)
+		case ev.Finished != nil:
+			r := ev.Finished
+			name, msg := "", ""
+			if r.Err != nil {
+				name, msg = ErrorName(r.Err), r.Err.Error()
+			}
+			data := map[string]godbus.Variant{}
+			for k, v := range r.Data {
+				data[k] = godbus.MakeVariant(v)
+			}
+			s.conn.Emit(path, TransactionInterface+".Finished", r.Err == nil, name, msg, data)
+			time.AfterFunc(s.keepFinished, func() {
+				s.conn.Export(nil, path, TransactionInterface)
+				s.conn.Export(nil, path, "org.freedesktop.DBus.Introspectable")
+				s.conn.Export(nil, path, "org.freedesktop.DBus.Properties")
+			})
+		}
+	})
+	return nil
+}
+
+// hostObject carries the org.hostctl.Host1 methods.
+type hostObject struct{ s *Server }
+
+// Upgrade starts an upgrade transaction.
+func (h hostObject) Upgrade(sender godbus.Sender, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "upgrade", "", opts)
+}
+
+// Deploy starts a transaction deploying a revision.
+func (h hostObject) Deploy(sender godbus.Sender, revision string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "deploy", revision, opts)
+}
+
+// Rebase starts a transaction switching to another refspec.
+func (h hostObject) Rebase(sender godbus.Sender, refspec string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "rebase", refspec, opts)
+}
+
+// Rollback starts a rollback transaction.
+func (h hostObject) Rollback(sender godbus.Sender, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "rollback", "", opts)
+}
+
+// Cleanup starts a cleanup transaction.
+func (h hostObject) Cleanup(sender godbus.Sender, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "cleanup", "", opts)
+}
+
+// Cancel cancels the active transaction.
+func (h hostObject) Cancel(sender godbus.Sender) *godbus.Error {
+	uid, err := h.s.callerUID(sender)
+	if err != nil {
+		return toBus(err)
+	}
+	return toBus(h.s.eng.Cancel(uid))
+}
+
+// History lists finished transactions.
+func (h hostObject) History(limit uint32) ([]map[string]godbus.Variant, *godbus.Error) {
+	recs, err := h.s.eng.History(int(limit))
+	if err != nil {
+		return nil, toBus(err)
+	}
+	out := make([]map[string]godbus.Variant, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.toBus())
+	}
+	return out, nil
+}
+
+// transactionObject carries the org.hostctl.Transaction1 methods.
+type transactionObject struct {
+	s   *Server
+	txn Transaction
+}
+
+// Start begins the transaction's work.
+func (t *transactionObject) Start(sender godbus.Sender) *godbus.Error {
+	uid, err := t.s.callerUID(sender)
+	if err != nil {
+		return toBus(err)
+	}
+	return toBus(t.txn.Start(uid))
+}
+
+// Cancel cancels the transaction.
+func (t *transactionObject) Cancel(sender godbus.Sender) *godbus.Error {
+	uid, err := t.s.callerUID(sender)
+	if err != nil {
+		return toBus(err)
+	}
+	return toBus(t.txn.Cancel(uid))
+}

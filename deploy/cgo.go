@@ -1,0 +1,96 @@
+package deploy
+
+// #cgo pkg-config: ostree-1 gio-2.0
+// #include <stdlib.h>
+// #include "helpers.h"
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"unsafe"
+)
+
+// gerror turns a GError into a Go error and frees it. It returns nil for nil.
+// A cancelled operation comes back as context.Canceled, a missing object or ref
+// as ErrNotFound, so callers can test for them with errors.Is.
+func gerror(err *C.GError) error {
+	if err == nil {
+		return nil
+	}
+	defer C.g_error_free(err)
+	msg := C.GoString(err.message)
+	switch {
+	case C.hc_io_error_is(err, C.G_IO_ERROR_CANCELLED) != 0:
+		return fmt.Errorf("%s: %w", msg, context.Canceled)
+	case C.hc_io_error_is(err, C.G_IO_ERROR_NOT_FOUND) != 0:
+		return fmt.Errorf("%s: %w", msg, ErrNotFound)
+	}
+	return errors.New(msg)
+}
+
+// cstr allocates a C string; the caller frees it with C.free. An empty string gives NULL when nullable.
+func cstr(s string, nullable bool) *C.char {
+	if nullable && s == "" {
+		return nil
+	}
+	return C.CString(s)
+}
+
+func cfree(p *C.char) {
+	if p != nil {
+		C.free(unsafe.Pointer(p))
+	}
+}
+
+// gstring copies a g_malloc'ed string into Go and frees it.
+func gstring(p *C.char) string {
+	if p == nil {
+		return ""
+	}
+	defer C.g_free(C.gpointer(p))
+	return C.GoString(p)
+}
+
+// cancellable ties a GCancellable to ctx for the duration of one call.
+type cancellable struct {
+	c    *C.GCancellable
+	stop func() bool
+}
+
+func newCancellable(ctx context.Context) *cancellable {
+	c := C.g_cancellable_new()
+	stop := context.AfterFunc(ctx, func() { C.g_cancellable_cancel(c) })
+	return &cancellable{c: c, stop: stop}
+}
+
+func (c *cancellable) free() {
+	c.stop()
+	C.g_object_unref(C.gpointer(c.c))
+}
+
+// cstrv builds a NULL-terminated char** from ss; free it with freeStrv.
+func cstrv(ss []string) **C.char {
+	if ss == nil {
+		return nil
+	}
+	p := (**C.char)(C.malloc(C.size_t(len(ss)+1) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+	arr := unsafe.Slice(p, len(ss)+1)
+	for i, s := range ss {
+		arr[i] = C.CString(s)
+	}
+	arr[len(ss)] = nil
+	return p
+}
+
+func freeStrv(p **C.char, n int) {
+	if p == nil {
+		return
+	}
+	arr := unsafe.Slice(p, n+1)
+	for i := 0; i < n; i++ {
+		C.free(unsafe.Pointer(arr[i]))
+	}
+	C.free(unsafe.Pointer(p))
+}

@@ -1,0 +1,185 @@
+#include "helpers.h"
+
+/* Implemented in Go (progress.go). */
+extern void hcGoProgress (uintptr_t handle, OstreeAsyncProgress *progress);
+
+static void
+hc_progress_changed (OstreeAsyncProgress *progress, gpointer user_data)
+{
+  hcGoProgress ((uintptr_t) user_data, progress);
+}
+
+gboolean
+hc_pull (OstreeRepo *repo, const char *remote, const char *ref,
+         const char *override_commit, int flags, int depth,
+         uintptr_t handle, GCancellable *cancellable, GError **error)
+{
+  /* libostree iterates the thread-default main context while pulling and
+   * attaches the progress callbacks to the context current at their creation:
+   * a private context, pushed for the duration of the call, serves both. */
+  GMainContext *ctx = g_main_context_new ();
+  g_main_context_push_thread_default (ctx);
+
+  OstreeAsyncProgress *progress = NULL;
+  if (handle != 0)
+    progress = ostree_async_progress_new_and_connect (hc_progress_changed, (gpointer) handle);
+
+  GVariantBuilder b;
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
+  const char *refs[] = { ref, NULL };
+  g_variant_builder_add (&b, "{s@v}", "refs",
+                         g_variant_new_variant (g_variant_new_strv (refs, -1)));
+  if (override_commit != NULL)
+    {
+      const char *ids[] = { override_commit, NULL };
+      g_variant_builder_add (&b, "{s@v}", "override-commit-ids",
+                             g_variant_new_variant (g_variant_new_strv (ids, -1)));
+    }
+  g_variant_builder_add (&b, "{s@v}", "flags",
+                         g_variant_new_variant (g_variant_new_int32 (flags)));
+  if (depth != 0)
+    g_variant_builder_add (&b, "{s@v}", "depth",
+                           g_variant_new_variant (g_variant_new_int32 (depth)));
+  GVariant *opts = g_variant_ref_sink (g_variant_builder_end (&b));
+
+  gboolean ok = ostree_repo_pull_with_options (repo, remote, opts, progress, cancellable, error);
+
+  if (progress != NULL)
+    {
+      ostree_async_progress_finish (progress);
+      g_object_unref (progress);
+    }
+  g_variant_unref (opts);
+  g_main_context_pop_thread_default (ctx);
+  g_main_context_unref (ctx);
+  return ok;
+}
+
+gboolean
+hc_commit_info (OstreeRepo *repo, const char *commit, char **out_version,
+                guint64 *out_timestamp, char **out_parent,
+                const char *key2, char **out_value2, GError **error)
+{
+  GVariant *v = NULL;
+  *out_version = NULL;
+  *out_parent = NULL;
+  *out_timestamp = 0;
+  if (out_value2 != NULL)
+    *out_value2 = NULL;
+  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, error))
+    return FALSE;
+  GVariant *meta = g_variant_get_child_value (v, 0);
+  const char *s = NULL;
+  if (g_variant_lookup (meta, "version", "&s", &s))
+    *out_version = g_strdup (s);
+  if (key2 != NULL && out_value2 != NULL && g_variant_lookup (meta, key2, "&s", &s))
+    *out_value2 = g_strdup (s);
+  g_variant_unref (meta);
+  *out_timestamp = ostree_commit_get_timestamp (v);
+  *out_parent = ostree_commit_get_parent (v);
+  g_variant_unref (v);
+  return TRUE;
+}
+
+gboolean
+hc_remote_add (OstreeRepo *repo, const char *name, const char *url,
+               gboolean gpg_verify, gboolean replace,
+               GCancellable *cancellable, GError **error)
+{
+  GVariantBuilder b;
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
+  g_variant_builder_add (&b, "{s@v}", "gpg-verify",
+                         g_variant_new_variant (g_variant_new_boolean (gpg_verify)));
+  GVariant *opts = g_variant_ref_sink (g_variant_builder_end (&b));
+  gboolean ok = ostree_repo_remote_change (repo, NULL,
+                                           replace ? OSTREE_REPO_REMOTE_CHANGE_REPLACE
+                                                   : OSTREE_REPO_REMOTE_CHANGE_ADD,
+                                           name, url, opts, cancellable, error);
+  g_variant_unref (opts);
+  return ok;
+}
+
+static GKeyFile *
+hc_keyfile_from (const char *data, GError **error)
+{
+  GKeyFile *kf = g_key_file_new ();
+  if (!g_key_file_load_from_data (kf, data, -1, G_KEY_FILE_KEEP_COMMENTS, error))
+    {
+      g_key_file_unref (kf);
+      return NULL;
+    }
+  return kf;
+}
+
+gboolean
+hc_deploy_tree (OstreeSysroot *sysroot, const char *osname, const char *revision,
+                const char *origin_data, OstreeDeployment *merge, char **kargs,
+                OstreeDeployment **out_deployment, GCancellable *cancellable,
+                GError **error)
+{
+  GKeyFile *origin = hc_keyfile_from (origin_data, error);
+  if (origin == NULL)
+    return FALSE;
+  OstreeSysrootDeployTreeOpts opts = { 0, };
+  opts.override_kernel_argv = kargs;
+  gboolean ok = ostree_sysroot_deploy_tree_with_options (sysroot, osname, revision, origin, merge,
+                                                         &opts, out_deployment, cancellable, error);
+  g_key_file_unref (origin);
+  return ok;
+}
+
+gboolean
+hc_write_deployments (OstreeSysroot *sysroot, OstreeDeployment **deployments, int n,
+                      GCancellable *cancellable, GError **error)
+{
+  GPtrArray *arr = g_ptr_array_new ();
+  for (int i = 0; i < n; i++)
+    g_ptr_array_add (arr, deployments[i]);
+  OstreeSysrootWriteDeploymentsOpts opts = { .do_postclean = FALSE };
+  gboolean ok = ostree_sysroot_write_deployments_with_options (sysroot, arr, &opts, cancellable, error);
+  g_ptr_array_unref (arr);
+  return ok;
+}
+
+OstreeDeployment *
+hc_deployment_at (GPtrArray *arr, guint i)
+{
+  return g_ptr_array_index (arr, i);
+}
+
+char *
+hc_deployment_origin (OstreeDeployment *d)
+{
+  GKeyFile *origin = ostree_deployment_get_origin (d);
+  if (origin == NULL)
+    return NULL;
+  return g_key_file_to_data (origin, NULL, NULL);
+}
+
+char *
+hc_deployment_options (OstreeDeployment *d)
+{
+  OstreeBootconfigParser *bc = ostree_deployment_get_bootconfig (d);
+  if (bc == NULL)
+    return NULL;
+  const char *o = ostree_bootconfig_parser_get (bc, "options");
+  return o ? g_strdup (o) : NULL;
+}
+
+gboolean
+hc_set_origin (OstreeSysroot *sysroot, OstreeDeployment *d, const char *origin_data,
+               GCancellable *cancellable, GError **error)
+{
+  GKeyFile *origin = hc_keyfile_from (origin_data, error);
+  if (origin == NULL)
+    return FALSE;
+  gboolean ok = ostree_sysroot_write_origin_file (sysroot, d, origin, cancellable, error);
+  g_key_file_unref (origin);
+  return ok;
+}
+
+gboolean
+hc_io_error_is (GError *err, int code)
+{
+  return g_error_matches (err, G_IO_ERROR, code);
+}

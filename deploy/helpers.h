@@ -1,0 +1,54 @@
+/* C helpers for the libostree binding: the parts of the API that are variadic,
+ * macros, or need a main context, wrapped as plain functions cgo can call. */
+#ifndef HOSTCTL_DEPLOY_HELPERS_H
+#define HOSTCTL_DEPLOY_HELPERS_H
+
+#include <stdint.h>
+#include <ostree.h>
+
+/* hc_pull pulls REF (or OVERRIDE_COMMIT when not NULL) from REMOTE into REPO.
+ * FLAGS are OstreeRepoPullFlags; DEPTH as ostree's "depth" option (0: none).
+ * When HANDLE is not 0, progress is reported to the Go side through it. */
+gboolean hc_pull (OstreeRepo *repo, const char *remote, const char *ref,
+                  const char *override_commit, int flags, int depth,
+                  uintptr_t handle, GCancellable *cancellable, GError **error);
+
+/* hc_commit_info loads COMMIT and returns its version metadata (or NULL),
+ * its timestamp, its parent (or NULL) and the string metadata KEY2 (or NULL). */
+gboolean hc_commit_info (OstreeRepo *repo, const char *commit, char **out_version,
+                         guint64 *out_timestamp, char **out_parent,
+                         const char *key2, char **out_value2, GError **error);
+
+/* hc_remote_add adds (or, when REPLACE, replaces) a remote with gpg-verify set as given. */
+gboolean hc_remote_add (OstreeRepo *repo, const char *name, const char *url,
+                        gboolean gpg_verify, gboolean replace,
+                        GCancellable *cancellable, GError **error);
+
+/* hc_deploy_tree deploys REVISION with the origin in ORIGIN_DATA (key file text),
+ * using MERGE (may be NULL) for the /etc merge; KARGS may be NULL. */
+gboolean hc_deploy_tree (OstreeSysroot *sysroot, const char *osname, const char *revision,
+                         const char *origin_data, OstreeDeployment *merge, char **kargs,
+                         OstreeDeployment **out_deployment, GCancellable *cancellable,
+                         GError **error);
+
+/* hc_write_deployments writes the deployment list (the first one is the default). */
+gboolean hc_write_deployments (OstreeSysroot *sysroot, OstreeDeployment **deployments, int n,
+                               GCancellable *cancellable, GError **error);
+
+/* hc_deployment_at returns the I-th element of a GPtrArray of deployments. */
+OstreeDeployment *hc_deployment_at (GPtrArray *arr, guint i);
+
+/* hc_deployment_origin returns the deployment's origin as key file text (or NULL). */
+char *hc_deployment_origin (OstreeDeployment *d);
+
+/* hc_deployment_options returns the "options" of the deployment's boot config (or NULL). */
+char *hc_deployment_options (OstreeDeployment *d);
+
+/* hc_set_origin writes a new origin (key file text) for an existing deployment. */
+gboolean hc_set_origin (OstreeSysroot *sysroot, OstreeDeployment *d, const char *origin_data,
+                        GCancellable *cancellable, GError **error);
+
+/* hc_error_matches tells whether ERR is DOMAIN-less G_IO_ERROR CODE. */
+gboolean hc_io_error_is (GError *err, int code);
+
+#endif
