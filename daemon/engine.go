@@ -382,7 +382,7 @@ func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
 
 // finish records the end in the history, refreshes the status and tells the subscribers.
 func (e *Engine) finish(t *txn, data map[string]any, err error) {
-	err = classify(err)
+	err = classify(t.Kind(), err)
 	state := stateSucceeded
 	switch {
 	case err == nil:
@@ -414,23 +414,22 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	e.notify()
 }
 
-// classify gives every error its D-Bus name.
-func classify(err error) error {
+// classify gives every error its D-Bus name and says which transaction failed.
+func classify(kind string, err error) error {
 	if err == nil {
 		return nil
 	}
+	name := dbus.ErrFailed
 	var de *dbus.Error
 	switch {
 	case errors.As(err, &de):
-		return err
+		name = de.Name
 	case errors.Is(err, context.Canceled):
-		return dbus.NewError(dbus.ErrCancelled, err)
-	case errors.Is(err, deploy.ErrNotFound):
-		return dbus.NewError(dbus.ErrNotFound, err)
-	case errors.Is(err, deploy.ErrNoRollback):
-		return dbus.NewError(dbus.ErrNotFound, err)
+		name = dbus.ErrCancelled
+	case errors.Is(err, deploy.ErrNotFound), errors.Is(err, deploy.ErrNoRollback):
+		name = dbus.ErrNotFound
 	}
-	return dbus.NewError(dbus.ErrFailed, err)
+	return dbus.NewError(name, fmt.Errorf("%s: %w", kind, err))
 }
 
 // recover finishes what a crash interrupted: it removes the unfinished
@@ -477,4 +476,3 @@ func current(deps []deploy.Deployment) (deploy.Deployment, bool) {
 	}
 	return deploy.Deployment{}, false
 }
-

@@ -142,9 +142,19 @@ func (t *Txn) Run(ctx context.Context, onEvent func(Event)) (Result, error) {
 		return Result{}, fmt.Errorf("subscribe to %s: %w", t.Path, err)
 	}
 	defer conn.RemoveMatchSignal(match...)
+	// hostd leaving the bus (a crash, a restart) ends the wait.
+	owner := []godbus.MatchOption{godbus.WithMatchSender("org.freedesktop.DBus"), godbus.WithMatchMember("NameOwnerChanged"), godbus.WithMatchArg(0, BusName)}
+	if err := conn.AddMatchSignalContext(ctx, owner...); err != nil {
+		return Result{}, fmt.Errorf("watch %s: %w", BusName, err)
+	}
+	defer conn.RemoveMatchSignal(owner...)
 	ch := make(chan *godbus.Signal, 256)
 	conn.Signal(ch)
 	defer conn.RemoveSignal(ch)
+	var hostd string
+	if err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, BusName).Store(&hostd); err != nil {
+		return Result{}, fromBus(wrapUnreachable(err))
+	}
 
 	obj := conn.Object(BusName, t.Path)
 	if call := obj.CallWithContext(ctx, TransactionInterface+".Start", 0); call.Err != nil {
@@ -161,6 +171,13 @@ func (t *Txn) Run(ctx context.Context, onEvent func(Event)) (Result, error) {
 		case sig, ok := <-ch:
 			if !ok {
 				return Result{}, errors.New("connection to hostd closed before the transaction finished")
+			}
+			if sig.Name == "org.freedesktop.DBus.NameOwnerChanged" {
+				var name, old, nw string
+				if godbus.Store(sig.Body, &name, &old, &nw) == nil && name == BusName && old == hostd {
+					return Result{}, fmt.Errorf("hostd stopped before transaction %s finished: `hostctl history` tells how it ended once hostd is back", t.Path)
+				}
+				continue
 			}
 			if sig.Path != t.Path {
 				continue
