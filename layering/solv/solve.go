@@ -1,0 +1,149 @@
+package solv
+
+/*
+#include <stdlib.h>
+#include "helpers.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"unsafe"
+)
+
+// Package is a package the solver chose to install.
+type Package struct {
+	Name, EVR, Arch string
+	// Repo is the id of the repository it comes from.
+	Repo string
+	// Location is its href relative to the repository's base URL.
+	Location string
+}
+
+// NEVRA returns name-evr.arch.
+func (p Package) NEVRA() string { return p.Name + "-" + p.EVR + "." + p.Arch }
+
+// ProblemError is an install request libsolv cannot satisfy; Problems holds
+// one entry per problem: libsolv's summary and the rules behind it (the
+// missing capability and the chain that needs it).
+type ProblemError struct {
+	Problems []string
+}
+
+// Error returns every problem, one block each.
+func (e *ProblemError) Error() string {
+	return "cannot resolve the request:\n" + strings.Join(e.Problems, "\n")
+}
+
+// ReplacementError is a solution that would replace or remove installed
+// (base) packages, which layering never does.
+type ReplacementError struct {
+	// Changes are lines "NEVRA would be replaced by NEVRA" or "NEVRA would be removed".
+	Changes []string
+}
+
+// Error names every installed package the solution would change.
+func (e *ReplacementError) Error() string {
+	return "forbidden base package replacement:\n" + strings.Join(e.Changes, "\n")
+}
+
+// SolveInstall resolves installing the packages named by specs (a name, a
+// provide, name-version, name.arch, or "name >= version") on top of the
+// installed repository and returns the packages to add, sorted by name. It
+// fails with *ProblemError when the request cannot be satisfied and with
+// *ReplacementError when the solution would change an installed package.
+func (p *Pool) SolveInstall(specs []string) ([]Package, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	C.pool_addfileprovides(p.p)
+	C.pool_createwhatprovides(p.p)
+
+	job := C.hc_queue_new()
+	defer C.hc_queue_delete(job)
+	sel := C.hc_queue_new()
+	defer C.hc_queue_delete(sel)
+	for _, spec := range specs {
+		cspec := C.CString(spec)
+		C.queue_empty(sel)
+		C.selection_make(p.p, sel, cspec, C.SELECTION_NAME|C.SELECTION_PROVIDES|C.SELECTION_CANON|C.SELECTION_DOTARCH|C.SELECTION_REL)
+		C.free(unsafe.Pointer(cspec))
+		n := int(C.hc_queue_count(sel))
+		if n == 0 {
+			return nil, &ProblemError{Problems: []string{fmt.Sprintf("no package matches %q", spec)}}
+		}
+		for i := 0; i+1 < n; i += 2 {
+			how := C.hc_queue_at(sel, C.int(i)) | C.SOLVER_INSTALL
+			C.hc_queue_push2(job, how, C.hc_queue_at(sel, C.int(i+1)))
+		}
+	}
+
+	solver := C.solver_create(p.p)
+	defer C.solver_free(solver)
+	if C.solver_solve(solver, job) != 0 {
+		return nil, &ProblemError{Problems: problems(solver)}
+	}
+	trans := C.solver_create_transaction(solver)
+	defer C.transaction_free(trans)
+
+	steps := C.hc_transaction_steps(trans)
+	var add []Package
+	var changes []string
+	for i := 0; i < int(C.hc_queue_count(steps)); i++ {
+		id := C.hc_queue_at(steps, C.int(i))
+		if C.hc_solvable_installed(p.p, id) != 0 {
+			if by := C.transaction_obs_pkg(trans, id); by != 0 {
+				changes = append(changes, fmt.Sprintf("%s would be replaced by %s", p.nevra(id), p.nevra(by)))
+			} else {
+				changes = append(changes, p.nevra(id)+" would be removed")
+			}
+			continue
+		}
+		add = append(add, p.pkg(id))
+	}
+	if len(changes) > 0 {
+		return nil, &ReplacementError{Changes: changes}
+	}
+	sort.Slice(add, func(i, j int) bool { return add[i].Name < add[j].Name })
+	return add, nil
+}
+
+func (p *Pool) nevra(id C.Id) string { return p.pkg(id).NEVRA() }
+
+func (p *Pool) pkg(id C.Id) Package {
+	return Package{
+		Name:     C.GoString(C.hc_solvable_name(p.p, id)),
+		EVR:      C.GoString(C.hc_solvable_evr(p.p, id)),
+		Arch:     C.GoString(C.hc_solvable_arch(p.p, id)),
+		Repo:     C.GoString(C.hc_solvable_repo(p.p, id)),
+		Location: C.GoString(C.hc_solvable_location(p.p, id)),
+	}
+}
+
+// problems renders each problem as libsolv's summary followed by every rule
+// that takes part in it.
+func problems(solver *C.Solver) []string {
+	var out []string
+	rules := C.hc_queue_new()
+	defer C.hc_queue_delete(rules)
+	count := int(C.solver_problem_count(solver))
+	for pr := 1; pr <= count; pr++ {
+		lines := []string{fmt.Sprintf("problem %d: %s", pr, C.GoString(C.solver_problem2str(solver, C.Id(pr))))}
+		C.queue_empty(rules)
+		C.solver_findallproblemrules(solver, C.Id(pr), rules)
+		seen := map[string]bool{lines[0]: true}
+		for i := 0; i < int(C.hc_queue_count(rules)); i++ {
+			var source, target, dep C.Id
+			typ := C.solver_ruleinfo(solver, C.hc_queue_at(rules, C.int(i)), &source, &target, &dep)
+			line := "  - " + C.GoString(C.solver_problemruleinfo2str(solver, typ, source, target, dep))
+			if !seen[line] {
+				seen[line] = true
+				lines = append(lines, line)
+			}
+		}
+		out = append(out, strings.Join(lines, "\n"))
+	}
+	return out
+}
