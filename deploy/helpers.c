@@ -1,4 +1,5 @@
 #include "helpers.h"
+#include <fcntl.h>
 
 /* Implemented in Go (progress.go). */
 extern void hcGoProgress (uintptr_t handle, OstreeAsyncProgress *progress);
@@ -182,4 +183,120 @@ gboolean
 hc_io_error_is (GError *err, int code)
 {
   return g_error_matches (err, G_IO_ERROR, code);
+}
+
+gboolean
+hc_commit_dir (OstreeRepo *repo, const char *dir, const char *parent,
+               const char *subject, char **keys, char **values, int n,
+               guint64 timestamp, const char *ref, char **out_commit,
+               GCancellable *cancellable, GError **error)
+{
+  gboolean ok = FALSE;
+  OstreeMutableTree *mtree = NULL;
+  OstreeRepoCommitModifier *modifier = NULL;
+  OstreeRepoDevInoCache *devino = NULL;
+  GFile *root = NULL;
+  GVariant *meta = NULL;
+
+  if (!ostree_repo_prepare_transaction (repo, NULL, cancellable, error))
+    return FALSE;
+
+  devino = ostree_repo_devino_cache_new ();
+  modifier = ostree_repo_commit_modifier_new (OSTREE_REPO_COMMIT_MODIFIER_FLAGS_NONE, NULL, NULL, NULL);
+  ostree_repo_commit_modifier_set_devino_cache (modifier, devino);
+  mtree = ostree_mutable_tree_new ();
+  if (!ostree_repo_write_dfd_to_mtree (repo, AT_FDCWD, dir, mtree, modifier, cancellable, error))
+    goto out;
+  if (!ostree_repo_write_mtree (repo, mtree, &root, cancellable, error))
+    goto out;
+
+  GVariantBuilder b;
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
+  for (int i = 0; i < n; i++)
+    g_variant_builder_add (&b, "{s@v}", keys[i], g_variant_new_variant (g_variant_new_string (values[i])));
+  meta = g_variant_ref_sink (g_variant_builder_end (&b));
+
+  if (timestamp == 0)
+    timestamp = (guint64) g_get_real_time () / G_USEC_PER_SEC;
+  if (!ostree_repo_write_commit_with_time (repo, parent, subject, NULL, meta,
+                                           OSTREE_REPO_FILE (root), timestamp,
+                                           out_commit, cancellable, error))
+    goto out;
+  if (ref != NULL)
+    ostree_repo_transaction_set_ref (repo, NULL, ref, *out_commit);
+  if (!ostree_repo_commit_transaction (repo, NULL, cancellable, error))
+    goto out;
+  ok = TRUE;
+
+out:
+  if (!ok)
+    ostree_repo_abort_transaction (repo, NULL, NULL);
+  if (meta)
+    g_variant_unref (meta);
+  if (root)
+    g_object_unref (root);
+  if (mtree)
+    g_object_unref (mtree);
+  if (modifier)
+    ostree_repo_commit_modifier_unref (modifier);
+  if (devino)
+    ostree_repo_devino_cache_unref (devino);
+  return ok;
+}
+
+gboolean
+hc_checkout (OstreeRepo *repo, const char *commit, const char *dest,
+             const char *subpath, int overwrite, gboolean whiteouts,
+             gboolean force_copy, GCancellable *cancellable, GError **error)
+{
+  OstreeRepoCheckoutAtOptions opts = { 0, };
+  opts.mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
+  opts.overwrite_mode = (OstreeRepoCheckoutOverwriteMode) overwrite;
+  opts.process_whiteouts = whiteouts;
+  opts.force_copy = force_copy;
+  opts.subpath = subpath;
+  return ostree_repo_checkout_at (repo, &opts, AT_FDCWD, dest, commit, cancellable, error);
+}
+
+char **
+hc_list_refs (OstreeRepo *repo, const char *prefix, GCancellable *cancellable, GError **error)
+{
+  GHashTable *refs = NULL;
+  if (!ostree_repo_list_refs_ext (repo, prefix, &refs, OSTREE_REPO_LIST_REFS_EXT_NONE, cancellable, error))
+    return NULL;
+  GPtrArray *out = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer k, v;
+  g_hash_table_iter_init (&it, refs);
+  while (g_hash_table_iter_next (&it, &k, &v))
+    g_ptr_array_add (out, g_strdup_printf ("%s\t%s", (const char *) k, (const char *) v));
+  g_ptr_array_add (out, NULL);
+  g_hash_table_unref (refs);
+  return (char **) g_ptr_array_free (out, FALSE);
+}
+
+char **
+hc_commit_metadata (OstreeRepo *repo, const char *commit, char **out_subject, GError **error)
+{
+  GVariant *v = NULL;
+  *out_subject = NULL;
+  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, error))
+    return NULL;
+  GVariant *meta = g_variant_get_child_value (v, 0);
+  g_variant_get_child (v, 3, "s", out_subject);
+  GPtrArray *out = g_ptr_array_new ();
+  GVariantIter it;
+  const char *key;
+  GVariant *val;
+  g_variant_iter_init (&it, meta);
+  while (g_variant_iter_next (&it, "{&sv}", &key, &val))
+    {
+      if (g_variant_is_of_type (val, G_VARIANT_TYPE_STRING))
+        g_ptr_array_add (out, g_strdup_printf ("%s\t%s", key, g_variant_get_string (val, NULL)));
+      g_variant_unref (val);
+    }
+  g_ptr_array_add (out, NULL);
+  g_variant_unref (meta);
+  g_variant_unref (v);
+  return (char **) g_ptr_array_free (out, FALSE);
 }

@@ -52,3 +52,27 @@ gboolean hc_set_origin (OstreeSysroot *sysroot, OstreeDeployment *d, const char 
 gboolean hc_io_error_is (GError *err, int code);
 
 #endif
+
+/* hc_commit_dir writes the directory DIR as a commit with PARENT (may be NULL),
+ * SUBJECT, string metadata KEYS/VALUES (N of them) and TIMESTAMP (seconds; 0:
+ * now), and points REF at it when REF is not NULL, in one repo transaction.
+ * Files hardlinked from the repo's objects are recognised (devino cache) and
+ * not read again. */
+gboolean hc_commit_dir (OstreeRepo *repo, const char *dir, const char *parent,
+                        const char *subject, char **keys, char **values, int n,
+                        guint64 timestamp, const char *ref, char **out_commit,
+                        GCancellable *cancellable, GError **error);
+
+/* hc_checkout checks out COMMIT (or its SUBPATH) to DEST with hardlinks where
+ * possible. OVERWRITE is an OstreeRepoCheckoutOverwriteMode; WHITEOUTS turns on
+ * OCI whiteout processing; FORCE_COPY copies every file. */
+gboolean hc_checkout (OstreeRepo *repo, const char *commit, const char *dest,
+                      const char *subpath, int overwrite, gboolean whiteouts,
+                      gboolean force_copy, GCancellable *cancellable, GError **error);
+
+/* hc_list_refs returns "REF\tCOMMIT" strings for the local refs starting with PREFIX. */
+char **hc_list_refs (OstreeRepo *repo, const char *prefix, GCancellable *cancellable, GError **error);
+
+/* hc_commit_metadata returns "KEY\tVALUE" strings for the string metadata of COMMIT,
+ * and its subject in OUT_SUBJECT. */
+char **hc_commit_metadata (OstreeRepo *repo, const char *commit, char **out_subject, GError **error);
