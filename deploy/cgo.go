@@ -17,7 +17,7 @@ import (
 // as ErrNotFound, so callers can test for them with errors.Is.
 func gerror(err *C.GError) error {
 	if err == nil {
-		return nil
+		return errors.New("libostree failed without saying why")
 	}
 	defer C.g_error_free(err)
 	msg := C.GoString(err.message)

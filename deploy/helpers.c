@@ -255,6 +255,9 @@ hc_checkout (OstreeRepo *repo, const char *commit, const char *dest,
   opts.process_whiteouts = whiteouts;
   opts.force_copy = force_copy;
   opts.subpath = subpath;
+  /* Telling identical files apart needs hardlinks to the objects. */
+  if (opts.overwrite_mode == OSTREE_REPO_CHECKOUT_OVERWRITE_UNION_IDENTICAL)
+    opts.no_copy_fallback = TRUE;
   return ostree_repo_checkout_at (repo, &opts, AT_FDCWD, dest, commit, cancellable, error);
 }
 
