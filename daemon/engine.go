@@ -82,6 +82,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
+	if err := e.reconcile(ctx); err != nil {
+		log.Error("reconcile system containers", "err", err)
+	}
 	go e.watch()
 	return e, nil
 }
@@ -249,13 +252,57 @@ func (e *Engine) History(limit int) ([]dbus.Record, error) {
 	return out, nil
 }
 
-// kinds lists the transactions and the options each accepts.
-var kinds = map[string][]string{
-	"upgrade":  {"check", "preview", "download-only", "allow-downgrade"},
-	"deploy":   {},
-	"rebase":   {},
-	"rollback": {},
-	"cleanup":  {"pending", "rollback"},
+// operation is one kind of transaction.
+type operation struct {
+	// options are the a{sv} keys the kind accepts.
+	options []string
+	// validate checks the request before the transaction is created (may be nil).
+	validate func(req dbus.Request) error
+	// run does the work; it holds the sysroot lock.
+	run func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error)
+}
+
+// operations maps each transaction kind to its operation.
+func (e *Engine) operations() map[string]operation {
+	return map[string]operation{
+		"upgrade": {options: []string{"check", "preview", "download-only", "allow-downgrade"}, run: e.upgrade},
+		"deploy": {validate: needArg("deploy needs a revision: a commit checksum or a version"),
+			run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) {
+				return e.deployRevision(ctx, t, t.rec.Arg)
+			}},
+		"rebase": {validate: validRefspec, run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) {
+			return e.rebase(ctx, t, t.rec.Arg)
+		}},
+		"rollback": {run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) }},
+		"cleanup":  {options: []string{"pending", "rollback"}, run: e.cleanup},
+
+		"pkg-change": {options: []string{"add", "remove", "dry-run", "idempotent"}, validate: validPkgChange, run: e.pkgChange},
+		"refresh-md": {run: e.refreshMetadata},
+
+		"image-pull":          {validate: needArg("image pull needs an image reference"), run: e.imagePull},
+		"image-delete":        {validate: needArg("image delete needs an image"), run: e.imageDelete},
+		"image-prune":         {run: e.imagePrune},
+		"container-install":   {options: []string{"name", "set"}, validate: needArg("container install needs an image"), run: e.containerInstall},
+		"container-update":    {options: []string{"set", "rebase"}, validate: needArg("container update needs a container name"), run: e.containerUpdate},
+		"container-rollback":  {validate: needArg("container rollback needs a container name"), run: e.containerRollback},
+		"container-uninstall": {validate: needArg("container uninstall needs a container name"), run: e.containerUninstall},
+	}
+}
+
+func needArg(msg string) func(dbus.Request) error {
+	return func(req dbus.Request) error {
+		if req.Arg == "" {
+			return dbus.Errorf(dbus.ErrInvalidArgument, "%s", msg)
+		}
+		return nil
+	}
+}
+
+func validRefspec(req dbus.Request) error {
+	if _, _, err := deploy.SplitRefspec(req.Arg); err != nil {
+		return dbus.NewError(dbus.ErrInvalidArgument, err)
+	}
+	return nil
 }
 
 // Begin implements dbus.Engine.
@@ -263,15 +310,17 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 	if err := authorize(req.Caller, req.Kind); err != nil {
 		return nil, err
 	}
-	known, ok := kinds[req.Kind]
+	op, ok := e.operations()[req.Kind]
 	if !ok {
 		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "unknown transaction kind %q", req.Kind)
 	}
-	if err := req.Options.Check(known...); err != nil {
+	if err := req.Options.Check(op.options...); err != nil {
 		return nil, err
 	}
-	if err := validateArg(req); err != nil {
-		return nil, err
+	if op.validate != nil {
+		if err := op.validate(req); err != nil {
+			return nil, err
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -299,20 +348,6 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 func authorize(uid uint32, kind string) error {
 	if uid != 0 {
 		return dbus.Errorf(dbus.ErrAccessDenied, "%s changes the host and needs root (uid 0); you are uid %d: run it with sudo", kind, uid)
-	}
-	return nil
-}
-
-func validateArg(req dbus.Request) error {
-	switch req.Kind {
-	case "deploy":
-		if req.Arg == "" {
-			return dbus.Errorf(dbus.ErrInvalidArgument, "deploy needs a revision: a commit checksum or a version")
-		}
-	case "rebase":
-		if _, _, err := deploy.SplitRefspec(req.Arg); err != nil {
-			return dbus.NewError(dbus.ErrInvalidArgument, err)
-		}
 	}
 	return nil
 }
@@ -365,19 +400,11 @@ func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
 	if t.rec.Options != nil {
 		opts = dbus.MakeOptions(t.rec.Options)
 	}
-	switch t.Kind() {
-	case "upgrade":
-		return e.upgrade(ctx, t, opts)
-	case "deploy":
-		return e.deployRevision(ctx, t, t.rec.Arg)
-	case "rebase":
-		return e.rebase(ctx, t, t.rec.Arg)
-	case "rollback":
-		return e.rollback(ctx, t)
-	case "cleanup":
-		return e.cleanup(ctx, t, opts)
+	op, ok := e.operations()[t.Kind()]
+	if !ok {
+		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "unknown transaction kind %q", t.Kind())
 	}
-	return nil, dbus.Errorf(dbus.ErrInvalidArgument, "unknown transaction kind %q", t.Kind())
+	return op.run(ctx, t, opts)
 }
 
 // finish records the end in the history, refreshes the status and tells the subscribers.
@@ -404,6 +431,9 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	}
 	if rerr := e.refresh(context.Background()); rerr != nil {
 		e.log.Error("refresh status", "err", rerr)
+	}
+	if rerr := e.reconcile(context.Background()); rerr != nil {
+		e.log.Error("reconcile system containers", "err", rerr)
 	}
 	e.mu.Lock()
 	e.active = nil

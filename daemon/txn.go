@@ -158,3 +158,15 @@ func (t *txn) progress(p dbus.Progress, final bool) {
 }
 
 func (t *txn) String() string { return fmt.Sprintf("%s %s", t.rec.Kind, t.rec.ID) }
+
+// addTemp journals a temporary path the transaction is about to create, so
+// recovery removes it if hostd dies before the transaction ends.
+func (t *txn) addTemp(path string) {
+	t.mu.Lock()
+	t.rec.Temp = append(t.rec.Temp, path)
+	rec := *t.rec
+	t.mu.Unlock()
+	if err := t.e.journal.putActive(&rec); err != nil {
+		t.e.log.Error("journal temp path", "txn", rec.ID, "path", path, "err", err)
+	}
+}

@@ -126,6 +126,79 @@ func (c *Client) Cleanup(ctx context.Context, opts map[string]any) (*Txn, error)
 	return c.begin(ctx, "Cleanup", MakeOptions(opts))
 }
 
+// PkgChange begins layering (add) and unlayering (remove) packages.
+func (c *Client) PkgChange(ctx context.Context, add, remove []string, opts map[string]any) (*Txn, error) {
+	if add == nil {
+		add = []string{}
+	}
+	if remove == nil {
+		remove = []string{}
+	}
+	return c.begin(ctx, "PkgChange", add, remove, MakeOptions(opts))
+}
+
+// RefreshMd begins refreshing repository metadata.
+func (c *Client) RefreshMd(ctx context.Context, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "RefreshMd", MakeOptions(opts))
+}
+
+// ImagePull begins pulling an image.
+func (c *Client) ImagePull(ctx context.Context, image string, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "ImagePull", image, MakeOptions(opts))
+}
+
+// ImageDelete begins deleting an image.
+func (c *Client) ImageDelete(ctx context.Context, image string, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "ImageDelete", image, MakeOptions(opts))
+}
+
+// ImagePrune begins removing unused images.
+func (c *Client) ImagePrune(ctx context.Context, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "ImagePrune", MakeOptions(opts))
+}
+
+// ContainerInstall begins installing a system container from image.
+func (c *Client) ContainerInstall(ctx context.Context, image string, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "ContainerInstall", image, MakeOptions(opts))
+}
+
+// ContainerUpdate begins updating a system container.
+func (c *Client) ContainerUpdate(ctx context.Context, name string, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "ContainerUpdate", name, MakeOptions(opts))
+}
+
+// ContainerRollback begins rolling a system container back to its other slot.
+func (c *Client) ContainerRollback(ctx context.Context, name string, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "ContainerRollback", name, MakeOptions(opts))
+}
+
+// ContainerUninstall begins uninstalling a system container.
+func (c *Client) ContainerUninstall(ctx context.Context, name string, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "ContainerUninstall", name, MakeOptions(opts))
+}
+
+// ListImages lists the pulled images, each as plain values.
+func (c *Client) ListImages(ctx context.Context) ([]map[string]any, error) {
+	return c.list(ctx, "ListImages")
+}
+
+// ListContainers lists the installed system containers, each as plain values.
+func (c *Client) ListContainers(ctx context.Context) ([]map[string]any, error) {
+	return c.list(ctx, "ListContainers")
+}
+
+func (c *Client) list(ctx context.Context, method string) ([]map[string]any, error) {
+	var raw []map[string]godbus.Variant
+	if err := c.call(ctx, method, &raw); err != nil {
+		return nil, err
+	}
+	out := make([]map[string]any, 0, len(raw))
+	for _, r := range raw {
+		out = append(out, Options(r).Map())
+	}
+	return out, nil
+}
+
 // Txn is a transaction begun by this client.
 type Txn struct {
 	c    *Client

@@ -24,6 +24,10 @@ type Engine interface {
 	Cancel(caller uint32) error
 	// Watch calls fn after every change of Status.
 	Watch(fn func())
+	// Images lists the pulled images.
+	Images() ([]map[string]any, error)
+	// Containers lists the installed system containers.
+	Containers() ([]map[string]any, error)
 }
 
 // Request asks the engine for a transaction.
@@ -262,6 +266,82 @@ func (h hostObject) Rollback(sender godbus.Sender, opts map[string]godbus.Varian
 // Cleanup starts a cleanup transaction.
 func (h hostObject) Cleanup(sender godbus.Sender, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
 	return h.s.begin(sender, "cleanup", "", opts)
+}
+
+// PkgChange starts a package layering transaction.
+func (h hostObject) PkgChange(sender godbus.Sender, add, remove []string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	o := map[string]godbus.Variant{}
+	for k, v := range opts {
+		o[k] = v
+	}
+	if len(add) > 0 {
+		o["add"] = godbus.MakeVariant(add)
+	}
+	if len(remove) > 0 {
+		o["remove"] = godbus.MakeVariant(remove)
+	}
+	return h.s.begin(sender, "pkg-change", "", o)
+}
+
+// RefreshMd starts a metadata refresh.
+func (h hostObject) RefreshMd(sender godbus.Sender, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "refresh-md", "", opts)
+}
+
+// ImagePull starts pulling an image.
+func (h hostObject) ImagePull(sender godbus.Sender, image string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "image-pull", image, opts)
+}
+
+// ImageDelete starts deleting an image.
+func (h hostObject) ImageDelete(sender godbus.Sender, image string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "image-delete", image, opts)
+}
+
+// ImagePrune starts removing unused images.
+func (h hostObject) ImagePrune(sender godbus.Sender, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "image-prune", "", opts)
+}
+
+// ListImages lists the pulled images.
+func (h hostObject) ListImages() ([]map[string]godbus.Variant, *godbus.Error) {
+	return listOf(h.s.eng.Images())
+}
+
+// ContainerInstall starts installing a system container.
+func (h hostObject) ContainerInstall(sender godbus.Sender, image string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "container-install", image, opts)
+}
+
+// ContainerUpdate starts updating a system container.
+func (h hostObject) ContainerUpdate(sender godbus.Sender, name string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "container-update", name, opts)
+}
+
+// ContainerRollback starts rolling a system container back.
+func (h hostObject) ContainerRollback(sender godbus.Sender, name string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "container-rollback", name, opts)
+}
+
+// ContainerUninstall starts uninstalling a system container.
+func (h hostObject) ContainerUninstall(sender godbus.Sender, name string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "container-uninstall", name, opts)
+}
+
+// ListContainers lists the installed system containers.
+func (h hostObject) ListContainers() ([]map[string]godbus.Variant, *godbus.Error) {
+	return listOf(h.s.eng.Containers())
+}
+
+func listOf(items []map[string]any, err error) ([]map[string]godbus.Variant, *godbus.Error) {
+	if err != nil {
+		return nil, toBus(err)
+	}
+	out := make([]map[string]godbus.Variant, 0, len(items))
+	for _, it := range items {
+		out = append(out, MakeOptions(it))
+	}
+	return out, nil
 }
 
 // Cancel cancels the active transaction.
