@@ -58,6 +58,8 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(statusCmd(), upgradeCmd(), deployCmd(), rebaseCmd(), rollbackCmd(), cleanupCmd(), cancelCmd(), historyCmd())
+	root.AddCommand(packageCommands()...)
+	root.AddCommand(containerCommands()...)
 	return root
 }
 
