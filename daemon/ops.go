@@ -57,7 +57,11 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 		if err != nil {
 			return nil, err
 		}
-		return e.describeUpdate(cur, csum)
+		res, err := e.describeUpdate(cur, csum)
+		if err != nil || !opts.Bool("preview") || !res["update-available"].(bool) {
+			return res, err
+		}
+		return e.previewPackages(ctx, t, refspec, cur, csum, res)
 	}
 	t.step("pull", "Pulling "+refspec)
 	csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Progress: pullProgress(t)})

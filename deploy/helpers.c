@@ -12,7 +12,7 @@ hc_progress_changed (OstreeAsyncProgress *progress, gpointer user_data)
 
 gboolean
 hc_pull (OstreeRepo *repo, const char *remote, const char *ref,
-         const char *override_commit, int flags, int depth,
+         const char *override_commit, int flags, int depth, char **subdirs,
          uintptr_t handle, GCancellable *cancellable, GError **error)
 {
   /* libostree iterates the thread-default main context while pulling and
@@ -38,6 +38,9 @@ hc_pull (OstreeRepo *repo, const char *remote, const char *ref,
     }
   g_variant_builder_add (&b, "{s@v}", "flags",
                          g_variant_new_variant (g_variant_new_int32 (flags)));
+  if (subdirs != NULL)
+    g_variant_builder_add (&b, "{s@v}", "subdirs",
+                           g_variant_new_variant (g_variant_new_strv ((const char *const *) subdirs, -1)));
   if (depth != 0)
     g_variant_builder_add (&b, "{s@v}", "depth",
                            g_variant_new_variant (g_variant_new_int32 (depth)));

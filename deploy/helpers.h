@@ -7,10 +7,11 @@
 #include <ostree.h>
 
 /* hc_pull pulls REF (or OVERRIDE_COMMIT when not NULL) from REMOTE into REPO.
- * FLAGS are OstreeRepoPullFlags; DEPTH as ostree's "depth" option (0: none).
+ * FLAGS are OstreeRepoPullFlags; DEPTH as ostree's "depth" option (0: none);
+ * SUBDIRS (NULL-terminated, may be NULL) limits the pull to those paths.
  * When HANDLE is not 0, progress is reported to the Go side through it. */
 gboolean hc_pull (OstreeRepo *repo, const char *remote, const char *ref,
-                  const char *override_commit, int flags, int depth,
+                  const char *override_commit, int flags, int depth, char **subdirs,
                   uintptr_t handle, GCancellable *cancellable, GError **error);
 
 /* hc_commit_info loads COMMIT and returns its version metadata (or NULL),

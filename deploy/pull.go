@@ -19,6 +19,8 @@ type PullOptions struct {
 	CommitOnly bool
 	// Depth also fetches that many parent commits (-1: all); with CommitOnly, history only.
 	Depth int
+	// Subdirs limits the pull to these paths of the commit (e.g. the rpmdb for a preview).
+	Subdirs []string
 	// Progress, when set, receives progress snapshots while the pull runs.
 	Progress func(PullProgress)
 }
@@ -72,10 +74,12 @@ func (s *Sysroot) Pull(ctx context.Context, refspec string, opts PullOptions) (s
 		handle = cgo.NewHandle(progressFunc(opts.Progress))
 		defer handle.Delete()
 	}
+	subdirs := cstrv(opts.Subdirs)
+	defer freeStrv(subdirs, len(opts.Subdirs))
 	c := newCancellable(ctx)
 	defer c.free()
 	var gerr *C.GError
-	if C.hc_pull(s.repo, cremote, cref, ccommit, flags, C.int(opts.Depth), C.uintptr_t(handle), c.c, &gerr) == 0 {
+	if C.hc_pull(s.repo, cremote, cref, ccommit, flags, C.int(opts.Depth), subdirs, C.uintptr_t(handle), c.c, &gerr) == 0 {
 		return "", fmt.Errorf("pull %s: %w", refspec, gerror(gerr))
 	}
 	if opts.Commit != "" {

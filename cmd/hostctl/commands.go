@@ -143,6 +143,16 @@ func printCheck(cmd *cobra.Command, res dbus.Result) error {
 	if cv, _ := res.Data["current-version"].(string); cv != "" {
 		fmt.Fprintf(w, "%16s %s\n", "Current:", cv)
 	}
+	for _, sec := range []struct{ key, title string }{{"upgraded", "Upgraded"}, {"downgraded", "Downgraded"}, {"removed", "Removed"}, {"added", "Added"}} {
+		items, _ := res.Data[sec.key].([]string)
+		if len(items) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %s:\n", sec.title)
+		for _, it := range items {
+			fmt.Fprintf(w, "    %s\n", it)
+		}
+	}
 	return nil
 }
 

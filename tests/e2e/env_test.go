@@ -198,3 +198,8 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// harness65534Cancel runs `hostctl cancel` as the unprivileged user nobody.
+func harness65534Cancel(e *env) harness.Result {
+	return harness.Hostctl(e.ctx, hostctlBin, e.bus, 65534, "cancel")
+}

@@ -37,8 +37,14 @@ func TestUpgradeRollback(t *testing.T) {
 	if out := e.mustHostctl("upgrade", "--check"); !strings.Contains(out, "Version: 2") {
 		t.Fatalf("upgrade --check:\n%s", out)
 	}
+	preview := e.mustHostctl("upgrade", "--preview")
+	for _, want := range []string{"Version: 2", "Upgraded:", "hostos-kernel", "hostos-tools"} {
+		if !strings.Contains(preview, want) {
+			t.Fatalf("upgrade --preview lacks %q:\n%s", want, preview)
+		}
+	}
 	if got := versions(e.status()); !slices.Equal(got, []string{"1"}) {
-		t.Fatalf("--check changed the deployments: %v", got)
+		t.Fatalf("--check/--preview changed the deployments: %v", got)
 	}
 
 	loaderBefore := e.loaderTarget()
