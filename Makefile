@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 25m
 APT_PACKAGES := gcc make pkg-config libglib2.0-dev libostree-dev ostree rpm createrepo-c dbus dbus-daemon \
 	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs
 
-.PHONY: all deps build test test-short demo fuzz bench vet fmt clean
+.PHONY: all deps build test test-short demo fuzz bench vet fmt clean install
 
 all: build
 
@@ -54,6 +54,17 @@ fuzz: deps
 
 bench: build
 	./bench/run.sh
+
+# install puts hostd, hostctl, the systemd unit and the D-Bus files under DESTDIR.
+DESTDIR ?=
+install: build
+	install -D -m 0755 bin/hostd $(DESTDIR)/usr/libexec/hostd
+	install -D -m 0755 bin/hostctl $(DESTDIR)/usr/bin/hostctl
+	install -D -m 0644 packaging/hostd.service $(DESTDIR)/usr/lib/systemd/system/hostd.service
+	install -D -m 0644 packaging/org.hostctl.Host1.conf $(DESTDIR)/usr/share/dbus-1/system.d/org.hostctl.Host1.conf
+	install -D -m 0644 packaging/org.hostctl.Host1.service $(DESTDIR)/usr/share/dbus-1/system-services/org.hostctl.Host1.service
+	install -D -m 0644 dbus/org.hostctl.Host1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Host1.xml
+	install -D -m 0644 dbus/org.hostctl.Transaction1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Transaction1.xml
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

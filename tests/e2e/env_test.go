@@ -89,7 +89,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(busDir) })
-	e.bus, err = harness.StartBus(ctx, busDir)
+	e.bus, err = harness.StartBus(ctx, busDir, "../../packaging/org.hostctl.Host1.conf")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,9 @@ type Bus struct {
 	dir     string
 }
 
-// busConfig is a system-bus-like configuration: anyone may connect and talk
-// to anyone (hostd authorizes by uid itself), and anyone may own names.
+// busConfig is a system-bus-like configuration: anyone may connect, signals
+// and replies flow, and the policy files given (hostd's own, as installed on
+// a host) decide who owns and calls org.hostctl.Host1.
 const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -37,8 +38,7 @@ const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Con
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
+    <allow send_destination="org.freedesktop.DBus"/>
     <allow send_type="signal"/>
     <allow send_type="method_return"/>
     <allow send_type="error"/>
@@ -47,19 +47,27 @@ const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Con
     <allow receive_type="method_return"/>
     <allow receive_type="error"/>
   </policy>
-</busconfig>
+%s</busconfig>
 `
 
 // StartBus starts a dbus-daemon whose socket lives in dir (which must be
-// reachable by every user that will connect).
-func StartBus(ctx context.Context, dir string) (*Bus, error) {
+// reachable by every user that will connect), with the policy files given.
+func StartBus(ctx context.Context, dir string, policies ...string) (*Bus, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	os.Chmod(dir, 0o755)
 	sock := filepath.Join(dir, "system_bus_socket")
 	conf := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(busConfig, sock)), 0o644); err != nil {
+	var includes strings.Builder
+	for _, p := range policies {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&includes, "  <include>%s</include>\n", abs)
+	}
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(busConfig, sock, includes.String())), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, "dbus-daemon", "--config-file="+conf, "--nofork", "--nopidfile")

@@ -63,7 +63,7 @@ func run(ctx context.Context, dir, bin string) error {
 		return err
 	}
 	fmt.Printf("sysroot %s has version 1 deployed\n", sysroot)
-	bus, err := harness.StartBus(ctx, filepath.Join(dir, "bus"))
+	bus, err := harness.StartBus(ctx, filepath.Join(dir, "bus"), "packaging/org.hostctl.Host1.conf")
 	if err != nil {
 		return err
 	}
