@@ -27,6 +27,7 @@ type renderer struct {
 	p     *mpb.Progress
 	bar   *mpb.Bar
 	stage string
+	bytes uint64
 }
 
 func newRenderer(out io.Writer) *renderer {
@@ -50,8 +51,11 @@ func (r *renderer) event(ev dbus.Event) {
 			r.p = mpb.New(mpb.WithOutput(r.out), mpb.WithWidth(40))
 			r.bar = r.p.AddBar(int64(p.Total),
 				mpb.PrependDecorators(decor.Name(p.Stage+" "), decor.CountersNoUnit("%d/%d objects")),
-				mpb.AppendDecorators(decor.Percentage()))
+				mpb.AppendDecorators(decor.Percentage(), decor.Any(func(decor.Statistics) string {
+					return fmt.Sprintf("  %.1f MiB", float64(r.bytes)/(1<<20))
+				})))
 		}
+		r.bytes = p.Bytes
 		r.bar.SetTotal(int64(p.Total), false)
 		r.bar.SetCurrent(int64(p.Done))
 	}
