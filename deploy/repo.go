@@ -185,17 +185,7 @@ func (r *Repo) Refs(ctx context.Context, prefix string) (map[string]string, erro
 func (r *Repo) Resolve(ref string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cref := C.CString(ref)
-	defer cfree(cref)
-	var out *C.char
-	var gerr *C.GError
-	if C.ostree_repo_resolve_rev(r.repo, cref, 1, &out, &gerr) == 0 {
-		return "", fmt.Errorf("resolve %s: %w", ref, gerror(gerr))
-	}
-	if out == nil {
-		return "", fmt.Errorf("resolve %s: %w", ref, ErrNotFound)
-	}
-	return gstring(out), nil
+	return resolveRev(r.repo, ref)
 }
 
 // SetRef points ref at commit at once; commit "" deletes the ref.

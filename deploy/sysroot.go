@@ -295,12 +295,15 @@ func (s *Sysroot) Resolve(ref string) (string, error) {
 	return s.resolveLocked(ref)
 }
 
-func (s *Sysroot) resolveLocked(ref string) (string, error) {
+func (s *Sysroot) resolveLocked(ref string) (string, error) { return resolveRev(s.repo, ref) }
+
+// resolveRev resolves a ref, REMOTE:REF or checksum in repo; the caller holds its lock.
+func resolveRev(repo *C.OstreeRepo, ref string) (string, error) {
 	cref := C.CString(ref)
 	defer cfree(cref)
 	var out *C.char
 	var gerr *C.GError
-	if C.ostree_repo_resolve_rev(s.repo, cref, 1, &out, &gerr) == 0 {
+	if C.ostree_repo_resolve_rev(repo, cref, 1, &out, &gerr) == 0 {
 		return "", fmt.Errorf("resolve %s: %w", ref, gerror(gerr))
 	}
 	if out == nil {
