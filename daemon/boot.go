@@ -1,30 +1,49 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/hostctl/hostctl/bootloader"
+	"github.com/hostctl/hostctl/deploy"
 )
 
-// loaderTarget is where SYSROOT/boot/loader points now ("" if nowhere yet).
-func loaderTarget(sysroot string) string {
-	t, _ := os.Readlink(filepath.Join(sysroot, "boot", "loader"))
-	return t
-}
-
-// verifyBoot checks the boot entries after a write: /boot/loader points at a
-// loader.N that exists, every entry's kernel and initramfs exist, and when
-// before is set, the link moved off it (the swap really happened).
-func verifyBoot(sysroot, before string) error {
-	if err := bootloader.Verify(filepath.Join(sysroot, "boot")); err != nil {
+// verifyBoot checks the boot entries after a write of the deployment list:
+// every entry's kernel and initramfs exist, /boot/loader points at the
+// loader.N libostree wrote last, and the default entry boots want. (When the
+// kernel and arguments are unchanged libostree only swaps the boot.N.M links
+// and /boot/loader stays where it was: that is right, and what counts is
+// where the default entry leads.)
+func (e *Engine) verifyBoot(ctx context.Context, want deploy.Deployment) error {
+	sysroot := e.sr.Path()
+	boot := filepath.Join(sysroot, "boot")
+	if err := bootloader.Verify(boot); err != nil {
 		return err
 	}
-	if before != "" {
-		if after := loaderTarget(sysroot); after == before {
-			return fmt.Errorf("/boot/loader still points at %s after the swap", before)
-		}
+	bv, err := e.sr.BootVersion(ctx)
+	if err != nil {
+		return err
+	}
+	target, _ := os.Readlink(filepath.Join(boot, "loader"))
+	if wantTarget := fmt.Sprintf("loader.%d", bv); target != wantTarget {
+		return fmt.Errorf("/boot/loader points at %q, but libostree wrote %s", target, wantTarget)
+	}
+	ld, err := bootloader.Read(boot)
+	if err != nil {
+		return err
+	}
+	def, ok := ld.Default()
+	if !ok {
+		return fmt.Errorf("no boot entry in %s", ld.BootDir)
+	}
+	ref, err := def.Deployment(sysroot)
+	if err != nil {
+		return err
+	}
+	if ref.OSName != want.OSName || ref.Checksum != want.Checksum || ref.Serial != want.Serial {
+		return fmt.Errorf("the default boot entry %s boots %s, not %s", def.Name, ref, want.ID())
 	}
 	return nil
 }

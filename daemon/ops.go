@@ -85,7 +85,11 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 	}
 	origin := cur.Origin.Clone()
 	origin.SetOverrideCommit("")
-	return e.deployCommit(ctx, t, csum, origin, res)
+	target, err := e.relayer(ctx, t, cur, csum)
+	if err != nil {
+		return nil, err
+	}
+	return e.deployCommit(ctx, t, target, origin, res)
 }
 
 // describeUpdate compares the current base with a pulled commit.
@@ -138,13 +142,12 @@ func shortVersion(res map[string]any) string {
 // deployCommit deploys csum with origin as the new default and verifies the boot entries.
 func (e *Engine) deployCommit(ctx context.Context, t *txn, csum string, origin *deploy.Origin, res map[string]any) (map[string]any, error) {
 	t.step("deploy", "Deploying "+csum[:12])
-	before := loaderTarget(e.sr.Path())
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{Revision: csum, Origin: origin, BeforeSwap: t.beginSwap})
 	if err != nil {
 		return nil, err
 	}
 	t.step("verify", "Checking the boot entries")
-	if err := verifyBoot(e.sr.Path(), before); err != nil {
+	if err := e.verifyBoot(ctx, d); err != nil {
 		return nil, dbus.Errorf(dbus.ErrFailed, "deployed %s but the boot entries are wrong: %v", d.ID(), err)
 	}
 	if res == nil {
@@ -229,13 +232,12 @@ func (e *Engine) rebase(ctx context.Context, t *txn, refspec string) (map[string
 
 func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
 	t.beginSwap()
-	before := loaderTarget(e.sr.Path())
 	d, err := e.sr.Rollback(ctx)
 	if err != nil {
 		return nil, err
 	}
 	t.step("verify", "Checking the boot entries")
-	if err := verifyBoot(e.sr.Path(), before); err != nil {
+	if err := e.verifyBoot(ctx, d); err != nil {
 		return nil, dbus.Errorf(dbus.ErrFailed, "rolled back to %s but the boot entries are wrong: %v", d.ID(), err)
 	}
 	t.message(fmt.Sprintf("Moving %s to be the default deployment. Reboot to use it.", d.ID()))
@@ -253,8 +255,8 @@ func (e *Engine) cleanup(ctx context.Context, t *txn, opts dbus.Options) (map[st
 		ids = append(ids, d.ID())
 		t.message("Removed deployment " + d.ID())
 	}
-	if len(removed) > 0 {
-		if err := verifyBoot(e.sr.Path(), ""); err != nil {
+	if deps, err := e.sr.Deployments(ctx); err == nil && len(removed) > 0 && len(deps) > 0 {
+		if err := e.verifyBoot(ctx, deps[0]); err != nil {
 			return nil, dbus.Errorf(dbus.ErrFailed, "cleanup removed deployments but the boot entries are wrong: %v", err)
 		}
 	}

@@ -2,8 +2,16 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/layering"
+	"github.com/hostctl/hostctl/layering/solv"
 )
 
 // validPkgChange checks a package change request before it becomes a transaction.
@@ -11,15 +19,246 @@ func validPkgChange(req dbus.Request) error {
 	if len(req.Options.Strings("add")) == 0 && len(req.Options.Strings("remove")) == 0 {
 		return dbus.Errorf(dbus.ErrInvalidArgument, "name at least one package to add or remove")
 	}
+	for _, p := range append(req.Options.Strings("add"), req.Options.Strings("remove")...) {
+		if p == "" || strings.ContainsAny(p, ";\n\x00") {
+			return dbus.Errorf(dbus.ErrInvalidArgument, "invalid package name %q", p)
+		}
+	}
 	return nil
 }
 
-// pkgChange layers and unlayers packages. Not wired to the layering package yet.
+// requestedAfter applies a change to the requested packages. Adding one
+// already requested or removing one that is not is an error unless idempotent.
+func requestedAfter(old, add, remove []string, idempotent bool) ([]string, error) {
+	out := slices.Clone(old)
+	for _, p := range remove {
+		i := slices.Index(out, p)
+		if i < 0 {
+			if idempotent {
+				continue
+			}
+			return nil, dbus.Errorf(dbus.ErrInvalidArgument, "package %q is not layered (layered: %s)", p, listOrNone(old))
+		}
+		out = slices.Delete(out, i, i+1)
+	}
+	for _, p := range add {
+		if slices.Contains(out, p) {
+			if idempotent {
+				continue
+			}
+			return nil, dbus.Errorf(dbus.ErrInvalidArgument, "package %q is already requested; pass --idempotent to ignore this", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, " ")
+}
+
+// pkgChange layers and unlayers packages: it resolves the new requested set
+// against the base of the current deployment, builds the layered commit and
+// deploys it (or the base itself when nothing stays layered).
 func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	return nil, dbus.Errorf(dbus.ErrFailed, "package layering is not available in this build yet")
+	cur, err := e.currentDeployment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	old := cur.Origin.Packages()
+	requested, err := requestedAfter(old, opts.Strings("add"), opts.Strings("remove"), opts.Bool("idempotent"))
+	if err != nil {
+		return nil, err
+	}
+	if slices.Equal(requested, old) {
+		t.message("No change.")
+		return map[string]any{"changed": false, "requested": requested}, nil
+	}
+	base := baseOf(cur)
+	origin := cur.Origin.Clone()
+	origin.SetPackages(requested)
+	res := map[string]any{"requested": requested}
+	if len(requested) == 0 {
+		if opts.Bool("dry-run") {
+			t.message("Would deploy the base commit " + base[:12] + " without layered packages.")
+			return map[string]any{"changed": false, "dry-run": true}, nil
+		}
+		return e.deployCommit(ctx, t, base, origin, res)
+	}
+	l, repos, err := e.layerer(ctx, t, cur, false)
+	if err != nil {
+		return nil, err
+	}
+	info, err := e.sr.CommitInfo(base)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := l.Resolve(ctx, base, info.Version, repos, requested)
+	if err != nil {
+		return nil, layerError(err)
+	}
+	res["packages"] = plan.NEVRAs()
+	if opts.Bool("dry-run") {
+		t.message("Would layer: " + listOrNone(plan.NEVRAs()))
+		res["dry-run"] = true
+		res["changed"] = false
+		return res, nil
+	}
+	built, err := l.Build(ctx, plan)
+	if err != nil {
+		return nil, layerError(err)
+	}
+	if err := e.keepBase(ctx, base); err != nil {
+		return nil, err
+	}
+	reportBuild(t, built)
+	res["downloaded"] = built.Downloaded
+	return e.deployCommit(ctx, t, built.Commit, origin, res)
+}
+
+// relayer layers the packages the current deployment requests onto a new
+// base (an upgrade), from the package cache where nothing changed. With
+// nothing requested it returns the base itself.
+func (e *Engine) relayer(ctx context.Context, t *txn, cur deploy.Deployment, base string) (string, error) {
+	requested := cur.Origin.Packages()
+	if len(requested) == 0 {
+		return base, nil
+	}
+	l, repos, err := e.layerer(ctx, t, cur, false)
+	if err != nil {
+		return "", err
+	}
+	info, err := e.sr.CommitInfo(base)
+	if err != nil {
+		return "", err
+	}
+	plan, err := l.Resolve(ctx, base, info.Version, repos, requested)
+	if err != nil {
+		return "", layerError(err)
+	}
+	built, err := l.Build(ctx, plan)
+	if err != nil {
+		return "", layerError(err)
+	}
+	if err := e.keepBase(ctx, base); err != nil {
+		return "", err
+	}
+	reportBuild(t, built)
+	return built.Commit, nil
+}
+
+func reportBuild(t *txn, b *layering.Result) {
+	t.message(fmt.Sprintf("Layered %s (downloaded %d, imported %d, %d script(s) run).",
+		strings.Join(b.Layered, " "), len(b.Downloaded), len(b.Imported), b.ScriptsRun))
+}
+
+// layerer sets up layering for the current deployment: its stateroot's
+// cache, the repos of its /etc/yum.repos.d with their metadata refreshed.
+func (e *Engine) layerer(ctx context.Context, t *txn, cur deploy.Deployment, force bool) (*layering.Layerer, []layering.RepoMetadata, error) {
+	cacheDir := filepath.Join(e.sr.Path(), "ostree", "deploy", cur.OSName, "var", "cache", "hostctl")
+	reposDir := filepath.Join(cur.Path, "etc", "yum.repos.d")
+	repos, err := layering.EnabledRepos(reposDir, layering.TreeVars(cur.Path))
+	if err != nil {
+		return nil, nil, dbus.NewError(dbus.ErrInvalidArgument, err)
+	}
+	t.step("metadata", "Updating metadata of "+repoIDs(repos))
+	md, err := layering.RefreshMetadata(ctx, cacheDir, repos, force)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := &layering.Layerer{
+		Repo:     e.sr.Repo(),
+		CacheDir: cacheDir,
+		TmpDir:   filepath.Join(e.sr.RepoPath(), "tmp"),
+		KeyRoot:  cur.Path,
+		Step:     t.step,
+		AddTemp:  t.addTemp,
+	}
+	return l, md, nil
+}
+
+func repoIDs(repos []layering.Repo) string {
+	ids := make([]string, len(repos))
+	for i, r := range repos {
+		ids[i] = r.ID
+	}
+	return strings.Join(ids, " ")
+}
+
+// layerError gives layering's refusals their D-Bus names.
+func layerError(err error) error {
+	var us *layering.UnsupportedScriptsError
+	var pe *solv.ProblemError
+	var re *solv.ReplacementError
+	var ce *layering.ConflictError
+	switch {
+	case errors.As(err, &us):
+		return dbus.NewError(dbus.ErrUnsupportedScript, err)
+	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &ce):
+		return dbus.NewError(dbus.ErrInvalidArgument, err)
+	}
+	return err
 }
 
 // refreshMetadata refreshes the rpm-md metadata of the enabled repositories.
 func (e *Engine) refreshMetadata(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	return nil, dbus.Errorf(dbus.ErrFailed, "package layering is not available in this build yet")
+	cur, err := e.currentDeployment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, md, err := e.layerer(ctx, t, cur, true)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, m := range md {
+		ids = append(ids, m.Repo.ID)
+		state := "unchanged"
+		if len(m.Metadata.Downloaded) > 0 {
+			state = "updated"
+		}
+		t.message(fmt.Sprintf("%s: metadata %s (revision checked %s)", m.Repo.ID, state, m.Metadata.Checked.UTC().Format("2006-01-02 15:04:05")))
+	}
+	return map[string]any{"repos": ids, "changed": false}, nil
+}
+
+// baseRefPrefix keeps the base commits of layered deployments in the repo:
+// a layered deployment's commit does not reference its base, and pkg-remove
+// or a re-layer after a rollback needs it.
+const baseRefPrefix = "hostctl/base/"
+
+// keepBase points a ref at base, and drops the base refs no deployment
+// (nor this base) needs any more.
+func (e *Engine) keepBase(ctx context.Context, base string) error {
+	repo := e.sr.Repo()
+	if err := repo.SetRef(ctx, baseRefPrefix+base, base); err != nil {
+		return err
+	}
+	deps, err := e.sr.Deployments(ctx)
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{base: true}
+	for _, d := range deps {
+		used[baseOf(d)] = true
+	}
+	refs, err := repo.Refs(ctx, strings.TrimSuffix(baseRefPrefix, "/"))
+	if err != nil {
+		return err
+	}
+	for ref, c := range refs {
+		if !used[c] {
+			name := ref
+			if !strings.HasPrefix(name, baseRefPrefix) {
+				name = baseRefPrefix + strings.TrimPrefix(name, "/")
+			}
+			if err := repo.SetRef(ctx, name, ""); err != nil {
+				e.log.Warn("drop base ref", "ref", name, "err", err)
+			}
+		}
+	}
+	return nil
 }

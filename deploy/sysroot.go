@@ -311,3 +311,14 @@ func resolveRev(repo *C.OstreeRepo, ref string) (string, error) {
 	}
 	return gstring(out), nil
 }
+
+// BootVersion is the loader version libostree last wrote: /boot/loader must
+// point at loader.BootVersion.
+func (s *Sysroot) BootVersion(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.reload(ctx); err != nil {
+		return 0, err
+	}
+	return int(C.ostree_sysroot_get_bootversion(s.sr)), nil
+}

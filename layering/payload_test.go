@@ -390,3 +390,34 @@ func TestExtractHardlinkSets(t *testing.T) {
 		t.Fatalf("full1 = %q", b)
 	}
 }
+
+// FuzzExtractPayload feeds arbitrary bytes to ExtractPayload as an RPM file:
+// it must not panic, and whatever it accepts it writes inside dest only.
+func FuzzExtractPayload(f *testing.F) {
+	for _, p := range testrpm.BuildFile(f, "testdata/payload.spec", "") {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		top := t.TempDir()
+		pkg := filepath.Join(top, "p.rpm")
+		if err := os.WriteFile(pkg, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dest := filepath.Join(top, "dest")
+		if err := os.Mkdir(dest, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ids, _ := LoadIDs(nil, nil)
+		ExtractPayload(context.Background(), pkg, dest, ids)
+		entries, _ := os.ReadDir(top)
+		for _, e := range entries {
+			if e.Name() != "p.rpm" && e.Name() != "dest" {
+				t.Fatalf("ExtractPayload wrote %s outside dest", e.Name())
+			}
+		}
+	})
+}

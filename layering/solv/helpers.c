@@ -45,3 +45,11 @@ void hc_queue_push2(Queue *q, Id a, Id b) { queue_push2(q, a, b); }
 Queue *hc_transaction_steps(Transaction *t) { return &t->steps; }
 int hc_repo_nsolvables(Repo *r) { return r->nsolvables; }
 const char *hc_pool_errstr(Pool *pool) { return pool_errstr(pool); }
+
+const char *hc_solvable_checksum(Pool *pool, Id p, const char **type)
+{
+  Id t = 0;
+  const char *sum = solvable_lookup_checksum(pool->solvables + p, SOLVABLE_CHECKSUM, &t);
+  *type = t ? solv_chksum_type2str(t) : "";
+  return sum ? sum : "";
+}

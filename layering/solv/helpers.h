@@ -17,6 +17,7 @@
 #include <solv/rules.h>
 #include <solv/transaction.h>
 #include <solv/queue.h>
+#include <solv/chksum.h>
 
 Solvable *hc_solvable(Pool *pool, Id p);
 Repo *hc_installed(Pool *pool);
@@ -34,5 +35,6 @@ void hc_queue_push2(Queue *q, Id a, Id b);
 Queue *hc_transaction_steps(Transaction *t);
 int hc_repo_nsolvables(Repo *r);
 const char *hc_pool_errstr(Pool *pool);
+const char *hc_solvable_checksum(Pool *pool, Id p, const char **type);
 
 #endif

@@ -169,3 +169,17 @@ func TestLoadInstalledNoRpmdb(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+func TestSolveInstallChecksum(t *testing.T) {
+	f := newFixture(t)
+	p, _ := f.pool(t, "")
+	got, err := p.SolveInstall([]string{"app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range got {
+		if pkg.ChecksumType != "sha256" || len(pkg.Checksum) != 64 {
+			t.Errorf("%s: checksum %q:%q, want a sha256 from primary.xml", pkg.NEVRA(), pkg.ChecksumType, pkg.Checksum)
+		}
+	}
+}

@@ -20,6 +20,9 @@ type Package struct {
 	Repo string
 	// Location is its href relative to the repository's base URL.
 	Location string
+	// ChecksumType and Checksum are the package file's digest from the
+	// repository metadata (e.g. "sha256" and hex); empty for installed packages.
+	ChecksumType, Checksum string
 }
 
 // NEVRA returns name-evr.arch.
@@ -113,12 +116,16 @@ func (p *Pool) SolveInstall(specs []string) ([]Package, error) {
 func (p *Pool) nevra(id C.Id) string { return p.pkg(id).NEVRA() }
 
 func (p *Pool) pkg(id C.Id) Package {
+	var typ *C.char
+	sum := C.GoString(C.hc_solvable_checksum(p.p, id, &typ))
 	return Package{
-		Name:     C.GoString(C.hc_solvable_name(p.p, id)),
-		EVR:      C.GoString(C.hc_solvable_evr(p.p, id)),
-		Arch:     C.GoString(C.hc_solvable_arch(p.p, id)),
-		Repo:     C.GoString(C.hc_solvable_repo(p.p, id)),
-		Location: C.GoString(C.hc_solvable_location(p.p, id)),
+		ChecksumType: C.GoString(typ),
+		Checksum:     sum,
+		Name:         C.GoString(C.hc_solvable_name(p.p, id)),
+		EVR:          C.GoString(C.hc_solvable_evr(p.p, id)),
+		Arch:         C.GoString(C.hc_solvable_arch(p.p, id)),
+		Repo:         C.GoString(C.hc_solvable_repo(p.p, id)),
+		Location:     C.GoString(C.hc_solvable_location(p.p, id)),
 	}
 }
 

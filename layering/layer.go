@@ -1,0 +1,423 @@
+package layering
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/layering/solv"
+)
+
+// Commit metadata keys of hostctl's commits.
+const (
+	// PackageChecksumKey on a package cache commit is the RPM's checksum
+	// ("sha256:HEX") from the metadata it was imported for.
+	PackageChecksumKey = "hostctl.rpm.checksum"
+	// LayeredKey on a layered commit lists the layered packages' NEVRAs, ';'-separated.
+	LayeredKey = "hostctl.layered-packages"
+	// RequestedKey on a layered commit lists the requested packages, ';'-separated.
+	RequestedKey = "hostctl.requested-packages"
+)
+
+// Layerer builds layered trees: the base commit plus packages, committed to
+// the sysroot's repository. Nothing it does writes through a deployment or
+// moves a ref other than the package cache's.
+type Layerer struct {
+	// Repo is the sysroot's repository.
+	Repo *deploy.Repo
+	// CacheDir holds the metadata, .solv and package file caches (the
+	// stateroot's /var/cache/hostctl).
+	CacheDir string
+	// TmpDir is where scratch trees go; it must be on the repository's file
+	// system so checkouts are hardlinks (e.g. SYSROOT/ostree/repo/tmp).
+	TmpDir string
+	// KeyRoot is the tree file:// gpgkey URLs are read from (the merge deployment).
+	KeyRoot string
+	// Client fetches packages and keys; nil means a default client that also reads file:// URLs.
+	Client *http.Client
+	// Step is told of each stage (may be nil).
+	Step func(stage, text string)
+	// AddTemp is told of each scratch directory before it is created, so a
+	// crash can be cleaned up (may be nil).
+	AddTemp func(path string)
+}
+
+func (l *Layerer) step(stage, text string) {
+	if l.Step != nil {
+		l.Step(stage, text)
+	}
+}
+
+func (l *Layerer) scratch(pattern string) (string, error) {
+	if err := os.MkdirAll(l.TmpDir, 0o755); err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(l.TmpDir, pattern)
+	if err != nil {
+		return "", err
+	}
+	if l.AddTemp != nil {
+		l.AddTemp(dir)
+	}
+	return dir, nil
+}
+
+// Plan is a resolved layering request.
+type Plan struct {
+	// Base is the base commit and BaseVersion its version.
+	Base, BaseVersion string
+	// Requested are the requested packages.
+	Requested []string
+	// Packages are the packages to add to the base, sorted by name.
+	Packages []solv.Package
+	repos    map[string]Repo
+}
+
+// NEVRAs lists the packages of the plan.
+func (p *Plan) NEVRAs() []string {
+	out := make([]string, len(p.Packages))
+	for i, pkg := range p.Packages {
+		out[i] = pkg.NEVRA()
+	}
+	return out
+}
+
+// Resolve solves installing requested on top of the base commit with libsolv:
+// the installed packages are the base's rpmdb (its usr/lib/sysimage/rpm,
+// checked out alone into a scratch directory), the available ones the repos'
+// primary metadata (through .solv caches). A request that cannot be met
+// fails with *solv.ProblemError, one that would change a base package with
+// *solv.ReplacementError.
+func (l *Layerer) Resolve(ctx context.Context, base, baseVersion string, repos []RepoMetadata, requested []string) (*Plan, error) {
+	l.step("resolve", "Resolving "+strings.Join(requested, " "))
+	tmp, err := l.scratch("hostctl-rpmdb-")
+	if err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	root := filepath.Join(tmp, "root")
+	dbdir := filepath.Join(root, RPMDBPath)
+	if err := os.MkdirAll(filepath.Dir(dbdir), 0o755); err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	if err := l.Repo.Checkout(ctx, base, dbdir, deploy.CheckoutOptions{Subpath: "/" + RPMDBPath, Copy: true}); err != nil {
+		return nil, fmt.Errorf("resolve: read the rpmdb of base %s: %w", short(base), err)
+	}
+	pool := solv.NewPool(BaseArch())
+	defer pool.Close()
+	if _, err := pool.LoadInstalled(root); err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	plan := &Plan{Base: base, BaseVersion: baseVersion, Requested: requested, repos: map[string]Repo{}}
+	solvDir := filepath.Join(l.CacheDir, "solv")
+	if err := os.MkdirAll(solvDir, 0o755); err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	for _, r := range repos {
+		plan.repos[r.Repo.ID] = r.Repo
+		cache := ""
+		if d, ok := r.Metadata.RepoMD.Find("primary"); ok && d.Checksum.Value != "" {
+			cache = filepath.Join(solvDir, r.Repo.ID+"-"+d.Checksum.Value+".solv")
+		}
+		if _, err := pool.AddRepoMD(r.Repo.ID, r.Metadata.Primary(), cache); err != nil {
+			return nil, fmt.Errorf("resolve: %w", err)
+		}
+	}
+	pkgs, err := pool.SolveInstall(requested)
+	if err != nil {
+		return nil, err
+	}
+	plan.Packages = pkgs
+	return plan, nil
+}
+
+// Result is what Build made.
+type Result struct {
+	// Commit is the layered commit.
+	Commit string
+	// Layered are the NEVRAs added to the base.
+	Layered []string
+	// Downloaded are the NEVRAs fetched from a repository by this build;
+	// Imported those whose payload was committed to the package cache;
+	// the others came from the caches.
+	Downloaded, Imported []string
+	// ScriptsRun counts the %post and %posttrans scripts run.
+	ScriptsRun int
+}
+
+type preparedPkg struct {
+	file    PackageFile
+	scripts *PackageScripts
+	ref     string
+	commit  string // cached commit, or "" until imported
+	dir     string // payload tree in the scratch directory
+}
+
+// Build makes the layered commit of plan: it downloads (or reuses) and
+// verifies every package, refuses any with a script the policy refuses,
+// all before writing anything; then it imports each payload once into the
+// package cache (a commit on PackageRef), checks out the base with
+// hardlinks, unions the packages over it (a conflicting file is an error),
+// records them in the new tree's rpmdb (a copy), runs their %post and
+// %posttrans sandboxed, and commits the tree with the base commit, its
+// version and the layered packages in the metadata.
+func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
+	res := &Result{Layered: plan.NEVRAs()}
+	scratch, err := l.scratch("hostctl-layer-")
+	if err != nil {
+		return nil, fmt.Errorf("layer packages: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+
+	pkgs, err := l.fetch(ctx, scratch, plan, res)
+	if err != nil {
+		return nil, err
+	}
+	var all []*PackageScripts
+	for _, p := range pkgs {
+		all = append(all, p.scripts)
+	}
+	if err := CheckScriptPolicy(all); err != nil {
+		return nil, err
+	}
+
+	l.step("checkout", "Checking out base "+short(plan.Base))
+	tree := filepath.Join(scratch, "tree")
+	if err := l.Repo.Checkout(ctx, plan.Base, tree, deploy.CheckoutOptions{}); err != nil {
+		return nil, fmt.Errorf("layer packages: %w", err)
+	}
+	if err := l.payloads(ctx, scratch, tree, pkgs); err != nil {
+		return nil, err
+	}
+	var trees []pkgTree
+	for _, p := range pkgs {
+		trees = append(trees, pkgTree{name: p.file.Name, dir: p.dir})
+	}
+	l.step("conflicts", "Checking for file conflicts")
+	if err := checkConflicts(tree, trees); err != nil {
+		return nil, err
+	}
+	for _, p := range pkgs {
+		if p.commit != "" {
+			continue
+		}
+		c, err := l.Repo.Commit(ctx, p.dir, deploy.CommitOptions{Ref: p.ref, Subject: "hostctl package cache: " + p.file.NEVRA(),
+			Metadata: map[string]string{PackageChecksumKey: p.file.ChecksumType + ":" + p.file.Checksum, "version": p.file.EVR}})
+		if err != nil {
+			return nil, fmt.Errorf("import package %s into the package cache: %w", p.file.NEVRA(), err)
+		}
+		p.commit = c
+		res.Imported = append(res.Imported, p.file.NEVRA())
+	}
+	l.step("assemble", "Assembling "+strings.Join(res.Layered, " "))
+	varBefore := listDir(filepath.Join(tree, "var"))
+	for _, p := range pkgs {
+		if err := l.Repo.Checkout(ctx, p.commit, tree, deploy.CheckoutOptions{Overwrite: deploy.OverwriteUnionIdentical}); err != nil {
+			return nil, fmt.Errorf("layer package %s: %w", p.file.NEVRA(), err)
+		}
+	}
+	if err := breakHardlinks(filepath.Join(tree, RPMDBPath)); err != nil {
+		return nil, fmt.Errorf("layer packages: %w", err)
+	}
+	var files []string
+	for _, p := range pkgs {
+		files = append(files, p.file.Path)
+	}
+	if err := registerPackages(ctx, tree, files); err != nil {
+		return nil, err
+	}
+	var runs []ScriptJob
+	for _, typ := range []string{"%post", "%posttrans"} {
+		for _, p := range pkgs {
+			for _, s := range p.scripts.ToRun(typ) {
+				runs = append(runs, ScriptJob{Package: p.file.Name, Script: s, Arg: "1"})
+			}
+		}
+	}
+	if len(runs) > 0 {
+		l.step("scripts", fmt.Sprintf("Running %d package script(s) in the sandbox", len(runs)))
+	}
+	if err := runScripts(ctx, scratch, tree, runs); err != nil {
+		return nil, err
+	}
+	res.ScriptsRun = len(runs)
+	// /var belongs to the stateroot, not the commit: drop what rpm left there.
+	for _, name := range listDir(filepath.Join(tree, "var")) {
+		if !contains(varBefore, name) {
+			os.RemoveAll(filepath.Join(tree, "var", name))
+		}
+	}
+	l.step("commit", "Committing the layered tree")
+	c, err := l.Repo.Commit(ctx, tree, deploy.CommitOptions{
+		Subject: fmt.Sprintf("hostctl: %s + %s", versionOr(plan.BaseVersion, short(plan.Base)), strings.Join(plan.Requested, " ")),
+		Metadata: map[string]string{
+			deploy.BaseCommitKey: plan.Base,
+			"version":            plan.BaseVersion,
+			LayeredKey:           strings.Join(res.Layered, ";"),
+			RequestedKey:         strings.Join(plan.Requested, ";"),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit the layered tree: %w", err)
+	}
+	res.Commit = c
+	return res, nil
+}
+
+// fetch downloads (or finds in the cache) every package of plan, verifies
+// signatures where the repository asks for it and reads the headers.
+func (l *Layerer) fetch(ctx context.Context, scratch string, plan *Plan, res *Result) ([]*preparedPkg, error) {
+	l.step("download", fmt.Sprintf("Fetching %d package(s)", len(plan.Packages)))
+	dir := filepath.Join(l.CacheDir, "packages")
+	keyrings := map[string]*keyring{}
+	var out []*preparedPkg
+	for _, sp := range plan.Packages {
+		repo, ok := plan.repos[sp.Repo]
+		if !ok {
+			return nil, fmt.Errorf("package %s comes from unknown repo %q", sp.NEVRA(), sp.Repo)
+		}
+		f, err := fetchPackage(ctx, l.Client, dir, repo, sp)
+		if err != nil {
+			return nil, err
+		}
+		if f.Downloaded {
+			res.Downloaded = append(res.Downloaded, sp.NEVRA())
+		}
+		if repo.GPGCheck {
+			k := keyrings[repo.ID]
+			if k == nil {
+				if k, err = newKeyring(ctx, l.Client, scratch, l.KeyRoot, repo); err != nil {
+					return nil, err
+				}
+				keyrings[repo.ID] = k
+			}
+			if err := k.verify(ctx, f.Path, f, repo.ID); err != nil {
+				return nil, err
+			}
+		}
+		scripts, err := readHeaderScripts(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &preparedPkg{file: f, scripts: scripts, ref: PackageRef(sp.Name, sp.EVR, sp.Arch)})
+	}
+	return out, nil
+}
+
+func readHeaderScripts(f PackageFile) (*PackageScripts, error) {
+	fh, err := os.Open(f.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read package %s: %w", f.NEVRA(), err)
+	}
+	defer fh.Close()
+	pkg, err := ReadPackage(bufio.NewReader(fh))
+	if err != nil {
+		return nil, fmt.Errorf("read package %s: %w", f.NEVRA(), err)
+	}
+	if pkg.Name() != f.Name {
+		return nil, fmt.Errorf("package file of %s is named %q in its header: the repository metadata does not match its packages", f.NEVRA(), pkg.Name())
+	}
+	return ReadScripts(pkg)
+}
+
+// payloads gives every package a payload tree in scratch: a hardlink
+// checkout of its package cache commit when the cache has it for the same
+// checksum, else its payload extracted (owners mapped through the base's
+// passwd and group, /etc moved to /usr/etc).
+func (l *Layerer) payloads(ctx context.Context, scratch, tree string, pkgs []*preparedPkg) error {
+	ids, err := LoadIDs(
+		[]string{filepath.Join(tree, "usr/etc/passwd"), filepath.Join(tree, "usr/lib/passwd")},
+		[]string{filepath.Join(tree, "usr/etc/group"), filepath.Join(tree, "usr/lib/group")})
+	if err != nil {
+		return fmt.Errorf("layer packages: %w", err)
+	}
+	for i, p := range pkgs {
+		p.dir = filepath.Join(scratch, fmt.Sprintf("pkg-%d", i))
+		want := p.file.ChecksumType + ":" + p.file.Checksum
+		if c, err := l.Repo.Resolve(p.ref); err == nil {
+			if _, meta, err := l.Repo.CommitMetadata(c); err == nil && meta[PackageChecksumKey] == want {
+				if err := l.Repo.Checkout(ctx, c, p.dir, deploy.CheckoutOptions{}); err != nil {
+					return fmt.Errorf("check out cached package %s: %w", p.file.NEVRA(), err)
+				}
+				p.commit = c
+				continue
+			}
+		} else if !errors.Is(err, deploy.ErrNotFound) {
+			return fmt.Errorf("look up cached package %s: %w", p.file.NEVRA(), err)
+		}
+		l.step("import", "Importing "+p.file.NEVRA())
+		if err := os.Mkdir(p.dir, 0o755); err != nil {
+			return err
+		}
+		if _, err := ExtractPayload(ctx, p.file.Path, p.dir, ids); err != nil {
+			return err
+		}
+		if err := moveEtc(p.dir); err != nil {
+			return fmt.Errorf("import package %s: %w", p.file.NEVRA(), err)
+		}
+	}
+	return nil
+}
+
+// moveEtc moves a payload's etc/ to usr/etc/, where an OSTree commit keeps
+// the default configuration.
+func moveEtc(dir string) error {
+	etc := filepath.Join(dir, "etc")
+	st, err := os.Lstat(etc)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("/etc in the payload is not a directory")
+	}
+	usrEtc := filepath.Join(dir, "usr", "etc")
+	if err := os.MkdirAll(filepath.Join(dir, "usr"), 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(usrEtc); err == nil {
+		return fmt.Errorf("the payload has both /etc and /usr/etc")
+	}
+	return os.Rename(etc, usrEtc)
+}
+
+func listDir(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func short(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+func versionOr(v, alt string) string {
+	if v != "" {
+		return v
+	}
+	return alt
+}
