@@ -196,9 +196,13 @@ func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (m
 			return nil, dbus.Errorf(dbus.ErrNotFound, "no commit with version or checksum %q in the history of %s: `hostctl upgrade --check` shows the latest", rev, refspec)
 		}
 	}
-	t.step("pull", "Pulling "+csum[:12])
-	if _, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Commit: csum, Progress: pullProgress(t)}); err != nil {
-		return nil, err
+	if e.sr.Repo().HasCompleteCommit(csum) {
+		t.message("Commit " + csum[:12] + " is already here; nothing to download.")
+	} else {
+		t.step("pull", "Pulling "+csum[:12])
+		if _, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Commit: csum, Progress: pullProgress(t)}); err != nil {
+			return nil, err
+		}
 	}
 	origin := cur.Origin.Clone()
 	origin.SetOverrideCommit(csum)

@@ -239,3 +239,19 @@ func strv(arr **C.char) []string {
 	}
 	return out
 }
+
+// HasCompleteCommit tells whether the commit and every object it refers to
+// are in the repo (not only its metadata, as after a --check or a partial pull).
+func (r *Repo) HasCompleteCommit(commit string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ccommit := C.CString(commit)
+	defer cfree(ccommit)
+	var state C.OstreeRepoCommitState
+	var gerr *C.GError
+	if C.ostree_repo_load_commit(r.repo, ccommit, nil, &state, &gerr) == 0 {
+		C.g_error_free(gerr)
+		return false
+	}
+	return state&C.OSTREE_REPO_COMMIT_STATE_PARTIAL == 0
+}

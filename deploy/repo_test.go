@@ -102,3 +102,24 @@ func TestRepoCommitCheckoutRefs(t *testing.T) {
 		t.Fatal("HasCommit")
 	}
 }
+
+func TestHasCompleteCommit(t *testing.T) {
+	ctx := context.Background()
+	m := newMiniRemote(t, "1", "2")
+	s := newTestSysroot(t, m)
+	if s.Repo().HasCompleteCommit(m.commits["2"]) {
+		t.Fatal("a commit never pulled is complete")
+	}
+	if _, err := s.Pull(ctx, "origin:mini/stable", PullOptions{CommitOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Repo().HasCompleteCommit(m.commits["2"]) {
+		t.Fatal("a commit-only pull counts as complete")
+	}
+	if _, err := s.Pull(ctx, "origin:mini/stable", PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Repo().HasCompleteCommit(m.commits["2"]) {
+		t.Fatal("a pulled commit is not complete")
+	}
+}

@@ -115,8 +115,14 @@ func TestUpgradeRollback(t *testing.T) {
 	if st.Deployments[0].Version != "10" || st.Deployments[0].Origin != "hostos:"+fixture.TestingRef {
 		t.Fatalf("rebase: %+v", st.Deployments[0])
 	}
+	// A commit already in the repo deploys with the remote gone.
+	e.srv.Stop()
+	if out := e.mustHostctl("deploy", "revision="+e.os.Commit("2")); !strings.Contains(out, "already here") {
+		t.Fatalf("deploy of a present commit:\n%s", out)
+	}
+	e.srv.Start()
 	e.mustHostctl("cleanup", "-r")
-	if got := versions(e.status()); !slices.Equal(got, []string{"10"}) {
+	if got := versions(e.status()); !slices.Equal(got, []string{"2"}) {
 		t.Fatalf("cleanup -r left %v", got)
 	}
 	hist := e.mustHostctl("history")
