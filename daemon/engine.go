@@ -480,6 +480,9 @@ func (e *Engine) recover(ctx context.Context) error {
 	}
 	e.log.Warn("recovering interrupted transaction", "txn", r.ID, "kind", r.Kind, "step", last)
 	for _, p := range r.Temp {
+		if mps, err := unmountUnder(p); err != nil || len(mps) > 0 {
+			e.log.Warn("detached mounts a crash left behind", "paths", mps, "err", err)
+		}
 		os.RemoveAll(p)
 	}
 	if ok, err := e.sr.TryLock(); err == nil && ok {
