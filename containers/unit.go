@@ -100,6 +100,20 @@ func RuntimeDirectives(runtime, name, pidfile string, f RuntimeFeatures, templat
 	}
 }
 
+// ForkingIfDetached adds Type=forking to the [Service] section of a unit
+// rendered from DefaultUnitTemplate whose ExecStart is the detached
+// "run -d --pid-file" form. atomic's template lacks it, but with the default
+// Type=simple systemd takes runc's exit after detaching for the end of the
+// service: it would kill the container's cgroup and run ExecStopPost
+// (runc delete). With Type=forking systemd waits for runc to exit and reads
+// the container's PID from PIDFile=.
+func ForkingIfDetached(unit, execStart string) string {
+	if !strings.Contains(execStart, " run -d ") || strings.Contains(unit, "\nType=") {
+		return unit
+	}
+	return strings.Replace(unit, "[Service]\n", "[Service]\nType=forking\n", 1)
+}
+
 // UnitTemplate returns the service template to use: the image's
 // /exports/service.template when it has one (ok true), else
 // DefaultUnitTemplate.

@@ -113,3 +113,24 @@ func TestValidateName(t *testing.T) {
 		}
 	}
 }
+
+func TestForkingIfDetached(t *testing.T) {
+	v := map[string]string{"NAME": "web", "DESTDIR": "/d", "PIDFILE": "/run/container-web.pid", "EXEC_STARTPRE": "", "EXEC_STOP": ""}
+	detached := RuntimeDirectives("/usr/bin/runc", "web", v["PIDFILE"], RuntimeFeatures{PidFile: true}, TemplateSupportsPidfile(DefaultUnitTemplate))
+	v["EXEC_START"], v["EXEC_STOPPOST"] = detached.Start, detached.StopPost
+	unit, err := RenderUnit(DefaultUnitTemplate, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ForkingIfDetached(unit, v["EXEC_START"])
+	if !strings.Contains(got, "[Service]\nType=forking\nExecStartPre=") || !strings.Contains(got, "PIDFile=/run/container-web.pid") {
+		t.Fatalf("detached unit:\n%s", got)
+	}
+	if again := ForkingIfDetached(got, v["EXEC_START"]); again != got {
+		t.Fatalf("applied twice:\n%s", again)
+	}
+	fg := RuntimeDirectives("/usr/bin/runc", "web", v["PIDFILE"], RuntimeFeatures{}, true)
+	if got := ForkingIfDetached(unit, fg.Start); got != unit {
+		t.Fatalf("foreground form changed:\n%s", got)
+	}
+}

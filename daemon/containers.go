@@ -2,48 +2,780 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
 
+	"github.com/hostctl/hostctl/containers"
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/deploy"
 )
 
-// errNoContainers is returned until system containers are wired in.
-func errNoContainers() error {
-	return dbus.Errorf(dbus.ErrFailed, "system containers are not available in this build yet")
+// ContainerConfig configures system containers (Config.Containers).
+type ContainerConfig struct {
+	// ServiceManager is "systemd" (the default: systemd over D-Bus) or
+	// "direct" (hostd runs runc itself and supervises the containers, for
+	// hosts whose PID 1 is not systemd).
+	ServiceManager string
+	// SystemdAddress is the D-Bus address of systemd: "" for the system
+	// bus, or e.g. unix:path=ROOT/run/systemd/private of a container booted
+	// with systemd-nspawn.
+	SystemdAddress string
+	// Runtime is the OCI runtime; "" finds runc in $PATH.
+	Runtime string
 }
 
-// reconcile brings the system containers in line with the booted (or default) generation.
-func (e *Engine) reconcile(ctx context.Context) error { return nil }
+// containerConfig is Config.Containers with its defaults filled in.
+func (e *Engine) containerConfig() ContainerConfig {
+	c := e.cfg.Containers
+	if c.Runtime == "" {
+		if p, err := exec.LookPath("runc"); err == nil {
+			c.Runtime = p
+		} else {
+			c.Runtime = containers.DefaultRuntime
+		}
+	}
+	if c.ServiceManager == "" {
+		c.ServiceManager = "systemd"
+	}
+	return c
+}
+
+// containerRuntime is the per-engine state of system containers: the
+// service manager (the direct one supervises, so it lives as long as the
+// engine) and the runtime's features.
+type containerRuntime struct {
+	mu       sync.Mutex
+	services containers.ServiceManager
+	features *containers.RuntimeFeatures
+}
+
+func (e *Engine) ctrRuntime() *containerRuntime { return &e.ctr }
+
+// host says where the containers of the current deployment live.
+func (e *Engine) host(ctx context.Context) (containers.Host, deploy.Deployment, error) {
+	deps, err := e.sr.Deployments(ctx)
+	if err != nil {
+		return containers.Host{}, deploy.Deployment{}, err
+	}
+	cur, ok := current(deps)
+	if !ok {
+		return containers.Host{}, deploy.Deployment{}, dbus.Errorf(dbus.ErrNotFound, "the sysroot %s has no deployment: deploy one first", e.sr.Path())
+	}
+	cfg := e.containerConfig()
+	h := containers.Host{Runtime: cfg.Runtime}
+	if e.sr.Path() == "/" {
+		h.Dir, h.Etc, h.Root = "/var/lib/containers/hostctl", "/etc", "/"
+	} else {
+		h.Dir = filepath.Join(e.sr.Path(), "ostree", "deploy", cur.OSName, "var", "lib", "containers", "hostctl")
+		h.Etc, h.Root = filepath.Join(cur.Path, "etc"), cur.Path
+	}
+	rt := e.ctrRuntime()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.features == nil {
+		f, err := containers.ProbeRuntime(ctx, cfg.Runtime)
+		if err != nil {
+			return h, cur, err
+		}
+		rt.features = &f
+	}
+	h.RuntimeFeatures = *rt.features
+	if err := os.MkdirAll(h.Dir, 0o700); err != nil {
+		return h, cur, err
+	}
+	return h, cur, nil
+}
+
+// services returns the service manager, connecting on first use.
+func (e *Engine) services(ctx context.Context, h containers.Host) (containers.ServiceManager, error) {
+	rt := e.ctrRuntime()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.services != nil {
+		return rt.services, nil
+	}
+	cfg := e.containerConfig()
+	var err error
+	switch cfg.ServiceManager {
+	case "direct":
+		state := "/run/hostctl/runc"
+		if e.sr.Path() != "/" {
+			state = filepath.Join(e.sr.Path(), "run", "hostctl", "runc")
+		}
+		rt.services, err = containers.NewDirect(h, state, e.log)
+	case "systemd":
+		rt.services, err = containers.NewSystemd(ctx, cfg.SystemdAddress, cfg.Runtime)
+	default:
+		err = fmt.Errorf("unknown service manager %q: use systemd or direct", cfg.ServiceManager)
+	}
+	if err != nil {
+		return nil, dbus.NewError(dbus.ErrFailed, err)
+	}
+	return rt.services, nil
+}
+
+// containerEntry is one [containers] line of an origin: IMAGE@DIGEST;VALUES-DIGEST.
+type containerEntry struct {
+	Image, Digest, Values string
+}
+
+func (c containerEntry) String() string { return c.Image + "@" + c.Digest + ";" + c.Values }
+
+func parseContainerEntry(s string) (containerEntry, error) {
+	ref, values, ok := strings.Cut(s, ";")
+	i := strings.LastIndex(ref, "@")
+	if !ok || i <= 0 || !strings.HasPrefix(ref[i+1:], "sha256:") {
+		return containerEntry{}, fmt.Errorf("origin [containers] entry %q: want IMAGE@sha256:DIGEST;VALUES-DIGEST", s)
+	}
+	return containerEntry{Image: ref[:i], Digest: ref[i+1:], Values: values}, nil
+}
+
+// desiredContainers reads the [containers] group of a deployment's origin.
+func desiredContainers(d deploy.Deployment) (map[string]containerEntry, error) {
+	out := map[string]containerEntry{}
+	if d.Origin == nil {
+		return out, nil
+	}
+	var errs []error
+	for _, name := range d.Origin.Keys(deploy.GroupContainers) {
+		v, _ := d.Origin.Get(deploy.GroupContainers, name)
+		ce, err := parseContainerEntry(v)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[name] = ce
+	}
+	return out, errors.Join(errs...)
+}
+
+// recordContainer writes (or with entry nil removes) a container in the
+// origin of the current deployment, in place: a container change applies
+// live and needs no new boot entry, and the next deployment carries the
+// group over with the rest of the origin.
+func (e *Engine) recordContainer(ctx context.Context, name string, entry *containerEntry) error {
+	_, cur, err := e.host(ctx)
+	if err != nil {
+		return err
+	}
+	o := deploy.NewOrigin("")
+	if cur.Origin != nil {
+		o = cur.Origin.Clone()
+	}
+	if entry == nil {
+		o.Delete(deploy.GroupContainers, name)
+	} else {
+		o.Set(deploy.GroupContainers, name, entry.String())
+	}
+	return e.sr.SetOrigin(ctx, cur, o)
+}
+
+// dropTemp forgets a journalled temporary path once it has become part of
+// the committed state, so that recovery does not remove it.
+func (t *txn) dropTemp(path string) {
+	t.mu.Lock()
+	kept := t.rec.Temp[:0]
+	for _, p := range t.rec.Temp {
+		if p != path {
+			kept = append(kept, p)
+		}
+	}
+	t.rec.Temp = kept
+	rec := *t.rec
+	t.mu.Unlock()
+	if err := t.e.journal.putActive(&rec); err != nil {
+		t.e.log.Error("journal temp path", "txn", rec.ID, "path", path, "err", err)
+	}
+}
+
+// pauseForTest stops the transaction before step when HOSTD_TEST_PAUSE_BEFORE
+// names it, until the transaction is cancelled or hostd killed: the crash
+// tests kill hostd at a known point with it.
+func (e *Engine) pauseForTest(ctx context.Context, step string) {
+	if os.Getenv("HOSTD_TEST_PAUSE_BEFORE") != step {
+		return
+	}
+	e.log.Warn("paused for a test", "before", step)
+	<-ctx.Done()
+}
+
+func invalid(err error) error { return dbus.NewError(dbus.ErrInvalidArgument, err) }
 
 func (e *Engine) imagePull(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	return nil, errNoContainers()
+	h, _, err := e.host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.pull(ctx, t, h, t.rec.Arg)
+}
+
+func (e *Engine) pull(ctx context.Context, t *txn, h containers.Host, name string) (map[string]any, error) {
+	t.step("pull", "Pulling "+name)
+	res, err := containers.Pull(ctx, e.sr.Repo(), name, containers.PullOptions{
+		HostRoot: h.Root, AddTemp: t.addTemp,
+		Progress: func(p containers.PullProgress) {
+			t.progress(dbus.Progress{Stage: "pull", Done: uint64(p.Layer), Total: uint64(p.Layers), Bytes: p.Bytes, Text: p.Text}, false)
+		},
+	})
+	var pe *containers.PolicyError
+	if errors.As(err, &pe) {
+		return nil, dbus.NewError(dbus.ErrAccessDenied, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.message(fmt.Sprintf("Pulled %s (%s): %d layers fetched, %d already present, %d bytes received.",
+		res.Image.Name, res.Image.Digest, res.LayersFetched, res.LayersPresent, res.Bytes))
+	if len(res.Dropped) > 0 {
+		t.message(fmt.Sprintf("Left out %d device nodes and FIFOs (runc provides /dev).", len(res.Dropped)))
+	}
+	return map[string]any{"image": res.Image.Name, "digest": res.Image.Digest,
+		"layers-fetched": int64(res.LayersFetched), "layers-present": int64(res.LayersPresent),
+		"bytes": int64(res.Bytes), "changed": res.LayersFetched > 0}, nil
 }
 
 func (e *Engine) imageDelete(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	return nil, errNoContainers()
+	t.step("delete", "Deleting image "+t.rec.Arg)
+	img, err := containers.DeleteImage(ctx, e.sr.Repo(), t.rec.Arg)
+	if err != nil {
+		return nil, dbus.NewError(dbus.ErrNotFound, err)
+	}
+	t.message(fmt.Sprintf("Deleted %s (%s); its layers go at the next `hostctl image prune`.", img.Name, img.Digest))
+	return map[string]any{"image": img.Name, "digest": img.Digest, "changed": true}, nil
 }
 
 func (e *Engine) imagePrune(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	return nil, errNoContainers()
+	t.step("prune", "Pruning images")
+	keep := map[string]bool{}
+	deps, err := e.sr.Deployments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range deps {
+		want, _ := desiredContainers(d)
+		for _, c := range want {
+			keep[c.Digest] = true
+		}
+	}
+	if h, _, err := e.host(ctx); err == nil {
+		names, _ := h.Installed()
+		for _, n := range names {
+			for i := 0; i < 2; i++ {
+				if s, err := containers.ReadSlot(h, n, i); err == nil && s != nil {
+					keep[s.Info.Digest] = true
+				}
+			}
+		}
+	}
+	removed, err := containers.PruneImages(ctx, e.sr.Repo(), keep)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := e.sr.Cleanup(ctx, deploy.CleanupOptions{}); err != nil {
+		return nil, err
+	}
+	t.message(fmt.Sprintf("Removed %d refs; unreferenced objects were pruned.", len(removed)))
+	return map[string]any{"removed": removed, "changed": len(removed) > 0}, nil
+}
+
+// defaultName is the container name of an image: its last path component without tag or digest.
+func defaultName(image string) string {
+	n := image
+	if i := strings.LastIndex(n, "@"); i > 0 {
+		n = n[:i]
+	}
+	n = n[strings.LastIndex(n, "/")+1:]
+	if i := strings.LastIndex(n, ":"); i > 0 {
+		n = n[:i]
+	}
+	return n
+}
+
+// image finds a pulled image, pulling it when it is not there.
+func (e *Engine) image(ctx context.Context, t *txn, h containers.Host, name string) (*containers.Image, error) {
+	img, err := containers.FindImage(e.sr.Repo(), name)
+	if err == nil {
+		return img, nil
+	}
+	if !errors.Is(err, deploy.ErrNotFound) {
+		return nil, err
+	}
+	if _, err := e.pull(ctx, t, h, name); err != nil {
+		return nil, err
+	}
+	return containers.FindImage(e.sr.Repo(), name)
 }
 
 func (e *Engine) containerInstall(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	return nil, errNoContainers()
+	h, cur, err := e.host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := opts.String("name")
+	if name == "" {
+		name = defaultName(t.rec.Arg)
+	}
+	if err := containers.ValidateName(name); err != nil {
+		return nil, invalid(err)
+	}
+	set, err := containers.ParseSetValues(opts.Strings("set"))
+	if err != nil {
+		return nil, invalid(err)
+	}
+	want, _ := desiredContainers(cur)
+	if n, err := h.ActiveSlot(name); err != nil || n >= 0 || want[name] != (containerEntry{}) {
+		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "a container named %s is already installed: update it (hostctl container update %s) or pick another --name", name, name)
+	}
+	img, err := e.image(ctx, t, h, t.rec.Arg)
+	if err != nil {
+		return nil, err
+	}
+	t.step("checkout", fmt.Sprintf("Checking out %s into %s", img.Name, h.SlotPath(name, 0)))
+	slot, err := containers.PrepareSlot(ctx, e.sr.Repo(), h, containers.PrepareOptions{
+		Name: name, Image: img, ImageName: img.Name, Set: set, Slot: 0, AddTemp: t.addTemp})
+	if err != nil {
+		return nil, invalid(err)
+	}
+	vd, err := h.SaveValues(set)
+	if err != nil {
+		return nil, err
+	}
+	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd}
+	e.pauseForTest(ctx, "activate")
+	t.step("activate", "Activating "+name)
+	if err := containers.Activate(h, name, 0); err != nil {
+		return nil, err
+	}
+	t.addTemp(h.LinkPath(name))
+	if err := e.recordContainer(ctx, name, &entry); err != nil {
+		return nil, err
+	}
+	t.dropTemp(slot.Dir)
+	t.dropTemp(h.LinkPath(name))
+	if err := e.applyAndStart(ctx, t, h, name, true); err != nil {
+		t.message("The service did not start; removing " + name + " again.")
+		e.removeContainer(context.WithoutCancel(ctx), h, name)
+		e.recordContainer(context.WithoutCancel(ctx), name, nil)
+		return nil, err
+	}
+	t.message(fmt.Sprintf("Installed %s from %s (%s).", name, img.Name, img.Digest))
+	return map[string]any{"name": name, "image": img.Name, "digest": img.Digest, "slot": int64(0), "changed": true}, nil
+}
+
+// applyAndStart puts the active slot's files on the host and (re)starts the service.
+func (e *Engine) applyAndStart(ctx context.Context, t *txn, h containers.Host, name string, start bool) error {
+	t.step("host-files", "Writing the unit, tmpfiles and host files of "+name)
+	kept, err := containers.ApplyHostFiles(h, name)
+	if err != nil {
+		return err
+	}
+	for _, k := range kept {
+		t.message("Left " + k + " alone: it existed or was changed on the host.")
+	}
+	svc, err := e.services(ctx, h)
+	if err != nil {
+		return err
+	}
+	if err := svc.Reload(ctx); err != nil {
+		return err
+	}
+	s, err := activeSlot(h, name)
+	if err != nil {
+		return err
+	}
+	if !s.Info.HasContainerService || !start {
+		return nil
+	}
+	if err := svc.Enable(ctx, name); err != nil {
+		return err
+	}
+	t.step("start", "Starting "+name)
+	return svc.Start(ctx, name)
+}
+
+func activeSlot(h containers.Host, name string) (*containers.Slot, error) {
+	n, err := h.ActiveSlot(name)
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 {
+		return nil, dbus.Errorf(dbus.ErrNotFound, "no container named %s is installed: `hostctl container list` shows them", name)
+	}
+	s, err := containers.ReadSlot(h, name, n)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, fmt.Errorf("container %s: its active slot %d is empty: uninstall and install it again", name, n)
+	}
+	return s, nil
+}
+
+// removeContainer stops and removes a container entirely.
+func (e *Engine) removeContainer(ctx context.Context, h containers.Host, name string) ([]string, error) {
+	if svc, err := e.services(ctx, h); err == nil {
+		svc.Stop(ctx, name)
+		svc.Disable(ctx, name)
+		defer svc.Reload(ctx)
+	}
+	return containers.RemoveContainer(h, name)
+}
+
+func (e *Engine) running(ctx context.Context, h containers.Host, name string) bool {
+	svc, err := e.services(ctx, h)
+	if err != nil {
+		return false
+	}
+	st, err := svc.State(ctx, name)
+	return err == nil && st != containers.StateInactive
+}
+
+// switchSlot stops the service, points NAME at slot n, records entry in
+// the generation, puts the host files in place and starts the service
+// again when it ran.
+func (e *Engine) switchSlot(ctx context.Context, t *txn, h containers.Host, name string, n int, entry containerEntry, start bool) error {
+	if svc, err := e.services(ctx, h); err == nil {
+		t.step("stop", "Stopping "+name)
+		if err := svc.Stop(ctx, name); err != nil {
+			return err
+		}
+	}
+	e.pauseForTest(ctx, "activate")
+	t.step("activate", fmt.Sprintf("Activating slot %d of %s", n, name))
+	if err := containers.Activate(h, name, n); err != nil {
+		return err
+	}
+	if err := e.recordContainer(ctx, name, &entry); err != nil {
+		return err
+	}
+	return e.applyAndStart(ctx, t, h, name, start)
+}
+
+func slotEntry(h containers.Host, s *containers.Slot) (containerEntry, error) {
+	set, err := containers.SetValues(s.Dir)
+	if err != nil {
+		return containerEntry{}, err
+	}
+	return containerEntry{Image: s.Info.Image, Digest: s.Info.Digest, Values: containers.ValuesDigest(set)}, nil
 }
 
 func (e *Engine) containerUpdate(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	return nil, errNoContainers()
+	name := t.rec.Arg
+	h, _, err := e.host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	old, err := activeSlot(h, name)
+	if err != nil {
+		return nil, err
+	}
+	set, err := containers.SetValues(old.Dir)
+	if err != nil {
+		return nil, err
+	}
+	newSet, err := containers.ParseSetValues(opts.Strings("set"))
+	if err != nil {
+		return nil, invalid(err)
+	}
+	for k, v := range newSet {
+		set[k] = v
+	}
+	imageName := old.Info.Image
+	if r := opts.String("rebase"); r != "" {
+		imageName = r
+	}
+	img, err := e.image(ctx, t, h, imageName)
+	if err != nil {
+		return nil, err
+	}
+	oldEntry, err := slotEntry(h, old)
+	if err != nil {
+		return nil, err
+	}
+	vd := containers.ValuesDigest(set)
+	if img.Digest == old.Info.Digest && vd == oldEntry.Values {
+		t.message(name + " is up to date: same image and values.")
+		return map[string]any{"name": name, "changed": false}, nil
+	}
+	n := 1 - old.N
+	t.step("checkout", fmt.Sprintf("Checking out %s into %s", img.Name, h.SlotPath(name, n)))
+	slot, err := containers.PrepareSlot(ctx, e.sr.Repo(), h, containers.PrepareOptions{
+		Name: name, Image: img, ImageName: img.Name, Set: set, Slot: n, AddTemp: t.addTemp})
+	if err != nil {
+		return nil, invalid(err)
+	}
+	if _, err := h.SaveValues(set); err != nil {
+		return nil, err
+	}
+	wasRunning := e.running(ctx, h, name)
+	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd}
+	err = e.switchSlot(ctx, t, h, name, n, entry, wasRunning)
+	t.dropTemp(slot.Dir)
+	if err != nil {
+		t.message(fmt.Sprintf("Update of %s failed (%v); rolling back to slot %d.", name, err, old.N))
+		if rerr := e.switchSlot(context.WithoutCancel(ctx), t, h, name, old.N, oldEntry, wasRunning); rerr != nil {
+			return nil, fmt.Errorf("update %s failed: %w; and rolling back failed too: %v", name, err, rerr)
+		}
+		return nil, fmt.Errorf("update %s failed and was rolled back to the previous version (slot %d): %w", name, old.N, err)
+	}
+	t.message(fmt.Sprintf("Updated %s to %s (%s), slot %d.", name, img.Name, img.Digest, n))
+	return map[string]any{"name": name, "image": img.Name, "digest": img.Digest, "slot": int64(n), "changed": true}, nil
 }
 
 func (e *Engine) containerRollback(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	return nil, errNoContainers()
+	name := t.rec.Arg
+	h, _, err := e.host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := activeSlot(h, name)
+	if err != nil {
+		return nil, err
+	}
+	other, err := containers.ReadSlot(h, name, 1-cur.N)
+	if err != nil {
+		return nil, err
+	}
+	if other == nil {
+		return nil, dbus.Errorf(dbus.ErrNotFound, "container %s has no previous version to roll back to", name)
+	}
+	entry, err := slotEntry(h, other)
+	if err != nil {
+		return nil, err
+	}
+	wasRunning := e.running(ctx, h, name)
+	if err := e.switchSlot(ctx, t, h, name, other.N, entry, wasRunning); err != nil {
+		return nil, err
+	}
+	t.message(fmt.Sprintf("Rolled %s back to slot %d (%s).", name, other.N, other.Info.Digest))
+	return map[string]any{"name": name, "digest": other.Info.Digest, "slot": int64(other.N), "changed": true}, nil
 }
 
 func (e *Engine) containerUninstall(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	return nil, errNoContainers()
+	name := t.rec.Arg
+	if err := containers.ValidateName(name); err != nil {
+		return nil, invalid(err)
+	}
+	h, _, err := e.host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := activeSlot(h, name); err != nil {
+		return nil, err
+	}
+	t.step("uninstall", "Stopping and removing "+name)
+	if err := e.recordContainer(ctx, name, nil); err != nil {
+		return nil, err
+	}
+	kept, err := e.removeContainer(ctx, h, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range kept {
+		t.message("Kept " + k + ": it was changed on the host.")
+	}
+	t.message("Uninstalled " + name + ".")
+	return map[string]any{"name": name, "changed": true}, nil
+}
+
+// reconcile brings the system containers in line with the booted (or, on a
+// sysroot that is not booted, the default) generation: each container its
+// origin names runs the recorded image with the recorded values (the
+// matching slot is activated, or rendered again from the repo), and
+// containers it does not name are removed. Run at start and after every
+// transaction, so an OS rollback rolls the containers back too.
+func (e *Engine) reconcile(ctx context.Context) error {
+	h, cur, err := e.host(ctx)
+	if err != nil {
+		if dbus.ErrorName(err) == dbus.ErrNotFound {
+			return nil
+		}
+		return err
+	}
+	want, err := desiredContainers(cur)
+	if err != nil {
+		e.log.Warn("origin [containers]", "err", err)
+	}
+	installed, err := h.Installed()
+	if err != nil {
+		return err
+	}
+	if len(want) == 0 && len(installed) == 0 {
+		return nil
+	}
+	direct := e.containerConfig().ServiceManager == "direct"
+	var errs []error
+	for _, name := range installed {
+		if _, ok := want[name]; !ok {
+			e.log.Info("reconcile: removing a container the generation does not have", "container", name)
+			if _, err := e.removeContainer(ctx, h, name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := e.reconcileOne(ctx, h, name, want[name], direct); err != nil {
+			errs = append(errs, fmt.Errorf("container %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) reconcileOne(ctx context.Context, h containers.Host, name string, w containerEntry, direct bool) error {
+	svc, err := e.services(ctx, h)
+	if err != nil {
+		return err
+	}
+	n, err := h.ActiveSlot(name)
+	if err != nil {
+		return err
+	}
+	var slots [2]*containers.Slot
+	for i := 0; i < 2; i++ {
+		slots[i], _ = containers.ReadSlot(h, name, i)
+	}
+	if n >= 0 && slots[n].Matches(w.Digest, w.Values) {
+		if !h.HostUpToDate(name) {
+			if _, err := containers.ApplyHostFiles(h, name); err != nil {
+				return err
+			}
+			svc.Reload(ctx)
+		}
+		if direct && slots[n].Info.HasContainerService {
+			return svc.Start(ctx, name) // adopts a running container
+		}
+		return nil
+	}
+	target := -1
+	for i := 0; i < 2; i++ {
+		if slots[i].Matches(w.Digest, w.Values) {
+			target = i
+		}
+	}
+	if target < 0 {
+		// Render the generation's container again into the inactive slot.
+		img, err := containers.FindImage(e.sr.Repo(), w.Image+"@"+w.Digest)
+		if err != nil {
+			return err
+		}
+		set, err := h.LoadValues(w.Values)
+		if err != nil {
+			return err
+		}
+		target = 0
+		if n == 0 {
+			target = 1
+		}
+		if _, err := containers.PrepareSlot(ctx, e.sr.Repo(), h, containers.PrepareOptions{
+			Name: name, Image: img, ImageName: w.Image, Set: set, Slot: target}); err != nil {
+			return err
+		}
+	}
+	e.log.Info("reconcile: activating the generation's version", "container", name, "slot", target, "digest", w.Digest)
+	svc.Stop(ctx, name)
+	if err := containers.Activate(h, name, target); err != nil {
+		return err
+	}
+	if _, err := containers.ApplyHostFiles(h, name); err != nil {
+		return err
+	}
+	if err := svc.Reload(ctx); err != nil {
+		return err
+	}
+	s, err := activeSlot(h, name)
+	if err != nil || !s.Info.HasContainerService {
+		return err
+	}
+	svc.Enable(ctx, name)
+	return svc.Start(ctx, name)
 }
 
 // Images lists the pulled images (read-only; open to every caller).
-func (e *Engine) Images() ([]map[string]any, error) { return nil, errNoContainers() }
+func (e *Engine) Images() ([]map[string]any, error) {
+	imgs, err := containers.ListImages(context.Background(), e.sr.Repo())
+	if err != nil {
+		return nil, dbus.NewError(dbus.ErrFailed, err)
+	}
+	out := make([]map[string]any, 0, len(imgs))
+	for _, img := range imgs {
+		out = append(out, map[string]any{"name": img.Name, "digest": img.Digest, "commit": img.Commit,
+			"layers": int64(len(img.Layers)), "created": img.Config.Created.String()})
+	}
+	return out, nil
+}
 
 // Containers lists the installed system containers (read-only; open to every caller).
-func (e *Engine) Containers() ([]map[string]any, error) { return nil, errNoContainers() }
+func (e *Engine) Containers() ([]map[string]any, error) {
+	ctx := context.Background()
+	h, _, err := e.host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names, err := h.Installed()
+	if err != nil {
+		return nil, dbus.NewError(dbus.ErrFailed, err)
+	}
+	out := make([]map[string]any, 0, len(names))
+	for _, name := range names {
+		s, err := activeSlot(h, name)
+		if err != nil {
+			continue
+		}
+		state := containers.StateInactive
+		if svc, err := e.services(ctx, h); err == nil && s.Info.HasContainerService {
+			if st, err := svc.State(ctx, name); err == nil {
+				state = st
+			}
+		}
+		set, _ := containers.SetValues(s.Dir)
+		if set == nil {
+			set = map[string]string{}
+		}
+		out = append(out, map[string]any{"name": name, "image": s.Info.Image, "digest": s.Info.Digest,
+			"slot": strconv.Itoa(s.N), "state": state, "values": set})
+	}
+	return out, nil
+}
+
+// ContainerExec implements dbus.Engine: runc exec in the running
+// container, as root only.
+func (e *Engine) ContainerExec(caller uint32, name string, args []string, stdin, stdout, stderr *os.File) (int32, error) {
+	if err := authorize(caller, "container exec"); err != nil {
+		return -1, err
+	}
+	if err := containers.ValidateName(name); err != nil {
+		return -1, invalid(err)
+	}
+	ctx := context.Background()
+	h, _, err := e.host(ctx)
+	if err != nil {
+		return -1, err
+	}
+	if _, err := activeSlot(h, name); err != nil {
+		return -1, err
+	}
+	svc, err := e.services(ctx, h)
+	if err != nil {
+		return -1, err
+	}
+	if st, err := svc.State(ctx, name); err != nil || st != containers.StateRunning {
+		return -1, dbus.Errorf(dbus.ErrInvalidArgument, "container %s is not running (state %s): start it first", name, st)
+	}
+	code, err := svc.Exec(ctx, name, args, stdin, stdout, stderr)
+	if err != nil {
+		return -1, dbus.NewError(dbus.ErrFailed, err)
+	}
+	return int32(code), nil
+}

@@ -29,6 +29,8 @@ type Config struct {
 	// PollInterval is how often the sysroot is checked for changes made by
 	// other tools (ostree admin, rpm-ostree); 0 means one second.
 	PollInterval time.Duration
+	// Containers configures system containers.
+	Containers ContainerConfig
 }
 
 // Engine runs transactions on one sysroot. It implements dbus.Engine.
@@ -44,6 +46,9 @@ type Engine struct {
 	watchers []func()
 	seq      uint64
 	lastMod  time.Time
+
+	// ctr is the state of system containers (service manager, runtime features).
+	ctr containerRuntime
 
 	stop chan struct{}
 	done chan struct{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -185,6 +186,15 @@ func (c *Client) ListImages(ctx context.Context) ([]map[string]any, error) {
 // ListContainers lists the installed system containers, each as plain values.
 func (c *Client) ListContainers(ctx context.Context) ([]map[string]any, error) {
 	return c.list(ctx, "ListContainers")
+}
+
+// ContainerExec runs args in the running system container name with the
+// given files as its stdin, stdout and stderr, and returns the exit status.
+func (c *Client) ContainerExec(ctx context.Context, name string, args []string, stdin, stdout, stderr *os.File) (int32, error) {
+	var code int32
+	err := c.call(ctx, "ContainerExec", &code, name, args,
+		godbus.UnixFD(stdin.Fd()), godbus.UnixFD(stdout.Fd()), godbus.UnixFD(stderr.Fd()))
+	return code, err
 }
 
 func (c *Client) list(ctx context.Context, method string) ([]map[string]any, error) {

@@ -2,6 +2,7 @@ package dbus
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -28,6 +29,10 @@ type Engine interface {
 	Images() ([]map[string]any, error)
 	// Containers lists the installed system containers.
 	Containers() ([]map[string]any, error)
+	// ContainerExec runs args in the running container name on behalf of
+	// caller, with the given stdio, and returns the exit status. The files
+	// are the engine's to close.
+	ContainerExec(caller uint32, name string, args []string, stdin, stdout, stderr *os.File) (int32, error)
 }
 
 // Request asks the engine for a transaction.
@@ -331,6 +336,26 @@ func (h hostObject) ContainerUninstall(sender godbus.Sender, name string, opts m
 // ListContainers lists the installed system containers.
 func (h hostObject) ListContainers() ([]map[string]godbus.Variant, *godbus.Error) {
 	return listOf(h.s.eng.Containers())
+}
+
+// ContainerExec runs a command in a running system container with the
+// caller's stdio.
+func (h hostObject) ContainerExec(sender godbus.Sender, name string, args []string, stdin, stdout, stderr godbus.UnixFD) (int32, *godbus.Error) {
+	files := []*os.File{os.NewFile(uintptr(stdin), "stdin"), os.NewFile(uintptr(stdout), "stdout"), os.NewFile(uintptr(stderr), "stderr")}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	uid, err := h.s.callerUID(sender)
+	if err != nil {
+		return -1, toBus(err)
+	}
+	code, err := h.s.eng.ContainerExec(uid, name, args, files[0], files[1], files[2])
+	if err != nil {
+		return -1, toBus(err)
+	}
+	return code, nil
 }
 
 func listOf(items []map[string]any, err error) ([]map[string]godbus.Variant, *godbus.Error) {

@@ -20,22 +20,27 @@ import (
 func main() {
 	sysroot := flag.String("sysroot", "/", "sysroot to manage (a directory for a host that is not booted)")
 	verbose := flag.Bool("verbose", false, "log debug messages")
+	var ctr daemon.ContainerConfig
+	flag.StringVar(&ctr.ServiceManager, "service-manager", "systemd", "who runs system containers: systemd (over D-Bus), or direct: hostd runs runc itself and supervises it (hosts whose PID 1 is not systemd)")
+	flag.StringVar(&ctr.SystemdAddress, "systemd-address", "", "D-Bus address of systemd (default: the system bus)")
+	flag.StringVar(&ctr.Runtime, "runtime", "", "OCI runtime (default: runc from $PATH)")
 	flag.Parse()
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(*sysroot, log); err != nil {
+	if err := run(daemon.Config{Sysroot: *sysroot, Logger: log, Containers: ctr}); err != nil {
 		fmt.Fprintln(os.Stderr, "hostd:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sysroot string, log *slog.Logger) error {
+func run(cfg daemon.Config) error {
+	log := cfg.Logger
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	eng, err := daemon.New(ctx, daemon.Config{Sysroot: sysroot, Logger: log})
+	eng, err := daemon.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -48,7 +53,7 @@ func run(sysroot string, log *slog.Logger) error {
 	if _, err := dbus.Serve(conn, eng); err != nil {
 		return err
 	}
-	log.Info("serving", "name", dbus.BusName, "sysroot", sysroot)
+	log.Info("serving", "name", dbus.BusName, "sysroot", cfg.Sysroot, "service-manager", cfg.Containers.ServiceManager)
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil

@@ -30,6 +30,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -43,12 +44,24 @@ type Options struct {
 	// RefuseDevices makes a character or block device or a FIFO an error
 	// instead of an entry that is dropped.
 	RefuseDevices bool
+	// KeepWhiteouts writes ".wh.NAME" and ".wh..wh..opq" entries as empty
+	// files instead of applying them: for a layer applied alone into an
+	// empty directory to be committed on its own, whose whiteouts must act
+	// when the layers are stacked (libostree's checkout with OCI whiteout
+	// processing does that).
+	KeepWhiteouts bool
 }
 
 // Result tells what Apply did not apply as written.
 type Result struct {
 	Dropped       []string // device nodes and FIFOs not created, and hard links to them
 	XattrsSkipped []string // "path: name" of extended attributes the filesystem does not support
+	// Symlinks lists the symbolic links the layer created, sorted.
+	Symlinks []string
+	// Dirs lists the directories the layer holds entries in or creates,
+	// sorted: what a lower layer's symlink must not shadow when the layers
+	// are stacked.
+	Dirs []string
 }
 
 // CleanPath turns a tar entry name into a path relative to the target
@@ -115,10 +128,24 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts Options) (*Result,
 	}
 	defer root.Close()
 	a := &applier{root: root, opts: opts, res: &Result{},
-		written: map[string]bool{}, touched: map[string]bool{}, dropped: map[string]bool{}}
+		written: map[string]bool{}, touched: map[string]bool{}, dropped: map[string]bool{}, symlinks: map[string]bool{}}
 	if err := a.run(ctx, tar.NewReader(tr)); err != nil {
 		return nil, err
 	}
+	for name := range a.symlinks {
+		a.res.Symlinks = append(a.res.Symlinks, name)
+	}
+	for name := range a.touched {
+		a.res.Dirs = append(a.res.Dirs, name)
+	}
+	for _, d := range a.dirs {
+		if !a.touched[d.name] {
+			a.res.Dirs = append(a.res.Dirs, d.name)
+		}
+	}
+	sort.Strings(a.res.Symlinks)
+	sort.Strings(a.res.Dirs)
+	a.res.Dirs = slices.Compact(a.res.Dirs)
 	return a.res, nil
 }
 
@@ -128,13 +155,14 @@ type dirTime struct {
 }
 
 type applier struct {
-	root    *os.Root
-	opts    Options
-	res     *Result
-	written map[string]bool // entries this layer created
-	touched map[string]bool // directories holding entries this layer created
-	dropped map[string]bool // device nodes not created
-	dirs    []dirTime       // directory times, set at the end
+	root     *os.Root
+	opts     Options
+	res      *Result
+	written  map[string]bool // entries this layer created
+	touched  map[string]bool // directories holding entries this layer created
+	dropped  map[string]bool // device nodes not created
+	symlinks map[string]bool // symlinks this layer created
+	dirs     []dirTime       // directory times, set at the end
 }
 
 func (a *applier) run(ctx context.Context, tr *tar.Reader) error {
@@ -175,6 +203,12 @@ func (a *applier) entry(tr *tar.Reader, hdr *tar.Header) error {
 		return nil // the root itself keeps the target directory's metadata
 	}
 	parent, base := path.Dir(name), path.Base(name)
+	if a.opts.KeepWhiteouts && strings.HasPrefix(base, ".wh.") {
+		if victim := strings.TrimPrefix(base, ".wh."); victim == "" || victim == "." || victim == ".." {
+			return fmt.Errorf("layer entry %q: bad whiteout name", hdr.Name)
+		}
+		return a.wrap(name, a.keepWhiteout(name, parent))
+	}
 	if base == ".wh..wh..opq" {
 		return a.wrap(name, a.opaque(parent))
 	}
@@ -248,6 +282,7 @@ func (a *applier) entry(tr *tar.Reader, hdr *tar.Header) error {
 		if err := a.root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
 			return a.wrap(name, err)
 		}
+		a.symlinks[name] = true
 	case tar.TypeLink:
 		target, err := CleanPath(hdr.Linkname)
 		if err != nil || target == "" {
@@ -295,6 +330,27 @@ func (a *applier) clear(name string, isDir bool) error {
 		return nil
 	}
 	return a.root.RemoveAll(name)
+}
+
+// keepWhiteout records a whiteout as an empty file (KeepWhiteouts).
+func (a *applier) keepWhiteout(name, parent string) error {
+	if parent != "." {
+		if err := a.root.MkdirAll(parent, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := a.clear(name, false); err != nil {
+		return err
+	}
+	f, err := a.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	a.markWritten(name)
+	return nil
 }
 
 func (a *applier) markWritten(name string) {

@@ -105,7 +105,8 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) startHostd() {
 	e.t.Helper()
-	h, err := harness.StartHostd(e.ctx, hostdBin, e.sysroot, e.bus)
+	// PID 1 is not systemd here: system containers run under hostd's own supervision.
+	h, err := harness.StartHostd(e.ctx, hostdBin, e.sysroot, e.bus, "--service-manager", "direct")
 	if err != nil {
 		e.t.Fatal(err)
 	}

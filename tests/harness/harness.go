@@ -99,9 +99,10 @@ type Hostd struct {
 	err  error
 }
 
-// StartHostd starts bin/hostd on sysroot, on bus, and waits until it owns its name.
-func StartHostd(ctx context.Context, hostdBin, sysroot string, bus *Bus) (*Hostd, error) {
-	cmd := exec.CommandContext(ctx, hostdBin, "--sysroot", sysroot)
+// StartHostd starts bin/hostd on sysroot, on bus, with extra flags, and
+// waits until it owns its name.
+func StartHostd(ctx context.Context, hostdBin, sysroot string, bus *Bus, flags ...string) (*Hostd, error) {
+	cmd := exec.CommandContext(ctx, hostdBin, append([]string{"--sysroot", sysroot}, flags...)...)
 	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+bus.Address)
 	h := &Hostd{cmd: cmd, Log: &bytes.Buffer{}, done: make(chan struct{})}
 	pr, pw, err := os.Pipe()

@@ -1,0 +1,327 @@
+package containers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Direct is the service manager for hosts whose PID 1 is not systemd (CI
+// containers, the demo sandbox): hostd runs each container with
+// `runc run --detach` itself, keeps its own runc state directory, and
+// supervises it: a container that stops while it should run is marked
+// failed and restarted (the default unit's Restart=on-failure), at most
+// three times in a row. The containers outlive hostd; a new hostd adopts
+// the running ones from runc's state. Units and tmpfiles.d files are still
+// written, so the same host can later be driven by systemd; the directories
+// tmpfiles.d would create (bind-mount sources) are created by Start.
+type Direct struct {
+	runtime string
+	root    string // runc --root
+	host    Host
+	log     *slog.Logger
+	settle  time.Duration
+
+	mu      sync.Mutex
+	want    map[string]bool // should be running
+	failed  map[string]bool
+	retries map[string]int
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// stopTimeout is how long Stop waits after TERM before it kills.
+const stopTimeout = 3 * time.Second
+
+// NewDirect returns a direct service manager keeping runc's state in
+// stateDir and supervising every second.
+func NewDirect(h Host, stateDir string, log *slog.Logger) (*Direct, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("direct service manager: %w", err)
+	}
+	d := &Direct{runtime: h.Runtime, root: stateDir, host: h, log: log, settle: 1500 * time.Millisecond,
+		want: map[string]bool{}, failed: map[string]bool{}, retries: map[string]int{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go d.supervise()
+	return d, nil
+}
+
+// RuncRoot is the runc state directory (runc --root) of the containers.
+func (d *Direct) RuncRoot() string { return d.root }
+
+// Close stops supervising; the containers keep running.
+func (d *Direct) Close() error {
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+		<-d.done
+	}
+	return nil
+}
+
+// Reload implements ServiceManager: there is nothing to read again.
+func (d *Direct) Reload(ctx context.Context) error { return nil }
+
+// Enable implements ServiceManager: containers that should run are
+// started by hostd's reconcile at start.
+func (d *Direct) Enable(ctx context.Context, name string) error { return nil }
+
+// Disable implements ServiceManager.
+func (d *Direct) Disable(ctx context.Context, name string) error { return nil }
+
+type runcState struct {
+	Status string `json:"status"`
+	Pid    int    `json:"pid"`
+}
+
+func (d *Direct) runc(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, d.runtime, append([]string{"--root", d.root}, args...)...)
+}
+
+func (d *Direct) state(ctx context.Context, name string) (string, error) {
+	out, err := d.runc(ctx, "state", name).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && bytes.Contains(ee.Stderr, []byte("does not exist")) {
+			return "", nil
+		}
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("runc state %s: %s", name, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return "", fmt.Errorf("runc state %s: %w", name, err)
+	}
+	var st runcState
+	if err := json.Unmarshal(out, &st); err != nil {
+		return "", fmt.Errorf("runc state %s: %w", name, err)
+	}
+	return st.Status, nil
+}
+
+// Start implements ServiceManager.
+func (d *Direct) Start(ctx context.Context, name string) error {
+	d.mu.Lock()
+	d.want[name] = true
+	d.retries[name] = 0
+	d.mu.Unlock()
+	return d.start(ctx, name)
+}
+
+func (d *Direct) start(ctx context.Context, name string) error {
+	st, err := d.state(ctx, name)
+	if err != nil {
+		return err
+	}
+	if st == "running" {
+		d.setFailed(name, false)
+		return nil
+	}
+	if st != "" {
+		if out, err := d.runc(ctx, "delete", "--force", name).CombinedOutput(); err != nil {
+			return fmt.Errorf("runc delete %s: %v: %s", name, err, bytes.TrimSpace(out))
+		}
+	}
+	bundle := d.host.LinkPath(name)
+	if err := d.makeBindSources(bundle); err != nil {
+		return err
+	}
+	logPath := filepath.Join(d.host.Dir, stateDirName, "logs", name+".log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := d.runc(ctx, "run", "--detach", "--pid-file", filepath.Join(d.root, name+".pid"), "--bundle", bundle, name)
+	// The container inherits runc's stdio: give it files, never pipes, or
+	// runc's caller would wait for the container to close them.
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, logf, logf
+	if err := cmd.Run(); err != nil {
+		d.setFailed(name, true)
+		return fmt.Errorf("start container %s: runc run: %v%s", name, err, lastLines(logPath, 3))
+	}
+	// A service that dies at once (a port taken, a bad argument) has not started.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d.settle):
+	}
+	if st, err := d.state(ctx, name); err != nil || st != "running" {
+		d.setFailed(name, true)
+		tail := lastLines(logPath, 5)
+		return fmt.Errorf("container %s stopped right after it started (state %q)%s", name, st, tail)
+	}
+	d.setFailed(name, false)
+	return nil
+}
+
+// makeBindSources creates the missing bind-mount sources of the bundle's
+// config.json, as systemd-tmpfiles would from the container's tmpfiles.d file.
+func (d *Direct) makeBindSources(bundle string) error {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	spec, err := CheckConfig(b)
+	if err != nil {
+		return err
+	}
+	for _, src := range MissingBindSources(spec, d.host.Root) {
+		if err := os.MkdirAll(filepath.Join(d.host.Root, src), 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", src, err)
+		}
+	}
+	return nil
+}
+
+func lastLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return ": " + strings.Join(lines, " | ")
+}
+
+func (d *Direct) setFailed(name string, f bool) {
+	d.mu.Lock()
+	d.failed[name] = f
+	d.mu.Unlock()
+}
+
+// Stop implements ServiceManager.
+func (d *Direct) Stop(ctx context.Context, name string) error {
+	d.mu.Lock()
+	delete(d.want, name)
+	delete(d.failed, name)
+	d.mu.Unlock()
+	st, err := d.state(ctx, name)
+	if err != nil || st == "" {
+		return err
+	}
+	if st == "running" {
+		// A service running as the container's PID 1 without a TERM
+		// handler ignores TERM: it gets KILL (runc delete --force) after
+		// stopTimeout.
+		d.runc(ctx, "kill", name, "TERM").Run()
+		deadline := time.Now().Add(stopTimeout)
+		for time.Now().Before(deadline) {
+			if st, _ := d.state(ctx, name); st != "running" {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if out, err := d.runc(ctx, "delete", "--force", name).CombinedOutput(); err != nil {
+		if st, _ := d.state(ctx, name); st != "" {
+			return fmt.Errorf("stop container %s: runc delete: %v: %s", name, err, bytes.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// State implements ServiceManager.
+func (d *Direct) State(ctx context.Context, name string) (string, error) {
+	st, err := d.state(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if st == "running" {
+		return StateRunning, nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failed[name] || (st != "" && d.want[name]) {
+		return StateFailed, nil
+	}
+	return StateInactive, nil
+}
+
+// Exec implements ServiceManager.
+func (d *Direct) Exec(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return runcExec(ctx, d.runtime, d.root, name, args, stdin, stdout, stderr)
+}
+
+func runcExec(ctx context.Context, runtime, root, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if len(args) == 0 {
+		return -1, fmt.Errorf("exec in %s: no command given", name)
+	}
+	full := []string{}
+	if root != "" {
+		full = append(full, "--root", root)
+	}
+	full = append(full, "exec")
+	full = append(full, name)
+	full = append(full, args...)
+	cmd := exec.CommandContext(ctx, runtime, full...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", name, err)
+	}
+	return 0, nil
+}
+
+// supervise restarts containers that stopped while they should run.
+func (d *Direct) supervise() {
+	defer close(d.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-tick.C:
+		}
+		d.mu.Lock()
+		var names []string
+		for n := range d.want {
+			if d.retries[n] < 3 {
+				names = append(names, n)
+			}
+		}
+		d.mu.Unlock()
+		for _, n := range names {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			st, err := d.state(ctx, n)
+			if err == nil && st != "running" {
+				d.mu.Lock()
+				still := d.want[n]
+				if still {
+					d.retries[n]++
+					d.failed[n] = true
+				}
+				d.mu.Unlock()
+				if still {
+					d.log.Warn("container stopped; restarting", "container", n, "attempt", d.retries[n])
+					if err := d.start(ctx, n); err != nil {
+						d.log.Error("restart container", "container", n, "err", err)
+					}
+				}
+			}
+			cancel()
+		}
+	}
+}
