@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # bench/run.sh runs hostctl's benchmarks (`make bench`, after `make build`):
-# deploy of an already pulled commit through hostd against `ostree admin
-# deploy`, the status round trip over D-Bus with 1 and 50 clients against a
-# minimal service and the bus itself, and hostd's resident memory at idle.
+#   - hostbench: deploy of an already pulled commit through hostd against
+#     `ostree admin deploy`, the status round trip over D-Bus with 1 and 50
+#     clients against a minimal service and the bus itself, and hostd's
+#     resident memory at idle (about a minute on two cores);
+#   - layerbench: `hostctl pkg-add` of one small package onto a base of
+#     20,000 files against `dnf --installroot install`, cold and warm, and
+#     loading and resolving against a generated repository of 70,000
+#     packages against `dnf --installroot install --assumeno` (about three
+#     minutes on two cores).
 # Every figure is quoted with its peer from the same run; see
 # docs/performance.md. It needs root (the test OS is installed with rpm
-# --root), and takes about a minute on two cores.
+# --root).
 #
 # Arguments go to hostbench (bench/cmd/hostbench -h lists them), e.g.
 #   ./bench/run.sh -deploy-runs 15 -status-calls 5000
 #   ./bench/run.sh -only status
+# LAYERBENCH_ARGS go to layerbench (bench/cmd/layerbench -h), e.g.
+#   LAYERBENCH_ARGS="-only resolve -packages 20000" ./bench/run.sh
+# BENCH_ONLY=hostbench or BENCH_ONLY=layerbench runs only that one.
 # BENCH_OUT=FILE also writes the report (Markdown) to FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,9 +35,9 @@ for f in bin/hostd bin/hostctl; do
 		exit 1
 	fi
 done
-for tool in ostree dbus-daemon dbus-send rpm rpmbuild; do
+for tool in ostree dbus-daemon dbus-send rpm rpmbuild createrepo_c dnf bwrap rofiles-fuse; do
 	if ! command -v "$tool" >/dev/null; then
-		echo "bench/run.sh: $tool is missing: run \`make deps\` (it installs ostree, dbus, rpm)" >&2
+		echo "bench/run.sh: $tool is missing: run \`make deps\` (it installs ostree, dbus, rpm, createrepo-c, dnf, bubblewrap)" >&2
 		exit 1
 	fi
 done
@@ -37,10 +46,28 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go build -tags "$TAGS" -o "$tmp/hostbench" ./bench/cmd/hostbench
 go build -tags "$TAGS" -o "$tmp/refhost" ./bench/cmd/refhost
+go build -tags "$TAGS" -o "$tmp/layerbench" ./bench/cmd/layerbench
 
 rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
+only=${BENCH_ONLY:-all}
+case "$only" in
+all | hostbench | layerbench) ;;
+*)
+	echo "bench/run.sh: BENCH_ONLY=$only: want hostbench or layerbench" >&2
+	exit 1
+	;;
+esac
+run_all() {
+	if [ "$only" != layerbench ]; then
+		"$tmp/hostbench" -bin bin -refhost "$tmp/refhost" -revision "$rev" "$@"
+	fi
+	if [ "$only" != hostbench ]; then
+		# shellcheck disable=SC2086 # LAYERBENCH_ARGS is a list of flags
+		"$tmp/layerbench" -bin bin -revision "$rev" ${LAYERBENCH_ARGS:-}
+	fi
+}
 if [ -n "${BENCH_OUT:-}" ]; then
-	"$tmp/hostbench" -bin bin -refhost "$tmp/refhost" -revision "$rev" "$@" | tee "$BENCH_OUT"
+	run_all "$@" | tee "$BENCH_OUT"
 else
-	"$tmp/hostbench" -bin bin -refhost "$tmp/refhost" -revision "$rev" "$@"
+	run_all "$@"
 fi

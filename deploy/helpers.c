@@ -191,22 +191,21 @@ hc_io_error_is (GError *err, int code)
 gboolean
 hc_commit_dir (OstreeRepo *repo, const char *dir, const char *parent,
                const char *subject, char **keys, char **values, int n,
-               guint64 timestamp, const char *ref, char **out_commit,
-               GCancellable *cancellable, GError **error)
+               guint64 timestamp, const char *ref, OstreeRepoDevInoCache *devino,
+               char **out_commit, GCancellable *cancellable, GError **error)
 {
   gboolean ok = FALSE;
   OstreeMutableTree *mtree = NULL;
   OstreeRepoCommitModifier *modifier = NULL;
-  OstreeRepoDevInoCache *devino = NULL;
   GFile *root = NULL;
   GVariant *meta = NULL;
 
   if (!ostree_repo_prepare_transaction (repo, NULL, cancellable, error))
     return FALSE;
 
-  devino = ostree_repo_devino_cache_new ();
   modifier = ostree_repo_commit_modifier_new (OSTREE_REPO_COMMIT_MODIFIER_FLAGS_NONE, NULL, NULL, NULL);
-  ostree_repo_commit_modifier_set_devino_cache (modifier, devino);
+  if (devino != NULL)
+    ostree_repo_commit_modifier_set_devino_cache (modifier, devino);
   mtree = ostree_mutable_tree_new ();
   if (!ostree_repo_write_dfd_to_mtree (repo, AT_FDCWD, dir, mtree, modifier, cancellable, error))
     goto out;
@@ -242,15 +241,14 @@ out:
     g_object_unref (mtree);
   if (modifier)
     ostree_repo_commit_modifier_unref (modifier);
-  if (devino)
-    ostree_repo_devino_cache_unref (devino);
   return ok;
 }
 
 gboolean
 hc_checkout (OstreeRepo *repo, const char *commit, const char *dest,
              const char *subpath, int overwrite, gboolean whiteouts,
-             gboolean force_copy, GCancellable *cancellable, GError **error)
+             gboolean force_copy, OstreeRepoDevInoCache *devino,
+             GCancellable *cancellable, GError **error)
 {
   OstreeRepoCheckoutAtOptions opts = { 0, };
   opts.mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
@@ -258,6 +256,8 @@ hc_checkout (OstreeRepo *repo, const char *commit, const char *dest,
   opts.process_whiteouts = whiteouts;
   opts.force_copy = force_copy;
   opts.subpath = subpath;
+  if (devino != NULL)
+    ostree_repo_checkout_at_options_set_devino (&opts, devino);
   /* Telling identical files apart needs hardlinks to the objects. */
   if (opts.overwrite_mode == OSTREE_REPO_CHECKOUT_OVERWRITE_UNION_IDENTICAL)
     opts.no_copy_fallback = TRUE;

@@ -57,19 +57,20 @@ gboolean hc_io_error_is (GError *err, int code);
 /* hc_commit_dir writes the directory DIR as a commit with PARENT (may be NULL),
  * SUBJECT, string metadata KEYS/VALUES (N of them) and TIMESTAMP (seconds; 0:
  * now), and points REF at it when REF is not NULL, in one repo transaction.
- * Files hardlinked from the repo's objects are recognised (devino cache) and
- * not read again. */
+ * Files hardlinked from the repo's objects by a checkout that filled DEVINO
+ * (may be NULL) are recognised and not read again. */
 gboolean hc_commit_dir (OstreeRepo *repo, const char *dir, const char *parent,
                         const char *subject, char **keys, char **values, int n,
-                        guint64 timestamp, const char *ref, char **out_commit,
-                        GCancellable *cancellable, GError **error);
+                        guint64 timestamp, const char *ref, OstreeRepoDevInoCache *devino,
+                        char **out_commit, GCancellable *cancellable, GError **error);
 
 /* hc_checkout checks out COMMIT (or its SUBPATH) to DEST with hardlinks where
  * possible. OVERWRITE is an OstreeRepoCheckoutOverwriteMode; WHITEOUTS turns on
  * OCI whiteout processing; FORCE_COPY copies every file. */
 gboolean hc_checkout (OstreeRepo *repo, const char *commit, const char *dest,
                       const char *subpath, int overwrite, gboolean whiteouts,
-                      gboolean force_copy, GCancellable *cancellable, GError **error);
+                      gboolean force_copy, OstreeRepoDevInoCache *devino,
+                      GCancellable *cancellable, GError **error);
 
 /* hc_list_refs returns "REF\tCOMMIT" strings for the local refs starting with PREFIX. */
 char **hc_list_refs (OstreeRepo *repo, const char *prefix, GCancellable *cancellable, GError **error);

@@ -71,6 +71,35 @@ type CommitOptions struct {
 	Metadata map[string]string
 	// Timestamp is the commit time; zero means now.
 	Timestamp time.Time
+	// Devino, filled by the checkouts that built dir, lets the commit take
+	// their hardlinked files as the objects they are instead of reading them.
+	Devino *DevinoCache
+}
+
+// DevinoCache maps (device, inode) of hardlink-checked-out files to their
+// objects, so committing a tree assembled from checkouts does not read and
+// checksum every file again. Use one for one assembly: checkouts, then the
+// commit, then Close.
+type DevinoCache struct {
+	c *C.OstreeRepoDevInoCache
+}
+
+// NewDevinoCache returns an empty cache.
+func NewDevinoCache() *DevinoCache { return &DevinoCache{c: C.ostree_repo_devino_cache_new()} }
+
+// Close frees the cache.
+func (d *DevinoCache) Close() {
+	if d != nil && d.c != nil {
+		C.ostree_repo_devino_cache_unref(d.c)
+		d.c = nil
+	}
+}
+
+func (d *DevinoCache) ptr() *C.OstreeRepoDevInoCache {
+	if d == nil {
+		return nil
+	}
+	return d.c
 }
 
 // Commit writes the directory dir as a commit, keeping modes, owners and
@@ -106,7 +135,7 @@ func (r *Repo) Commit(ctx context.Context, dir string, opts CommitOptions) (stri
 	defer c.free()
 	var out *C.char
 	var gerr *C.GError
-	if C.hc_commit_dir(r.repo, cdir, cparent, csubject, ckeys, cvalues, C.int(len(keys)), ts, cref, &out, c.c, &gerr) == 0 {
+	if C.hc_commit_dir(r.repo, cdir, cparent, csubject, ckeys, cvalues, C.int(len(keys)), ts, cref, opts.Devino.ptr(), &out, c.c, &gerr) == 0 {
 		return "", fmt.Errorf("commit %s: %w", dir, gerror(gerr))
 	}
 	return gstring(out), nil
@@ -138,6 +167,8 @@ type CheckoutOptions struct {
 	// Copy copies file contents instead of hardlinking the repo's objects:
 	// for trees that will be written to in place.
 	Copy bool
+	// Devino records the hardlinked files for a later Commit of the tree.
+	Devino *DevinoCache
 }
 
 // Checkout writes commit to dest. By default files are hardlinks to the
@@ -153,7 +184,7 @@ func (r *Repo) Checkout(ctx context.Context, commit, dest string, opts CheckoutO
 	c := newCancellable(ctx)
 	defer c.free()
 	var gerr *C.GError
-	if C.hc_checkout(r.repo, ccommit, cdest, csub, C.int(opts.Overwrite), cbool(opts.Whiteouts), cbool(opts.Copy), c.c, &gerr) == 0 {
+	if C.hc_checkout(r.repo, ccommit, cdest, csub, C.int(opts.Overwrite), cbool(opts.Whiteouts), cbool(opts.Copy), opts.Devino.ptr(), c.c, &gerr) == 0 {
 		return fmt.Errorf("check out %s to %s: %w", commit, dest, gerror(gerr))
 	}
 	return nil

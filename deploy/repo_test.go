@@ -52,7 +52,9 @@ func TestRepoCommitCheckoutRefs(t *testing.T) {
 
 	// A hardlink checkout shares the repo's objects and keeps modes.
 	co := filepath.Join(work, "co")
-	if err := repo.Checkout(ctx, c1, co, CheckoutOptions{}); err != nil {
+	devino := NewDevinoCache()
+	defer devino.Close()
+	if err := repo.Checkout(ctx, c1, co, CheckoutOptions{Devino: devino}); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(co, "usr/bin/a"))
@@ -80,10 +82,22 @@ func TestRepoCommitCheckoutRefs(t *testing.T) {
 		t.Fatal("conflicting union succeeded")
 	}
 
-	// Committing the assembled hardlink checkout reuses objects.
-	c4, err := repo.Commit(ctx, co, CommitOptions{Parent: c1, Ref: "hostctl/test/layered"})
+	// Committing the assembled hardlink checkout reuses objects; a file
+	// replaced (new inode) is read and committed as what it now holds.
+	os.Remove(filepath.Join(co, "usr/bin/b"))
+	writeTree(t, co, map[string]string{"usr/bin/b": "changed"})
+	c4, err := repo.Commit(ctx, co, CommitOptions{Parent: c1, Ref: "hostctl/test/layered", Devino: devino})
 	if err != nil {
 		t.Fatal(err)
+	}
+	back := filepath.Join(work, "back")
+	if err := repo.Checkout(ctx, c4, back, CheckoutOptions{Copy: true}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"usr/bin/a": "a", "usr/bin/b": "changed", "usr/share/x": "shared"} {
+		if got, err := os.ReadFile(filepath.Join(back, p)); err != nil || string(got) != want {
+			t.Fatalf("layered commit %s = %q (%v), want %q", p, got, err, want)
+		}
 	}
 	refs, err := repo.Refs(ctx, "hostctl/test")
 	if err != nil || refs["hostctl/test/layered"] != c4 || refs["hostctl/test/pkg"] != c2 || len(refs) != 3 {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -75,7 +76,8 @@ type Plan struct {
 	Base, BaseVersion string
 	// Requested are the requested packages.
 	Requested []string
-	// Packages are the packages to add to the base, sorted by name.
+	// Packages are the packages to add to the base, sorted by name; each
+	// one's Order is its place in the install order scripts run in.
 	Packages []solv.Package
 	repos    map[string]Repo
 }
@@ -158,6 +160,7 @@ type preparedPkg struct {
 	ref     string
 	commit  string // cached commit, or "" until imported
 	dir     string // payload tree in the scratch directory
+	order   int    // place in the transaction's install order
 }
 
 // Build makes the layered commit of plan: it downloads (or reuses) and
@@ -190,7 +193,12 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 
 	l.step("checkout", "Checking out base "+short(plan.Base))
 	tree := filepath.Join(scratch, "tree")
-	if err := l.Repo.Checkout(ctx, plan.Base, tree, deploy.CheckoutOptions{}); err != nil {
+	// The checkouts record which files are hardlinks to which objects, so the
+	// commit of the assembled tree reads only what scripts and rpm changed
+	// (those were copied up or copied first, so they have new inodes).
+	devino := deploy.NewDevinoCache()
+	defer devino.Close()
+	if err := l.Repo.Checkout(ctx, plan.Base, tree, deploy.CheckoutOptions{Devino: devino}); err != nil {
 		return nil, fmt.Errorf("layer packages: %w", err)
 	}
 	if err := l.payloads(ctx, scratch, tree, pkgs); err != nil {
@@ -219,7 +227,7 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	l.step("assemble", "Assembling "+strings.Join(res.Layered, " "))
 	varBefore := listDir(filepath.Join(tree, "var"))
 	for _, p := range pkgs {
-		if err := l.Repo.Checkout(ctx, p.commit, tree, deploy.CheckoutOptions{Overwrite: deploy.OverwriteUnionIdentical}); err != nil {
+		if err := l.Repo.Checkout(ctx, p.commit, tree, deploy.CheckoutOptions{Overwrite: deploy.OverwriteUnionIdentical, Devino: devino}); err != nil {
 			return nil, fmt.Errorf("layer package %s: %w", p.file.NEVRA(), err)
 		}
 	}
@@ -233,14 +241,7 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	if err := registerPackages(ctx, tree, files); err != nil {
 		return nil, err
 	}
-	var runs []ScriptJob
-	for _, typ := range []string{"%post", "%posttrans"} {
-		for _, p := range pkgs {
-			for _, s := range p.scripts.ToRun(typ) {
-				runs = append(runs, ScriptJob{Package: p.file.Name, Script: s, Arg: "1"})
-			}
-		}
-	}
+	runs := scriptJobs(pkgs)
 	if len(runs) > 0 {
 		l.step("scripts", fmt.Sprintf("Running %d package script(s) in the sandbox", len(runs)))
 	}
@@ -256,6 +257,7 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 	l.step("commit", "Committing the layered tree")
 	c, err := l.Repo.Commit(ctx, tree, deploy.CommitOptions{
+		Devino:  devino,
 		Subject: fmt.Sprintf("hostctl: %s + %s", versionOr(plan.BaseVersion, short(plan.Base)), strings.Join(plan.Requested, " ")),
 		Metadata: map[string]string{
 			deploy.BaseCommitKey: plan.Base,
@@ -269,6 +271,24 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 	res.Commit = c
 	return res, nil
+}
+
+// scriptJobs lists the scripts to run as rpm would run them for one
+// install transaction: every %post in the transaction's install order (a
+// package's after those of the packages it requires), then every
+// %posttrans, in the same order.
+func scriptJobs(pkgs []*preparedPkg) []ScriptJob {
+	ordered := slices.Clone(pkgs)
+	sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].order < ordered[j].order })
+	var runs []ScriptJob
+	for _, typ := range []string{"%post", "%posttrans"} {
+		for _, p := range ordered {
+			for _, s := range p.scripts.ToRun(typ) {
+				runs = append(runs, ScriptJob{Package: p.file.Name, Script: s, Arg: "1"})
+			}
+		}
+	}
+	return runs
 }
 
 // fetch downloads (or finds in the cache) every package of plan, verifies
@@ -306,7 +326,7 @@ func (l *Layerer) fetch(ctx context.Context, scratch string, plan *Plan, res *Re
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, &preparedPkg{file: f, scripts: scripts, ref: PackageRef(sp.Name, sp.EVR, sp.Arch)})
+		out = append(out, &preparedPkg{file: f, scripts: scripts, ref: PackageRef(sp.Name, sp.EVR, sp.Arch), order: sp.Order})
 	}
 	return out, nil
 }

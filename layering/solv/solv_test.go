@@ -95,6 +95,11 @@ func TestSolve(t *testing.T) {
 		if pkgs[0].Repo != "test" || !strings.HasSuffix(pkgs[0].Location, "app-1.0-1.noarch.rpm") {
 			t.Fatalf("package %+v", pkgs[0])
 		}
+		// Sorted by name, but installed as rpm would: applib before the app
+		// that requires it.
+		if pkgs[0].Order != 1 || pkgs[1].Order != 0 {
+			t.Fatalf("install order: app %d, applib %d; want applib (0) before app (1)", pkgs[0].Order, pkgs[1].Order)
+		}
 	})
 
 	t.Run("explicit version", func(t *testing.T) {

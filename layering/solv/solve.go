@@ -23,6 +23,13 @@ type Package struct {
 	// ChecksumType and Checksum are the package file's digest from the
 	// repository metadata (e.g. "sha256" and hex); empty for installed packages.
 	ChecksumType, Checksum string
+	// Order is the package's place in the install order of the
+	// transaction, as rpm would install it (libsolv's transaction_order):
+	// a package comes after the packages it requires, prerequisites
+	// (Requires(post)) weighing most. Dependency cycles are broken by
+	// libsolv's heuristics, which may cut a cycle elsewhere than rpm's own
+	// ordering would.
+	Order int
 }
 
 // NEVRA returns name-evr.arch.
@@ -54,7 +61,8 @@ func (e *ReplacementError) Error() string {
 
 // SolveInstall resolves installing the packages named by specs (a name, a
 // provide, name-version, name.arch, or "name >= version") on top of the
-// installed repository and returns the packages to add, sorted by name. It
+// installed repository and returns the packages to add, sorted by name, each
+// with its place in the transaction's install order (Package.Order). It
 // fails with *ProblemError when the request cannot be satisfied and with
 // *ReplacementError when the solution would change an installed package.
 func (p *Pool) SolveInstall(specs []string) ([]Package, error) {
@@ -90,6 +98,9 @@ func (p *Pool) SolveInstall(specs []string) ([]Package, error) {
 	}
 	trans := C.solver_create_transaction(solver)
 	defer C.transaction_free(trans)
+	// Put the steps in the order rpm would run them: what a package needs
+	// is installed (and its %post run) before the package itself.
+	C.transaction_order(trans, 0)
 
 	steps := C.hc_transaction_steps(trans)
 	var add []Package
@@ -104,7 +115,9 @@ func (p *Pool) SolveInstall(specs []string) ([]Package, error) {
 			}
 			continue
 		}
-		add = append(add, p.pkg(id))
+		pkg := p.pkg(id)
+		pkg.Order = len(add)
+		add = append(add, pkg)
 	}
 	if len(changes) > 0 {
 		return nil, &ReplacementError{Changes: changes}

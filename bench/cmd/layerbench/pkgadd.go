@@ -1,0 +1,436 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/tests/fixture"
+	"github.com/hostctl/hostctl/tests/harness"
+)
+
+// benchPackage is the one small package both tools install: one file, and
+// a %post that writes another (so both run a script, as real packages do).
+const benchPackage = "hello-bench"
+
+const benchSpec = `Name: hello-bench
+Version: 1.0
+Release: 1
+Summary: the package layering benchmark installs
+License: MIT
+BuildArch: noarch
+%description
+One small file and a %post.
+%install
+mkdir -p %{buildroot}/usr/share/hello-bench
+echo hello > %{buildroot}/usr/share/hello-bench/hello
+%post
+echo ran > /usr/share/hello-bench/post-ran
+%files
+/usr/share/hello-bench
+`
+
+// stageLabels say what each step hostd announces during pkg-add covers; a
+// step lasts until the next one starts.
+var stageLabels = map[string]string{
+	"start":     "hostctl start, PkgChange call, transaction start",
+	"metadata":  "metadata: repomd.xml fetched (and primary.xml when cold), checked",
+	"resolve":   "resolve: base rpmdb checked out, libsolv (.solv cache when warm)",
+	"download":  "download (or package cache hit), signature and script policy checks",
+	"checkout":  "hardlink checkout of the base",
+	"import":    "payload extraction into a tree (cold only)",
+	"conflicts": "file conflict check against the base; package cache commit (cold)",
+	"assemble":  "union checkout of the package, rpmdb copy + rpm --justdb",
+	"scripts":   "%post in bwrap over rofiles-fuse",
+	"commit":    "commit of the layered tree",
+	"deploy":    "deployment checkout and /etc merge",
+	"swap":      "bootloader swap and cleanup",
+	"verify":    "boot entry check, journal end, until hostctl exits",
+}
+
+// stageTime is one step of one run.
+type stageTime struct {
+	stage string
+	d     time.Duration
+}
+
+// pkgAddResult holds the pkg-add benchmark's measurements.
+type pkgAddResult struct {
+	files, baseFiles     int
+	prepare              time.Duration
+	cold, warm           []time.Duration
+	dnfCold, dnfWarm     []time.Duration
+	coldSteps, warmSteps [][]stageTime
+	dnfCacheKiB          string
+}
+
+// benchPkgAdd builds the bulk base and the package repository, prepares a
+// pristine sysroot and a pristine plain copy of the base, then times cold
+// runs (each on fresh copies, empty caches) and warm runs (on the last cold
+// sysroot after pkg-remove; dnf with the last cold run's cache on a fresh
+// copy of the base), hostctl and dnf taking turns.
+func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, error) {
+	r := &pkgAddResult{files: cfg.files}
+	start := time.Now()
+	o, err := fixture.BuildOS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("build the test OS: %w", err)
+	}
+	progress("pkgadd: building the bulk base (%d files)", cfg.files)
+	bulk, err := fixture.BuildBulkBase(ctx, o, filepath.Join(dir, "bulk"), cfg.files)
+	if err != nil {
+		return nil, err
+	}
+	rpmDir := filepath.Join(dir, "rpms")
+	specPath := filepath.Join(dir, "hello-bench.spec")
+	if err := os.WriteFile(specPath, []byte(benchSpec), 0o644); err != nil {
+		return nil, err
+	}
+	if _, err := fixture.BuildRPMRepo(ctx, rpmDir, fixture.Spec{Path: specPath}); err != nil {
+		return nil, err
+	}
+	osSrv, err := fixture.NewServer(bulk.RepoPath)
+	if err != nil {
+		return nil, err
+	}
+	defer osSrv.Close()
+	rpmSrv, err := fixture.NewServer(rpmDir)
+	if err != nil {
+		return nil, err
+	}
+	defer rpmSrv.Close()
+	bus, err := harness.StartBus(ctx, filepath.Join(dir, "bus"), cfg.policies...)
+	if err != nil {
+		return nil, err
+	}
+	defer bus.Stop()
+
+	progress("pkgadd: pulling and deploying the bulk base into a sysroot")
+	pristine := filepath.Join(dir, "sysroot-pristine")
+	if err := harness.NewSysroot(ctx, pristine, fixture.OSName, osSrv.URL(), fixture.OSName+":"+fixture.BulkRef, bulk.Commit); err != nil {
+		return nil, fmt.Errorf("make the pristine sysroot: %w", err)
+	}
+	dep, err := defaultDeployment(ctx, pristine)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dep.Path, "etc/yum.repos.d/bench.repo"), []byte(fixture.YumRepoFile("bench", rpmSrv.URL())), 0o644); err != nil {
+		return nil, fmt.Errorf("write the repo file: %w", err)
+	}
+	dnfPristine := filepath.Join(dir, "dnf-pristine")
+	if out, err := exec.CommandContext(ctx, "ostree", "checkout", "--repo="+bulk.RepoPath, bulk.Commit, dnfPristine).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ostree checkout of the bulk base: %w\n%s", err, out)
+	}
+	r.baseFiles = countFiles(dnfPristine)
+	peer, err := newDnfPeer(filepath.Join(dir, "dnf"), "bench", rpmSrv.URL(), false)
+	if err != nil {
+		return nil, err
+	}
+	r.prepare = time.Since(start)
+	progress("pkgadd: prepared in %s (base of %d files)", r.prepare.Round(time.Second), r.baseFiles)
+
+	conn, err := godbus.Connect(bus.Address)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the sandbox bus: %w", err)
+	}
+	defer conn.Close()
+	clock, err := newStepClock(conn)
+	if err != nil {
+		return nil, err
+	}
+
+	var hostd *harness.Hostd
+	var sysroot, dnfCache string
+	defer func() {
+		if hostd != nil {
+			hostd.Stop()
+		}
+	}()
+	hostdBin, hostctlBin := filepath.Join(cfg.bin, "hostd"), filepath.Join(cfg.bin, "hostctl")
+	hostctlRun := func(warm bool) error {
+		d, steps, err := timedPkgAdd(ctx, hostctlBin, bus, clock)
+		if err != nil {
+			return fmt.Errorf("%w\nhostd log:\n%s", err, hostd.Log)
+		}
+		if warm {
+			r.warm, r.warmSteps = append(r.warm, d), append(r.warmSteps, steps)
+		} else {
+			r.cold, r.coldSteps = append(r.cold, d), append(r.coldSteps, steps)
+		}
+		progress("pkgadd: hostctl %s %s ms", coldWarm(warm), ms(d))
+		return nil
+	}
+	for i := 0; i < cfg.coldRuns; i++ {
+		root := filepath.Join(dir, fmt.Sprintf("dnf-root-cold-%d", i))
+		dnfCache = filepath.Join(dir, fmt.Sprintf("dnf-cache-%d", i))
+		if err := copyTree(ctx, dnfPristine, root); err != nil {
+			return nil, err
+		}
+		if hostd != nil {
+			hostd.Stop()
+			hostd = nil
+			removeAll(sysroot)
+		}
+		sysroot = filepath.Join(dir, fmt.Sprintf("sysroot-%d", i))
+		if err := copyTree(ctx, pristine, sysroot); err != nil {
+			return nil, err
+		}
+		if hostd, err = harness.StartHostd(ctx, hostdBin, sysroot, bus); err != nil {
+			return nil, err
+		}
+		dnfRun := func() error {
+			d, _, err := peer.run(ctx, root, dnfCache, false, "install", "-y", benchPackage)
+			if err != nil {
+				return err
+			}
+			if err := checkInstalled(root); err != nil {
+				return fmt.Errorf("after dnf install: %w", err)
+			}
+			r.dnfCold = append(r.dnfCold, d)
+			progress("pkgadd: dnf cold %s ms", ms(d))
+			return nil
+		}
+		if err := inTurn(i, func() error { return hostctlRun(false) }, dnfRun); err != nil {
+			return nil, err
+		}
+		removeAll(root)
+	}
+	r.dnfCacheKiB = kib(dirSize(dnfCache))
+	for i := 0; i < cfg.warmRuns; i++ {
+		if res := harness.Hostctl(ctx, hostctlBin, bus, 0, "pkg-remove", benchPackage); res.Code != 0 {
+			return nil, fmt.Errorf("hostctl pkg-remove: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+		}
+		root := filepath.Join(dir, fmt.Sprintf("dnf-root-warm-%d", i))
+		if err := copyTree(ctx, dnfPristine, root); err != nil {
+			return nil, err
+		}
+		dnfRun := func() error {
+			d, _, err := peer.run(ctx, root, dnfCache, false, "install", "-y", benchPackage)
+			if err != nil {
+				return err
+			}
+			if err := checkInstalled(root); err != nil {
+				return fmt.Errorf("after dnf install: %w", err)
+			}
+			r.dnfWarm = append(r.dnfWarm, d)
+			progress("pkgadd: dnf warm %s ms", ms(d))
+			return nil
+		}
+		if err := inTurn(i, func() error { return hostctlRun(true) }, dnfRun); err != nil {
+			return nil, err
+		}
+		removeAll(root)
+	}
+	hostd.Stop()
+	hostd = nil
+	dep, err = defaultDeployment(ctx, sysroot)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkInstalled(dep.Path); err != nil {
+		return nil, fmt.Errorf("the layered deployment: %w", err)
+	}
+	if len(dep.Origin.Packages()) != 1 {
+		return nil, fmt.Errorf("the layered deployment requests %v, want [%s]", dep.Origin.Packages(), benchPackage)
+	}
+	return r, nil
+}
+
+// inTurn runs a then b on even runs and b then a on odd ones.
+func inTurn(i int, a, b func() error) error {
+	if i%2 == 1 {
+		a, b = b, a
+	}
+	if err := a(); err != nil {
+		return err
+	}
+	return b()
+}
+
+func coldWarm(warm bool) string {
+	if warm {
+		return "warm"
+	}
+	return "cold"
+}
+
+// checkInstalled checks that the tree has the package's file and the file
+// its %post wrote.
+func checkInstalled(root string) error {
+	for _, f := range []string{"usr/share/hello-bench/hello", "usr/share/hello-bench/post-ran"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func defaultDeployment(ctx context.Context, sysroot string) (deploy.Deployment, error) {
+	sr, err := deploy.Open(ctx, sysroot)
+	if err != nil {
+		return deploy.Deployment{}, err
+	}
+	defer sr.Close()
+	deps, err := sr.Deployments(ctx)
+	if err != nil || len(deps) == 0 {
+		return deploy.Deployment{}, fmt.Errorf("list the deployments of %s: %v", sysroot, err)
+	}
+	return deps[0], nil
+}
+
+func countFiles(dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// timedPkgAdd runs `hostctl pkg-add` as a whole process and splits its time
+// by the steps hostd announced meanwhile.
+func timedPkgAdd(ctx context.Context, hostctlBin string, bus *harness.Bus, clock *stepClock) (time.Duration, []stageTime, error) {
+	settle()
+	clock.reset()
+	start := time.Now()
+	res := harness.Hostctl(ctx, hostctlBin, bus, 0, "pkg-add", benchPackage)
+	end := time.Now()
+	if res.Code != 0 {
+		return 0, nil, fmt.Errorf("hostctl pkg-add: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	// The last signals may still be on their way.
+	time.Sleep(50 * time.Millisecond)
+	marks := clock.marks()
+	var steps []stageTime
+	prev, prevStage := start, "start"
+	for _, m := range marks {
+		if m.at.After(end) {
+			break
+		}
+		steps = append(steps, stageTime{prevStage, m.at.Sub(prev)})
+		prev, prevStage = m.at, m.stage
+	}
+	steps = append(steps, stageTime{prevStage, end.Sub(prev)})
+	return end.Sub(start), steps, nil
+}
+
+// stepClock notes when each step hostd announces on the bus begins.
+type stepClock struct {
+	mu    sync.Mutex
+	seen  []mark
+	sigCh chan *godbus.Signal
+}
+
+type mark struct {
+	stage string
+	at    time.Time
+}
+
+const transactionInterface = "org.hostctl.Transaction1"
+
+func newStepClock(conn *godbus.Conn) (*stepClock, error) {
+	if err := conn.AddMatchSignal(godbus.WithMatchInterface(transactionInterface), godbus.WithMatchMember("Progress")); err != nil {
+		return nil, fmt.Errorf("subscribe to transaction progress: %w", err)
+	}
+	c := &stepClock{sigCh: make(chan *godbus.Signal, 1024)}
+	conn.Signal(c.sigCh)
+	go func() {
+		for sig := range c.sigCh {
+			at := time.Now()
+			if sig.Name != transactionInterface+".Progress" || len(sig.Body) == 0 {
+				continue
+			}
+			stage, _ := sig.Body[0].(string)
+			c.mu.Lock()
+			if n := len(c.seen); stage != "" && (n == 0 || c.seen[n-1].stage != stage) {
+				c.seen = append(c.seen, mark{stage, at})
+			}
+			c.mu.Unlock()
+		}
+	}()
+	return c, nil
+}
+
+func (c *stepClock) reset() {
+	c.mu.Lock()
+	c.seen = nil
+	c.mu.Unlock()
+}
+
+func (c *stepClock) marks() []mark {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]mark(nil), c.seen...)
+}
+
+// stageMedians sums each run's time per stage and takes the median over
+// the runs, in the order the stages first appear.
+func stageMedians(runs [][]stageTime) (order []string, med map[string]time.Duration) {
+	per := map[string][]time.Duration{}
+	for _, run := range runs {
+		sum := map[string]time.Duration{}
+		for _, st := range run {
+			if _, ok := sum[st.stage]; !ok && !contains(order, st.stage) {
+				order = append(order, st.stage)
+			}
+			sum[st.stage] += st.d
+		}
+		for s, d := range sum {
+			per[s] = append(per[s], d)
+		}
+	}
+	med = map[string]time.Duration{}
+	for s, ds := range per {
+		for len(ds) < len(runs) {
+			ds = append(ds, 0) // a stage some runs skipped
+		}
+		med[s] = summarize(ds).Median
+	}
+	return order, med
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *pkgAddResult) print(w io.Writer) {
+	hc, hw := summarize(r.cold), summarize(r.warm)
+	dc, dw := summarize(r.dnfCold), summarize(r.dnfWarm)
+	fmt.Fprintf(w, "\n## pkg-add of one small package onto a base of %d files\n\n", r.baseFiles)
+	fmt.Fprintf(w, "Base: HostOS 1 + hostos-bulk (%d small files), %d files in all. Package: %s (one file, a %%post), from an rpm-md repository on loopback HTTP. Prepared in %s, not timed.\n\n",
+		r.files, r.baseFiles, benchPackage, r.prepare.Round(time.Second))
+	fmt.Fprintf(w, "| run | runs | min ms | median ms | max ms | ratio of medians |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| `hostctl pkg-add` through hostd, cold | %d | %s | %s | %s | %s |\n", hc.N, ms(hc.Min), ms(hc.Median), ms(hc.Max), ratio(hc.Median, dc.Median))
+	fmt.Fprintf(w, "| `dnf --installroot install -y`, cold | %d | %s | %s | %s | 1 |\n", dc.N, ms(dc.Min), ms(dc.Median), ms(dc.Max))
+	fmt.Fprintf(w, "| `hostctl pkg-add` through hostd, warm | %d | %s | %s | %s | %s |\n", hw.N, ms(hw.Min), ms(hw.Median), ms(hw.Max), ratio(hw.Median, dw.Median))
+	fmt.Fprintf(w, "| `dnf --installroot install -y`, warm | %d | %s | %s | %s | 1 |\n", dw.N, ms(dw.Min), ms(dw.Median), ms(dw.Max))
+	fmt.Fprintf(w, "\nCold: a fresh copy of the sysroot (hostd started on it before the timer) and of dnf's root, empty caches. Warm: hostctl on the last cold sysroot after `pkg-remove` (metadata, .solv and package cache filled); dnf on a fresh copy of the root with the last cold run's cache (%s KiB, keepcache on). Both check that the file and the file the %%post writes are there.\n", r.dnfCacheKiB)
+	for _, c := range []struct {
+		name string
+		runs [][]stageTime
+		tot  time.Duration
+	}{{"cold", r.coldSteps, hc.Median}, {"warm", r.warmSteps, hw.Median}} {
+		order, med := stageMedians(c.runs)
+		fmt.Fprintf(w, "\nWhere hostctl's time goes, %s (medians over the runs, from the steps hostd announces on the bus; a step lasts until the next begins):\n\n", c.name)
+		fmt.Fprintf(w, "| step | what | median ms | share |\n|---|---|---|---|\n")
+		for _, s := range order {
+			label := stageLabels[s]
+			fmt.Fprintf(w, "| %s | %s | %s | %.0f%% |\n", s, label, ms(med[s]), 100*float64(med[s])/float64(c.tot))
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/layering"
+	"github.com/hostctl/hostctl/tests/fixture"
+)
+
+// resolveResult holds the resolve benchmark's measurements.
+type resolveResult struct {
+	repo *genRepo
+	// hostctl's metadata step (fetch, checksum, decompress; when warm,
+	// repomd.xml only) and resolve step (Layerer.Resolve), and their sum.
+	mdCold, mdWarm, solveCold, solveWarm, hostCold, hostWarm []time.Duration
+	dnfCold, dnfWarm                                         []time.Duration
+	hostctlSet, dnfSet                                       int
+	solvMiB, dnfCacheMiB                                     string
+}
+
+// benchResolve generates the repository, serves it, and times hostctl's
+// resolve path and dnf --assumeno on the same request, cold and warm, the
+// two taking turns.
+func benchResolve(ctx context.Context, cfg config, dir string) (*resolveResult, error) {
+	progress("resolve: generating a repository of %d packages", cfg.packages)
+	repo, err := generateRepo(filepath.Join(dir, "repo"), cfg.packages, cfg.seed)
+	if err != nil {
+		return nil, fmt.Errorf("generate the repository: %w", err)
+	}
+	progress("resolve: generated in %s: primary.xml %s MiB (%s MiB gzip), request %s (closure %d)",
+		repo.took.Round(time.Millisecond), mib(repo.primaryOpen), mib(repo.primarySize), repo.request, repo.closure)
+	r := &resolveResult{repo: repo}
+	srv, err := fixture.NewServer(repo.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+
+	o, err := fixture.BuildOS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("build the test OS: %w", err)
+	}
+	// hostctl resolves against the base commit's rpmdb in the repository,
+	// as hostd does; dnf against a plain checkout of the same commit.
+	osRepo, err := deploy.OpenRepo(ctx, o.RepoPath)
+	if err != nil {
+		return nil, err
+	}
+	defer osRepo.Close()
+	root := filepath.Join(dir, "dnf-root")
+	if err := o.Checkout(ctx, "1", root); err != nil {
+		return nil, err
+	}
+	repos, err := layering.ParseRepoFile("gen.repo", strings.NewReader(fixture.YumRepoFile("gen", srv.URL())), nil)
+	if err != nil {
+		return nil, err
+	}
+	peer, err := newDnfPeer(filepath.Join(dir, "dnf"), "gen", srv.URL(), true)
+	if err != nil {
+		return nil, err
+	}
+	base := o.Commit("1")
+
+	hostRun := func(cache string, warm bool) error {
+		settle()
+		l := &layering.Layerer{Repo: osRepo, CacheDir: cache, TmpDir: filepath.Join(dir, "tmp")}
+		t0 := time.Now()
+		md, err := layering.RefreshMetadata(ctx, cache, repos, false)
+		if err != nil {
+			return err
+		}
+		t1 := time.Now()
+		plan, err := l.Resolve(ctx, base, "1", md, []string{repo.request})
+		if err != nil {
+			return err
+		}
+		t2 := time.Now()
+		r.hostctlSet = len(plan.Packages)
+		if warm {
+			r.mdWarm, r.solveWarm, r.hostWarm = append(r.mdWarm, t1.Sub(t0)), append(r.solveWarm, t2.Sub(t1)), append(r.hostWarm, t2.Sub(t0))
+		} else {
+			r.mdCold, r.solveCold, r.hostCold = append(r.mdCold, t1.Sub(t0)), append(r.solveCold, t2.Sub(t1)), append(r.hostCold, t2.Sub(t0))
+		}
+		progress("resolve: hostctl %s %s ms (metadata %s, resolve %s): %d packages", coldWarm(warm), ms(t2.Sub(t0)), ms(t1.Sub(t0)), ms(t2.Sub(t1)), len(plan.Packages))
+		return nil
+	}
+	dnfRun := func(cache string, warm bool) error {
+		d, out, err := peer.run(ctx, root, cache, true, "install", "--assumeno", repo.request)
+		if err != nil {
+			return err
+		}
+		if r.dnfSet, err = dnfInstallSize(out); err != nil {
+			return err
+		}
+		if warm {
+			r.dnfWarm = append(r.dnfWarm, d)
+		} else {
+			r.dnfCold = append(r.dnfCold, d)
+		}
+		progress("resolve: dnf %s %s ms: %d packages", coldWarm(warm), ms(d), r.dnfSet)
+		return nil
+	}
+	var hostCache, dnfCache string
+	for i := 0; i < cfg.resolveCold; i++ {
+		hostCache = filepath.Join(dir, fmt.Sprintf("hostctl-cache-%d", i))
+		dnfCache = filepath.Join(dir, fmt.Sprintf("dnf-cache-%d", i))
+		if err := inTurn(i, func() error { return hostRun(hostCache, false) }, func() error { return dnfRun(dnfCache, false) }); err != nil {
+			return nil, err
+		}
+	}
+	r.solvMiB = mib(dirSize(filepath.Join(hostCache, "solv")))
+	r.dnfCacheMiB = mib(dirSize(dnfCache))
+	for i := 0; i < cfg.resolveWarm; i++ {
+		if err := inTurn(i, func() error { return hostRun(hostCache, true) }, func() error { return dnfRun(dnfCache, true) }); err != nil {
+			return nil, err
+		}
+	}
+	os.RemoveAll(filepath.Join(dir, "tmp"))
+	return r, nil
+}
+
+func (r *resolveResult) print(w io.Writer) {
+	g := r.repo
+	fmt.Fprintf(w, "\n## Loading and resolving against a repository the size of Fedora's\n\n")
+	fmt.Fprintf(w, "Generated repository: %d packages; primary.xml %s MiB (%s MiB gzip), with filelists and other; generated in %s, not timed. Request: `%s`, which needs %d packages by its requires (more with weak dependencies). Installed set: HostOS 1's rpmdb. Served over loopback HTTP.\n\n",
+		g.packages, mib(g.primaryOpen), mib(g.primarySize), g.took.Round(time.Second), g.request, g.closure)
+	hc, hw, dc, dw := summarize(r.hostCold), summarize(r.hostWarm), summarize(r.dnfCold), summarize(r.dnfWarm)
+	mc, mw, sc, sw := summarize(r.mdCold), summarize(r.mdWarm), summarize(r.solveCold), summarize(r.solveWarm)
+	fmt.Fprintf(w, "| run | runs | min ms | median ms | max ms | ratio of medians |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| hostctl, cold (fetch + Layerer.Resolve from XML) | %d | %s | %s | %s | %s |\n", hc.N, ms(hc.Min), ms(hc.Median), ms(hc.Max), ratio(hc.Median, dc.Median))
+	fmt.Fprintf(w, "| `dnf --installroot install --assumeno`, cold | %d | %s | %s | %s | 1 |\n", dc.N, ms(dc.Min), ms(dc.Median), ms(dc.Max))
+	fmt.Fprintf(w, "| hostctl, warm (repomd.xml check + Resolve from .solv) | %d | %s | %s | %s | %s |\n", hw.N, ms(hw.Min), ms(hw.Median), ms(hw.Max), ratio(hw.Median, dw.Median))
+	fmt.Fprintf(w, "| `dnf --installroot install --assumeno`, warm | %d | %s | %s | %s | 1 |\n", dw.N, ms(dw.Min), ms(dw.Median), ms(dw.Max))
+	fmt.Fprintf(w, "\nhostctl's two steps (medians): cold, metadata %s ms + resolve %s ms; warm, metadata %s ms + resolve %s ms. Caches after a cold run: hostctl's .solv %s MiB; dnf's cache %s MiB.\n",
+		ms(mc.Median), ms(sc.Median), ms(mw.Median), ms(sw.Median), r.solvMiB, r.dnfCacheMiB)
+	agree := "the same number"
+	if r.hostctlSet != r.dnfSet {
+		agree = "**different numbers**"
+	}
+	fmt.Fprintf(w, "\nBoth tools chose %s of packages: hostctl %d, dnf %d (weak dependencies on in both).\n", agree, r.hostctlSet, r.dnfSet)
+}
