@@ -195,11 +195,11 @@ func (t *txn) dropTemp(path string) {
 	}
 }
 
-// pauseForTest stops the transaction before step when HOSTD_TEST_PAUSE_BEFORE
-// names it, until the transaction is cancelled or hostd killed: the crash
-// tests kill hostd at a known point with it.
+// pauseForTest stops the transaction before step when Config.PauseBefore
+// names it (hostd --debug-pause-before), until the transaction is cancelled
+// or hostd killed: the crash tests kill hostd at a known point with it.
 func (e *Engine) pauseForTest(ctx context.Context, step string) {
-	if os.Getenv("HOSTD_TEST_PAUSE_BEFORE") != step {
+	if e.cfg.PauseBefore != step {
 		return
 	}
 	e.log.Warn("paused for a test", "before", step)

@@ -31,6 +31,10 @@ type Config struct {
 	PollInterval time.Duration
 	// Containers configures system containers.
 	Containers ContainerConfig
+	// PauseBefore makes every transaction stop before the step of that name
+	// until it is cancelled or hostd dies: a debugging aid the crash tests
+	// use to kill hostd at a known point. Empty in production.
+	PauseBefore string
 }
 
 // Engine runs transactions on one sysroot. It implements dbus.Engine.

@@ -24,13 +24,14 @@ func main() {
 	flag.StringVar(&ctr.ServiceManager, "service-manager", "systemd", "who runs system containers: systemd (over D-Bus), or direct: hostd runs runc itself and supervises it (hosts whose PID 1 is not systemd)")
 	flag.StringVar(&ctr.SystemdAddress, "systemd-address", "", "D-Bus address of systemd (default: the system bus)")
 	flag.StringVar(&ctr.Runtime, "runtime", "", "OCI runtime (default: runc from $PATH)")
+	pause := flag.String("debug-pause-before", "", "debugging: stop every transaction before the named step (the crash tests use it)")
 	flag.Parse()
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(daemon.Config{Sysroot: *sysroot, Logger: log, Containers: ctr}); err != nil {
+	if err := run(daemon.Config{Sysroot: *sysroot, Logger: log, Containers: ctr, PauseBefore: *pause}); err != nil {
 		fmt.Fprintln(os.Stderr, "hostd:", err)
 		os.Exit(1)
 	}

@@ -187,13 +187,12 @@ func (c *ctrEnv) slotTarget(name string) string {
 }
 
 // killDuring runs hostctl args with hostd paused before its "activate"
-// step (HOSTD_TEST_PAUSE_BEFORE), SIGKILLs hostd there, and starts a new
+// step (hostd --debug-pause-before), SIGKILLs hostd there, and starts a new
 // hostd, which recovers.
 func (c *ctrEnv) killDuring(args ...string) {
 	c.t.Helper()
 	c.hostd.Stop()
-	c.t.Setenv("HOSTD_TEST_PAUSE_BEFORE", "activate")
-	c.startHostd()
+	c.startHostd("--debug-pause-before", "activate")
 	cmd := exec.Command(hostctlBin, args...)
 	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+c.bus.Address)
 	if err := cmd.Start(); err != nil {
@@ -204,7 +203,6 @@ func (c *ctrEnv) killDuring(args ...string) {
 	})
 	c.hostd.Kill()
 	cmd.Wait()
-	os.Unsetenv("HOSTD_TEST_PAUSE_BEFORE")
 	c.startHostd()
 }
 

@@ -103,10 +103,10 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) startHostd() {
+func (e *env) startHostd(flags ...string) {
 	e.t.Helper()
 	// PID 1 is not systemd here: system containers run under hostd's own supervision.
-	h, err := harness.StartHostd(e.ctx, hostdBin, e.sysroot, e.bus, "--service-manager", "direct")
+	h, err := harness.StartHostd(e.ctx, hostdBin, e.sysroot, e.bus, append([]string{"--service-manager", "direct"}, flags...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
