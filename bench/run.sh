@@ -47,23 +47,27 @@ trap 'rm -rf "$tmp"' EXIT
 go build -tags "$TAGS" -o "$tmp/hostbench" ./bench/cmd/hostbench
 go build -tags "$TAGS" -o "$tmp/refhost" ./bench/cmd/refhost
 go build -tags "$TAGS" -o "$tmp/layerbench" ./bench/cmd/layerbench
+go build -tags "$TAGS" -o "$tmp/ctrbench" ./bench/cmd/ctrbench
 
 rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
 only=${BENCH_ONLY:-all}
 case "$only" in
-all | hostbench | layerbench) ;;
+all | hostbench | layerbench | ctrbench) ;;
 *)
-	echo "bench/run.sh: BENCH_ONLY=$only: want hostbench or layerbench" >&2
+	echo "bench/run.sh: BENCH_ONLY=$only: want hostbench, layerbench or ctrbench" >&2
 	exit 1
 	;;
 esac
 run_all() {
-	if [ "$only" != layerbench ]; then
+	if [ "$only" = all ] || [ "$only" = hostbench ]; then
 		"$tmp/hostbench" -bin bin -refhost "$tmp/refhost" -revision "$rev" "$@"
 	fi
-	if [ "$only" != hostbench ]; then
+	if [ "$only" = all ] || [ "$only" = layerbench ]; then
 		# shellcheck disable=SC2086 # LAYERBENCH_ARGS is a list of flags
 		"$tmp/layerbench" -bin bin -revision "$rev" ${LAYERBENCH_ARGS:-}
+	fi
+	if [ "$only" = all ] || [ "$only" = ctrbench ]; then
+		"$tmp/ctrbench" -bin bin -revision "$rev"
 	fi
 }
 if [ -n "${BENCH_OUT:-}" ]; then
