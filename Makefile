@@ -70,4 +70,5 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
+	-chattr -i _demo/sysroot/ostree/deploy/*/deploy/* 2>/dev/null
 	rm -rf bin _demo
