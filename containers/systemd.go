@@ -23,8 +23,10 @@ type Systemd struct {
 
 // NewSystemd connects to systemd. address "" means the system bus; a
 // "unix:path=.../systemd/private" address is systemd's private socket (no
-// bus daemon); any other address is a bus (e.g. the system bus socket of a
-// container booted with systemd-nspawn).
+// bus daemon; only from systemd's own PID namespace: sd-bus drops a peer
+// whose PID it cannot see); any other address is a bus (e.g. the system bus
+// socket of a container booted with systemd-nspawn, reached through
+// /proc/LEADER/root/run/dbus/system_bus_socket).
 func NewSystemd(ctx context.Context, address, runtime string) (*Systemd, error) {
 	var conn *sd.Conn
 	var err error
@@ -107,52 +109,129 @@ func (s *Systemd) job(ctx context.Context, what, name string, f func(context.Con
 	return nil
 }
 
-// Start implements ServiceManager.
+// Start implements ServiceManager. The start job succeeding is not
+// enough: a container whose process dies at once is restarted by
+// Restart=on-failure and looks "activating" or even "active" between two
+// attempts. So after the settle time the unit must be active or still
+// activating for the first time, and not have been restarted.
 func (s *Systemd) Start(ctx context.Context, name string) error {
+	if err := s.createTmpfiles(ctx, name); err != nil {
+		return err
+	}
 	_ = s.conn.ResetFailedUnitContext(ctx, unitName(name))
 	if err := s.job(ctx, "start", name, s.conn.StartUnitContext); err != nil {
-		return err
+		return fmt.Errorf("%w: see journalctl -u %s", err, unitName(name))
 	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(s.settle):
 	}
-	st, err := s.activeState(ctx, name)
+	st, err := s.unitState(ctx, name)
 	if err != nil {
 		return err
 	}
-	if st != "active" && st != "activating" && st != "reloading" {
-		return fmt.Errorf("%s is %s right after it started: see journalctl -u %s", unitName(name), st, unitName(name))
+	switch {
+	case st.restarts > 0:
+		return fmt.Errorf("%s was restarted %d times right after it started (now %s/%s): see journalctl -u %s",
+			unitName(name), st.restarts, st.active, st.sub, unitName(name))
+	case st.sub == "auto-restart" || (st.active != "active" && st.active != "activating" && st.active != "reloading"):
+		return fmt.Errorf("%s is %s/%s right after it started: see journalctl -u %s", unitName(name), st.active, st.sub, unitName(name))
 	}
 	return nil
 }
 
-// Stop implements ServiceManager.
-func (s *Systemd) Stop(ctx context.Context, name string) error {
-	return s.job(ctx, "stop", name, s.conn.StopUnitContext)
-}
+// tmpfilesCommand is systemd-tmpfiles where systemd's root has it (/bin is
+// /usr/bin on merged-/usr systems).
+const tmpfilesCommand = "/usr/bin/systemd-tmpfiles"
 
-func (s *Systemd) activeState(ctx context.Context, name string) (string, error) {
-	p, err := s.conn.GetUnitPropertyContext(ctx, unitName(name), "ActiveState")
-	if err != nil {
-		return "", fmt.Errorf("state of %s: %w", unitName(name), err)
+// createTmpfiles has systemd run "systemd-tmpfiles --create" on the
+// container's /etc/tmpfiles.d/NAME.conf before the service starts, as atomic
+// does at install: it creates the bind-mount sources config.json names
+// (DefaultTmpfiles) and whatever the image's tmpfiles.template asks for,
+// which runc needs before it can start the container. systemd runs it as a
+// transient oneshot service in its own root, so hostd need not share that
+// root; the service is skipped when the container has no such file.
+func (s *Systemd) createTmpfiles(ctx context.Context, name string) error {
+	conf := "/etc/tmpfiles.d/" + name + ".conf"
+	unit := "hostctl-tmpfiles-" + name + ".service"
+	type condition struct {
+		Type            string
+		Trigger, Negate bool
+		Param           string
 	}
-	v, _ := p.Value.Value().(string)
-	return v, nil
+	props := []sd.Property{
+		sd.PropDescription("hostctl: create the files of container " + name),
+		sd.PropType("oneshot"),
+		sd.PropExecStart([]string{tmpfilesCommand, "--create", conf}, true),
+		{Name: "Conditions", Value: godbus.MakeVariant([]condition{{Type: "ConditionPathExists", Param: conf}})},
+		{Name: "CollectMode", Value: godbus.MakeVariant("inactive-or-failed")},
+	}
+	ch := make(chan string, 1)
+	if _, err := s.conn.StartTransientUnitContext(ctx, unit, "replace", props, ch); err != nil {
+		return fmt.Errorf("run systemd-tmpfiles --create %s: %w", conf, err)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case res := <-ch:
+		if res != "done" {
+			return fmt.Errorf("systemd-tmpfiles --create %s ended %q: see journalctl -u %s", conf, res, unit)
+		}
+	}
+	return nil
 }
 
-// State implements ServiceManager.
+// Stop implements ServiceManager. A stop hostd asked for is not a failure
+// of the service: when systemd had to SIGKILL it (its process ignored
+// SIGTERM until TimeoutStopSec) the unit is left "failed"; that is reset,
+// so the unit reads inactive and systemd forgets it once its file is gone.
+func (s *Systemd) Stop(ctx context.Context, name string) error {
+	if err := s.job(ctx, "stop", name, s.conn.StopUnitContext); err != nil {
+		return err
+	}
+	if st, err := s.unitState(ctx, name); err == nil && st.active == "failed" {
+		if err := s.conn.ResetFailedUnitContext(ctx, unitName(name)); err != nil {
+			return fmt.Errorf("reset-failed %s after stopping it: %w", unitName(name), err)
+		}
+	}
+	return nil
+}
+
+// unitStatus is what State and Start read of a unit.
+type unitStatus struct {
+	active, sub string
+	restarts    uint32 // NRestarts: automatic restarts since the last start job
+}
+
+func (s *Systemd) unitState(ctx context.Context, name string) (unitStatus, error) {
+	props, err := s.conn.GetUnitPropertiesContext(ctx, unitName(name))
+	if err != nil {
+		return unitStatus{}, fmt.Errorf("state of %s: %w", unitName(name), err)
+	}
+	var st unitStatus
+	st.active, _ = props["ActiveState"].(string)
+	st.sub, _ = props["SubState"].(string)
+	if load, _ := props["LoadState"].(string); load == "loaded" {
+		if p, err := s.conn.GetServicePropertyContext(ctx, unitName(name), "NRestarts"); err == nil {
+			st.restarts, _ = p.Value.Value().(uint32)
+		}
+	}
+	return st, nil
+}
+
+// State implements ServiceManager: a unit systemd keeps restarting
+// (auto-restart) is failed, not running.
 func (s *Systemd) State(ctx context.Context, name string) (string, error) {
-	st, err := s.activeState(ctx, name)
+	st, err := s.unitState(ctx, name)
 	if err != nil {
 		return "", err
 	}
-	switch st {
-	case "active", "activating", "reloading", "deactivating":
-		return StateRunning, nil
-	case "failed":
+	switch {
+	case st.active == "failed" || st.sub == "auto-restart":
 		return StateFailed, nil
+	case st.active == "active" || st.active == "activating" || st.active == "reloading" || st.active == "deactivating":
+		return StateRunning, nil
 	}
 	return StateInactive, nil
 }

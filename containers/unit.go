@@ -100,18 +100,32 @@ func RuntimeDirectives(runtime, name, pidfile string, f RuntimeFeatures, templat
 	}
 }
 
-// ForkingIfDetached adds Type=forking to the [Service] section of a unit
-// rendered from DefaultUnitTemplate whose ExecStart is the detached
-// "run -d --pid-file" form. atomic's template lacks it, but with the default
-// Type=simple systemd takes runc's exit after detaching for the end of the
-// service: it would kill the container's cgroup and run ExecStopPost
-// (runc delete). With Type=forking systemd waits for runc to exit and reads
-// the container's PID from PIDFile=.
+// DetachedStopTimeout is the TimeoutStopSec= ForkingIfDetached gives the
+// default unit. The container's process is PID 1 of its PID namespace, and
+// such a process ignores the SIGTERM systemd sends on stop unless it
+// handles it; systemd then waits TimeoutStopSec (90 s by default) before
+// SIGKILL, and every update, rollback and uninstall would wait that long.
+const DetachedStopTimeout = "10s"
+
+// ForkingIfDetached adds Type=forking and TimeoutStopSec=DetachedStopTimeout
+// to the [Service] section of a unit rendered from DefaultUnitTemplate
+// whose ExecStart is the detached "run -d --pid-file" form. atomic's
+// template lacks both. With the default Type=simple systemd takes runc's
+// exit after detaching for the end of the service: it would kill the
+// container's cgroup and run ExecStopPost (runc delete). With Type=forking
+// systemd waits for runc to exit and reads the container's PID from
+// PIDFile= (checked under systemd 252: the service stays active with the
+// container's process as its main PID). A unit that already sets Type= is
+// returned as it is.
 func ForkingIfDetached(unit, execStart string) string {
 	if !strings.Contains(execStart, " run -d ") || strings.Contains(unit, "\nType=") {
 		return unit
 	}
-	return strings.Replace(unit, "[Service]\n", "[Service]\nType=forking\n", 1)
+	add := "[Service]\nType=forking\n"
+	if !strings.Contains(unit, "\nTimeoutStopSec=") {
+		add += "TimeoutStopSec=" + DetachedStopTimeout + "\n"
+	}
+	return strings.Replace(unit, "[Service]\n", add, 1)
 }
 
 // UnitTemplate returns the service template to use: the image's

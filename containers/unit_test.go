@@ -123,7 +123,7 @@ func TestForkingIfDetached(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := ForkingIfDetached(unit, v["EXEC_START"])
-	if !strings.Contains(got, "[Service]\nType=forking\nExecStartPre=") || !strings.Contains(got, "PIDFile=/run/container-web.pid") {
+	if !strings.Contains(got, "[Service]\nType=forking\nTimeoutStopSec=10s\nExecStartPre=") || !strings.Contains(got, "PIDFile=/run/container-web.pid") {
 		t.Fatalf("detached unit:\n%s", got)
 	}
 	if again := ForkingIfDetached(got, v["EXEC_START"]); again != got {

@@ -24,8 +24,12 @@ type ContainerConfig struct {
 	// hosts whose PID 1 is not systemd).
 	ServiceManager string
 	// SystemdAddress is the D-Bus address of systemd: "" for the system
-	// bus, or e.g. unix:path=ROOT/run/systemd/private of a container booted
-	// with systemd-nspawn.
+	// bus, or another bus, e.g. the system bus of a container booted with
+	// systemd-nspawn, unix:path=/proc/LEADER/root/run/dbus/system_bus_socket
+	// (nspawn's /run is a tmpfs: it is not under the root directory). systemd's
+	// private socket (unix:path=.../run/systemd/private) works only from
+	// systemd's own PID namespace: sd-bus refuses a peer whose PID it
+	// cannot see.
 	SystemdAddress string
 	// Runtime is the OCI runtime; "" finds runc in $PATH.
 	Runtime string
