@@ -283,7 +283,7 @@ func (e *Engine) operations() map[string]operation {
 			return e.rebase(ctx, t, t.rec.Arg)
 		}},
 		"rollback": {run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) }},
-		"cleanup":  {options: []string{"pending", "rollback"}, run: e.cleanup},
+		"cleanup":  {options: []string{"pending", "rollback", "repomd"}, run: e.cleanup},
 
 		"pkg-change": {options: []string{"add", "remove", "dry-run", "idempotent"}, validate: validPkgChange, run: e.pkgChange},
 		"refresh-md": {run: e.refreshMetadata},

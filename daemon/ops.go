@@ -251,6 +251,13 @@ func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
 func (e *Engine) cleanup(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 	t.step("cleanup", "Cleaning up")
 	removed, err := e.sr.Cleanup(ctx, deploy.CleanupOptions{Pending: opts.Bool("pending"), Rollback: opts.Bool("rollback")})
+	if err == nil && opts.Bool("repomd") {
+		// Once the deployments are settled, drop the cached packages none of
+		// them layers and the metadata; a second cleanup prunes their objects.
+		if err = e.prunePackageCache(ctx, t); err == nil {
+			_, err = e.sr.Cleanup(ctx, deploy.CleanupOptions{})
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

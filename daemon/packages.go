@@ -262,3 +262,33 @@ func (e *Engine) keepBase(ctx context.Context, base string) error {
 	}
 	return nil
 }
+
+// prunePackageCache empties the package and metadata caches of what no
+// deployment layers (cleanup -m).
+func (e *Engine) prunePackageCache(ctx context.Context, t *txn) error {
+	deps, err := e.sr.Deployments(ctx)
+	if err != nil {
+		return err
+	}
+	inUse := map[string]bool{}
+	for _, d := range deps {
+		nevras, err := layering.LayeredIn(e.sr.Repo(), d.Checksum)
+		if err != nil {
+			return err
+		}
+		for _, n := range nevras {
+			inUse[n] = true
+		}
+	}
+	cur, ok := current(deps)
+	if !ok {
+		return nil
+	}
+	cacheDir := filepath.Join(e.sr.Path(), "ostree", "deploy", cur.OSName, "var", "cache", "hostctl")
+	res, err := layering.PruneCache(ctx, e.sr.Repo(), cacheDir, inUse)
+	if err != nil {
+		return err
+	}
+	t.message(fmt.Sprintf("Removed %d cached package(s) and the repository metadata.", len(res.Packages)))
+	return nil
+}

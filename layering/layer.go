@@ -216,7 +216,7 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 		if p.commit != "" {
 			continue
 		}
-		c, err := l.Repo.Commit(ctx, p.dir, deploy.CommitOptions{Ref: p.ref, Subject: "hostctl package cache: " + p.file.NEVRA(),
+		c, err := l.Repo.Commit(ctx, p.dir, deploy.CommitOptions{Ref: p.ref, Subject: packageCacheSubject + p.file.NEVRA(),
 			Metadata: map[string]string{PackageChecksumKey: p.file.ChecksumType + ":" + p.file.Checksum, "version": p.file.EVR}})
 		if err != nil {
 			return nil, fmt.Errorf("import package %s into the package cache: %w", p.file.NEVRA(), err)

@@ -208,19 +208,20 @@ func rollbackCmd() *cobra.Command {
 }
 
 func cleanupCmd() *cobra.Command {
-	var pending, rollback bool
+	var pending, rollback, repomd bool
 	cmd := &cobra.Command{
 		Use:   "cleanup",
-		Short: "Remove the pending or rollback deployment and unreferenced objects",
+		Short: "Remove the pending or rollback deployment, cached packages and metadata, and unreferenced objects",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
-				return c.Cleanup(ctx, map[string]any{"pending": pending, "rollback": rollback})
+				return c.Cleanup(ctx, map[string]any{"pending": pending, "rollback": rollback, "repomd": repomd})
 			})
 		},
 	}
 	cmd.Flags().BoolVarP(&pending, "pending", "p", false, "remove the pending deployment")
 	cmd.Flags().BoolVarP(&rollback, "rollback", "r", false, "remove the rollback deployment")
+	cmd.Flags().BoolVarP(&repomd, "repomd", "m", false, "remove cached packages no deployment layers, and the repository metadata")
 	return cmd
 }
 

@@ -267,6 +267,16 @@ func TestPkgAddRemoveRollback(t *testing.T) {
 		}
 	}
 	t.Logf("pkg-add hello-layer: cold %v, warm %v", cold.Round(time.Millisecond), warm.Round(time.Millisecond))
+
+	// cleanup -m drops the cached packages no deployment layers any more
+	// (hello-etc) and keeps those one does (hello-layer, hello-lib).
+	if out := e.mustHostctl("cleanup", "-m"); !strings.Contains(out, "Removed 1 cached package") {
+		t.Fatalf("cleanup -m:\n%s", out)
+	}
+	refs := e.snapshot().refs
+	if !strings.Contains(refs, "hostctl/pkg/hello-layer/") || !strings.Contains(refs, "hostctl/pkg/hello-lib/") || strings.Contains(refs, "hostctl/pkg/hello-etc/") {
+		t.Fatalf("package cache refs after cleanup -m:\n%s", refs)
+	}
 	e.fsck()
 }
 
