@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/stats"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -136,7 +137,7 @@ func benchDeploy(ctx context.Context, s *sandbox, cfg config) (*deployResult, er
 		r.hostd = append(r.hostd, h)
 		r.ostree = append(r.ostree, o)
 		r.pairRatios = append(r.pairRatios, float64(h)/float64(o))
-		progress("deploy %d/%d: hostd %s ms, ostree admin deploy %s ms", i+1, len(pairs), ms(h), ms(o))
+		progress("deploy %d/%d: hostd %s ms, ostree admin deploy %s ms", i+1, len(pairs), stats.MS(h), stats.MS(o))
 	}
 	return r, nil
 }
@@ -247,32 +248,32 @@ func keys(m map[string]time.Time) []string {
 }
 
 func (r *deployResult) print(w io.Writer) {
-	h, o := summarize(r.hostd), summarize(r.ostree)
+	h, o := stats.Summarize(r.hostd), stats.Summarize(r.ostree)
 	fmt.Fprintf(w, "\n## Deploy of an already pulled commit\n\n")
 	fmt.Fprintf(w, "%d pairs of identical sysroots (version 1 deployed, version 2 pulled; prepared in %s, not timed); each run deploys version 2.\n\n",
 		len(r.hostd), r.prepare.Round(time.Second))
 	fmt.Fprintf(w, "| deploy | runs | min ms | median ms | max ms |\n|---|---|---|---|---|\n")
-	fmt.Fprintf(w, "| hostd (D-Bus Deploy to Finished) | %d | %s | %s | %s |\n", h.N, ms(h.Min), ms(h.Median), ms(h.Max))
-	fmt.Fprintf(w, "| `ostree admin deploy` (whole process) | %d | %s | %s | %s |\n", o.N, ms(o.Min), ms(o.Median), ms(o.Max))
+	fmt.Fprintf(w, "| hostd (D-Bus Deploy to Finished) | %d | %s | %s | %s |\n", h.N, stats.MS(h.Min), stats.MS(h.Median), stats.MS(h.Max))
+	fmt.Fprintf(w, "| `ostree admin deploy` (whole process) | %d | %s | %s | %s |\n", o.N, stats.MS(o.Min), stats.MS(o.Median), stats.MS(o.Max))
 	pr := slices.Clone(r.pairRatios)
 	slices.Sort(pr)
 	fmt.Fprintf(w, "\nRatio hostd / ostree: %s (ratio of medians); pair by pair min %.2f, median %.2f, max %.2f.\n",
-		ratio(h.Median, o.Median), pr[0], medianFloat(pr), pr[len(pr)-1])
+		stats.Ratio(h.Median, o.Median), pr[0], medianFloat(pr), pr[len(pr)-1])
 
 	fmt.Fprintf(w, "\nWhere hostd's time goes (medians over the runs, from the steps hostd announces; client-side timestamps):\n\n")
 	fmt.Fprintf(w, "| step | median ms | share |\n|---|---|---|\n")
 	for k, ph := range deployPhases {
-		sm := summarize(r.phases[k])
-		fmt.Fprintf(w, "| %s | %s | %.0f%% |\n", ph.label, ms(sm.Median), 100*float64(sm.Median)/float64(h.Median))
+		sm := stats.Summarize(r.phases[k])
+		fmt.Fprintf(w, "| %s | %s | %.0f%% |\n", ph.label, stats.MS(sm.Median), 100*float64(sm.Median)/float64(h.Median))
 	}
 	fmt.Fprintf(w, "\nRequests to the remote per deploy (the commit is already in the repo): hostd %v, `ostree admin deploy` %v.", r.hostdRequests, r.ostreeRequests)
 	if len(r.hostdExample) > 0 {
 		fmt.Fprintf(w, " hostd's first: `%s`.", strings.Join(r.hostdExample, "`, `"))
 	}
 	fmt.Fprintln(w)
-	hs, st := summarize(r.hostdStart), summarize(r.ostreeStatus)
+	hs, st := stats.Summarize(r.hostdStart), stats.Summarize(r.ostreeStatus)
 	fmt.Fprintf(w, "\nStart-up on the same sysroots (before the deploy): hostd from exec until it serves its bus name, min %s / median %s / max %s ms; `ostree admin status` as a whole process, min %s / median %s / max %s ms; ratio of medians %s.\n",
-		ms(hs.Min), ms(hs.Median), ms(hs.Max), ms(st.Min), ms(st.Median), ms(st.Max), ratio(hs.Median, st.Median))
+		stats.MS(hs.Min), stats.MS(hs.Median), stats.MS(hs.Max), stats.MS(st.Min), stats.MS(st.Median), stats.MS(st.Max), stats.Ratio(hs.Median, st.Median))
 	fmt.Fprintf(w, "\nPeak memory: hostd VmHWM after the deploy, median %s MiB; `ostree admin deploy` max RSS, median %s MiB.\n",
 		mib(medianUint(r.hostdHWM)), mib(medianUint(r.ostreeMaxRSS)))
 }

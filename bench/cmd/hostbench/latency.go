@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/stats"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -93,7 +94,7 @@ func runLatency(s *sandbox, targets []target, busPID int, cfg config) (map[int][
 			}
 		}
 		out[clients] = res
-		progress("status: %d client(s): hostd p50 %s ms, p99 %s ms", clients, ms(summarize(res[0].samples).P50), ms(summarize(res[0].samples).P99))
+		progress("status: %d client(s): hostd p50 %s ms, p99 %s ms", clients, stats.MS(stats.Summarize(res[0].samples).P50), stats.MS(stats.Summarize(res[0].samples).P99))
 	}
 	return out, nil
 }
@@ -188,9 +189,9 @@ func printLatency(w io.Writer, targets []target, res map[int][]latency, proc *pr
 	for _, clients := range cfg.clients {
 		fmt.Fprintf(w, "\n### %d concurrent client(s)\n\n", clients)
 		fmt.Fprintf(w, "| target | p50 ms | p99 ms | max ms | calls/s | service CPU µs/call | bus CPU µs/call |\n|---|---|---|---|---|---|---|\n")
-		sums := make([]summary, len(targets))
+		sums := make([]stats.Summary, len(targets))
 		for i, t := range targets {
-			sm := summarize(res[clients][i].samples)
+			sm := stats.Summarize(res[clients][i].samples)
 			sums[i] = sm
 			l := res[clients][i]
 			rate := float64(sm.N) / l.wall.Seconds()
@@ -198,19 +199,19 @@ func printLatency(w io.Writer, targets []target, res map[int][]latency, proc *pr
 			if i < 2 {
 				svc = perCall(l.serviceCPU, sm.N)
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f | %s | %s |\n", t.label, ms(sm.P50), ms(sm.P99), ms(sm.Max), rate, svc, perCall(l.busCPU, sm.N))
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f | %s | %s |\n", t.label, stats.MS(sm.P50), stats.MS(sm.P99), stats.MS(sm.Max), rate, svc, perCall(l.busCPU, sm.N))
 		}
 		fmt.Fprintf(w, "\nhostd / refhost: p50 %s, p99 %s. hostd / bus GetId: p50 %s, p99 %s.\n",
-			ratio(sums[0].P50, sums[1].P50), ratio(sums[0].P99, sums[1].P99),
-			ratio(sums[0].P50, sums[2].P50), ratio(sums[0].P99, sums[2].P99))
+			stats.Ratio(sums[0].P50, sums[1].P50), stats.Ratio(sums[0].P99, sums[1].P99),
+			stats.Ratio(sums[0].P50, sums[2].P50), stats.Ratio(sums[0].P99, sums[2].P99))
 	}
 	if proc != nil {
-		a, b := summarize(proc.hostctl), summarize(proc.dbusSend)
+		a, b := stats.Summarize(proc.hostctl), stats.Summarize(proc.dbusSend)
 		fmt.Fprintf(w, "\n### `hostctl status` as a whole process\n\n")
 		fmt.Fprintf(w, "| command | runs | min ms | median ms | max ms |\n|---|---|---|---|---|\n")
-		fmt.Fprintf(w, "| `hostctl status` | %d | %s | %s | %s |\n", a.N, ms(a.Min), ms(a.Median), ms(a.Max))
-		fmt.Fprintf(w, "| `dbus-send --print-reply` of the same GetAll | %d | %s | %s | %s |\n", b.N, ms(b.Min), ms(b.Median), ms(b.Max))
-		fmt.Fprintf(w, "\nRatio hostctl / dbus-send: %s (medians).\n", ratio(a.Median, b.Median))
+		fmt.Fprintf(w, "| `hostctl status` | %d | %s | %s | %s |\n", a.N, stats.MS(a.Min), stats.MS(a.Median), stats.MS(a.Max))
+		fmt.Fprintf(w, "| `dbus-send --print-reply` of the same GetAll | %d | %s | %s | %s |\n", b.N, stats.MS(b.Min), stats.MS(b.Median), stats.MS(b.Max))
+		fmt.Fprintf(w, "\nRatio hostctl / dbus-send: %s (medians).\n", stats.Ratio(a.Median, b.Median))
 	}
 }
 

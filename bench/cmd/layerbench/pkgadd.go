@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/stats"
 	"io"
 	"os"
 	"os/exec"
@@ -165,7 +166,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 		} else {
 			r.cold, r.coldSteps = append(r.cold, d), append(r.coldSteps, steps)
 		}
-		progress("pkgadd: hostctl %s %s ms", coldWarm(warm), ms(d))
+		progress("pkgadd: hostctl %s %s ms", coldWarm(warm), stats.MS(d))
 		return nil
 	}
 	for i := 0; i < cfg.coldRuns; i++ {
@@ -195,7 +196,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 				return fmt.Errorf("after dnf install: %w", err)
 			}
 			r.dnfCold = append(r.dnfCold, d)
-			progress("pkgadd: dnf cold %s ms", ms(d))
+			progress("pkgadd: dnf cold %s ms", stats.MS(d))
 			return nil
 		}
 		if err := inTurn(i, func() error { return hostctlRun(false) }, dnfRun); err != nil {
@@ -221,7 +222,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 				return fmt.Errorf("after dnf install: %w", err)
 			}
 			r.dnfWarm = append(r.dnfWarm, d)
-			progress("pkgadd: dnf warm %s ms", ms(d))
+			progress("pkgadd: dnf warm %s ms", stats.MS(d))
 			return nil
 		}
 		if err := inTurn(i, func() error { return hostctlRun(true) }, dnfRun); err != nil {
@@ -394,7 +395,7 @@ func stageMedians(runs [][]stageTime) (order []string, med map[string]time.Durat
 		for len(ds) < len(runs) {
 			ds = append(ds, 0) // a stage some runs skipped
 		}
-		med[s] = summarize(ds).Median
+		med[s] = stats.Summarize(ds).Median
 	}
 	return order, med
 }
@@ -409,16 +410,16 @@ func contains(list []string, s string) bool {
 }
 
 func (r *pkgAddResult) print(w io.Writer) {
-	hc, hw := summarize(r.cold), summarize(r.warm)
-	dc, dw := summarize(r.dnfCold), summarize(r.dnfWarm)
+	hc, hw := stats.Summarize(r.cold), stats.Summarize(r.warm)
+	dc, dw := stats.Summarize(r.dnfCold), stats.Summarize(r.dnfWarm)
 	fmt.Fprintf(w, "\n## pkg-add of one small package onto a base of %d files\n\n", r.baseFiles)
 	fmt.Fprintf(w, "Base: HostOS 1 + hostos-bulk (%d small files), %d files in all. Package: %s (one file, a %%post), from an rpm-md repository on loopback HTTP. Prepared in %s, not timed.\n\n",
 		r.files, r.baseFiles, benchPackage, r.prepare.Round(time.Second))
 	fmt.Fprintf(w, "| run | runs | min ms | median ms | max ms | ratio of medians |\n|---|---|---|---|---|---|\n")
-	fmt.Fprintf(w, "| `hostctl pkg-add` through hostd, cold | %d | %s | %s | %s | %s |\n", hc.N, ms(hc.Min), ms(hc.Median), ms(hc.Max), ratio(hc.Median, dc.Median))
-	fmt.Fprintf(w, "| `dnf --installroot install -y`, cold | %d | %s | %s | %s | 1 |\n", dc.N, ms(dc.Min), ms(dc.Median), ms(dc.Max))
-	fmt.Fprintf(w, "| `hostctl pkg-add` through hostd, warm | %d | %s | %s | %s | %s |\n", hw.N, ms(hw.Min), ms(hw.Median), ms(hw.Max), ratio(hw.Median, dw.Median))
-	fmt.Fprintf(w, "| `dnf --installroot install -y`, warm | %d | %s | %s | %s | 1 |\n", dw.N, ms(dw.Min), ms(dw.Median), ms(dw.Max))
+	fmt.Fprintf(w, "| `hostctl pkg-add` through hostd, cold | %d | %s | %s | %s | %s |\n", hc.N, stats.MS(hc.Min), stats.MS(hc.Median), stats.MS(hc.Max), stats.Ratio(hc.Median, dc.Median))
+	fmt.Fprintf(w, "| `dnf --installroot install -y`, cold | %d | %s | %s | %s | 1 |\n", dc.N, stats.MS(dc.Min), stats.MS(dc.Median), stats.MS(dc.Max))
+	fmt.Fprintf(w, "| `hostctl pkg-add` through hostd, warm | %d | %s | %s | %s | %s |\n", hw.N, stats.MS(hw.Min), stats.MS(hw.Median), stats.MS(hw.Max), stats.Ratio(hw.Median, dw.Median))
+	fmt.Fprintf(w, "| `dnf --installroot install -y`, warm | %d | %s | %s | %s | 1 |\n", dw.N, stats.MS(dw.Min), stats.MS(dw.Median), stats.MS(dw.Max))
 	fmt.Fprintf(w, "\nCold: a fresh copy of the sysroot (hostd started on it before the timer) and of dnf's root, empty caches. Warm: hostctl on the last cold sysroot after `pkg-remove` (metadata, .solv and package cache filled); dnf on a fresh copy of the root with the last cold run's cache (%s KiB, keepcache on). Both check that the file and the file the %%post writes are there.\n", r.dnfCacheKiB)
 	for _, c := range []struct {
 		name string
@@ -430,7 +431,7 @@ func (r *pkgAddResult) print(w io.Writer) {
 		fmt.Fprintf(w, "| step | what | median ms | share |\n|---|---|---|---|\n")
 		for _, s := range order {
 			label := stageLabels[s]
-			fmt.Fprintf(w, "| %s | %s | %s | %.0f%% |\n", s, label, ms(med[s]), 100*float64(med[s])/float64(c.tot))
+			fmt.Fprintf(w, "| %s | %s | %s | %.0f%% |\n", s, label, stats.MS(med[s]), 100*float64(med[s])/float64(c.tot))
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/stats"
 	"io"
 	"os"
 	"path/filepath"
@@ -88,7 +89,7 @@ func benchResolve(ctx context.Context, cfg config, dir string) (*resolveResult, 
 		} else {
 			r.mdCold, r.solveCold, r.hostCold = append(r.mdCold, t1.Sub(t0)), append(r.solveCold, t2.Sub(t1)), append(r.hostCold, t2.Sub(t0))
 		}
-		progress("resolve: hostctl %s %s ms (metadata %s, resolve %s): %d packages", coldWarm(warm), ms(t2.Sub(t0)), ms(t1.Sub(t0)), ms(t2.Sub(t1)), len(plan.Packages))
+		progress("resolve: hostctl %s %s ms (metadata %s, resolve %s): %d packages", coldWarm(warm), stats.MS(t2.Sub(t0)), stats.MS(t1.Sub(t0)), stats.MS(t2.Sub(t1)), len(plan.Packages))
 		return nil
 	}
 	dnfRun := func(cache string, warm bool) error {
@@ -104,7 +105,7 @@ func benchResolve(ctx context.Context, cfg config, dir string) (*resolveResult, 
 		} else {
 			r.dnfCold = append(r.dnfCold, d)
 		}
-		progress("resolve: dnf %s %s ms: %d packages", coldWarm(warm), ms(d), r.dnfSet)
+		progress("resolve: dnf %s %s ms: %d packages", coldWarm(warm), stats.MS(d), r.dnfSet)
 		return nil
 	}
 	var hostCache, dnfCache string
@@ -131,15 +132,15 @@ func (r *resolveResult) print(w io.Writer) {
 	fmt.Fprintf(w, "\n## Loading and resolving against a repository the size of Fedora's\n\n")
 	fmt.Fprintf(w, "Generated repository: %d packages; primary.xml %s MiB (%s MiB gzip), with filelists and other; generated in %s, not timed. Request: `%s`, which needs %d packages by its requires (more with weak dependencies). Installed set: HostOS 1's rpmdb. Served over loopback HTTP.\n\n",
 		g.packages, mib(g.primaryOpen), mib(g.primarySize), g.took.Round(time.Second), g.request, g.closure)
-	hc, hw, dc, dw := summarize(r.hostCold), summarize(r.hostWarm), summarize(r.dnfCold), summarize(r.dnfWarm)
-	mc, mw, sc, sw := summarize(r.mdCold), summarize(r.mdWarm), summarize(r.solveCold), summarize(r.solveWarm)
+	hc, hw, dc, dw := stats.Summarize(r.hostCold), stats.Summarize(r.hostWarm), stats.Summarize(r.dnfCold), stats.Summarize(r.dnfWarm)
+	mc, mw, sc, sw := stats.Summarize(r.mdCold), stats.Summarize(r.mdWarm), stats.Summarize(r.solveCold), stats.Summarize(r.solveWarm)
 	fmt.Fprintf(w, "| run | runs | min ms | median ms | max ms | ratio of medians |\n|---|---|---|---|---|---|\n")
-	fmt.Fprintf(w, "| hostctl, cold (fetch + Layerer.Resolve from XML) | %d | %s | %s | %s | %s |\n", hc.N, ms(hc.Min), ms(hc.Median), ms(hc.Max), ratio(hc.Median, dc.Median))
-	fmt.Fprintf(w, "| `dnf --installroot install --assumeno`, cold | %d | %s | %s | %s | 1 |\n", dc.N, ms(dc.Min), ms(dc.Median), ms(dc.Max))
-	fmt.Fprintf(w, "| hostctl, warm (repomd.xml check + Resolve from .solv) | %d | %s | %s | %s | %s |\n", hw.N, ms(hw.Min), ms(hw.Median), ms(hw.Max), ratio(hw.Median, dw.Median))
-	fmt.Fprintf(w, "| `dnf --installroot install --assumeno`, warm | %d | %s | %s | %s | 1 |\n", dw.N, ms(dw.Min), ms(dw.Median), ms(dw.Max))
+	fmt.Fprintf(w, "| hostctl, cold (fetch + Layerer.Resolve from XML) | %d | %s | %s | %s | %s |\n", hc.N, stats.MS(hc.Min), stats.MS(hc.Median), stats.MS(hc.Max), stats.Ratio(hc.Median, dc.Median))
+	fmt.Fprintf(w, "| `dnf --installroot install --assumeno`, cold | %d | %s | %s | %s | 1 |\n", dc.N, stats.MS(dc.Min), stats.MS(dc.Median), stats.MS(dc.Max))
+	fmt.Fprintf(w, "| hostctl, warm (repomd.xml check + Resolve from .solv) | %d | %s | %s | %s | %s |\n", hw.N, stats.MS(hw.Min), stats.MS(hw.Median), stats.MS(hw.Max), stats.Ratio(hw.Median, dw.Median))
+	fmt.Fprintf(w, "| `dnf --installroot install --assumeno`, warm | %d | %s | %s | %s | 1 |\n", dw.N, stats.MS(dw.Min), stats.MS(dw.Median), stats.MS(dw.Max))
 	fmt.Fprintf(w, "\nhostctl's two steps (medians): cold, metadata %s ms + resolve %s ms; warm, metadata %s ms + resolve %s ms. Caches after a cold run: hostctl's .solv %s MiB; dnf's cache %s MiB.\n",
-		ms(mc.Median), ms(sc.Median), ms(mw.Median), ms(sw.Median), r.solvMiB, r.dnfCacheMiB)
+		stats.MS(mc.Median), stats.MS(sc.Median), stats.MS(mw.Median), stats.MS(sw.Median), r.solvMiB, r.dnfCacheMiB)
 	agree := "the same number"
 	if r.hostctlSet != r.dnfSet {
 		agree = "**different numbers**"

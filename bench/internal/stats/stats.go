@@ -1,4 +1,5 @@
-package main
+// Package stats holds the order statistics and formatting the benchmarks share.
+package stats
 
 import (
 	"fmt"
@@ -7,19 +8,19 @@ import (
 	"time"
 )
 
-// summary is what the report quotes of a set of durations.
-type summary struct {
+// Summary is what the report quotes of a set of durations.
+type Summary struct {
 	N                int
 	Min, Median, Max time.Duration
 	P50, P99         time.Duration
 	Total            time.Duration
 }
 
-// summarize sorts a copy of ds and reads its order statistics. Percentiles
+// Summarize sorts a copy of ds and reads its order statistics. Percentiles
 // use the nearest-rank method: p99 of 100 samples is the 99th smallest.
-func summarize(ds []time.Duration) summary {
+func Summarize(ds []time.Duration) Summary {
 	if len(ds) == 0 {
-		return summary{}
+		return Summary{}
 	}
 	s := slices.Clone(ds)
 	slices.Sort(s)
@@ -27,19 +28,19 @@ func summarize(ds []time.Duration) summary {
 	for _, d := range s {
 		total += d
 	}
-	return summary{
+	return Summary{
 		N:      len(s),
 		Min:    s[0],
-		Median: median(s),
+		Median: Median(s),
 		Max:    s[len(s)-1],
-		P50:    percentile(s, 50),
-		P99:    percentile(s, 99),
+		P50:    Percentile(s, 50),
+		P99:    Percentile(s, 99),
 		Total:  total,
 	}
 }
 
-// median of sorted durations: the middle one, or the mean of the two middle ones.
-func median(sorted []time.Duration) time.Duration {
+// Median of sorted durations: the middle one, or the mean of the two middle ones.
+func Median(sorted []time.Duration) time.Duration {
 	n := len(sorted)
 	if n == 0 {
 		return 0
@@ -50,9 +51,9 @@ func median(sorted []time.Duration) time.Duration {
 	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
-// percentile of sorted durations by nearest rank: the smallest value with at
+// Percentile of sorted durations by nearest rank: the smallest value with at
 // least p percent of the samples at or below it.
-func percentile(sorted []time.Duration, p float64) time.Duration {
+func Percentile(sorted []time.Duration, p float64) time.Duration {
 	n := len(sorted)
 	if n == 0 {
 		return 0
@@ -61,16 +62,16 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[rank-1]
 }
 
-// ratio is a/b formatted for the report ("n/a" when b is zero).
-func ratio(a, b time.Duration) string {
+// Ratio is a/b formatted for the report ("n/a" when b is zero).
+func Ratio(a, b time.Duration) string {
 	if b <= 0 {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2f", float64(a)/float64(b))
 }
 
-// ms formats a duration in milliseconds with enough digits for sub-millisecond figures.
-func ms(d time.Duration) string {
+// MS formats a duration in milliseconds with enough digits for sub-millisecond figures.
+func MS(d time.Duration) string {
 	v := float64(d) / float64(time.Millisecond)
 	switch {
 	case v < 1:
