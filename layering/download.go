@@ -2,18 +2,15 @@ package layering
 
 import (
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/hostctl/hostctl/layering/rpmmd"
 	"github.com/hostctl/hostctl/layering/solv"
 )
 
@@ -41,22 +38,6 @@ type PackageFile struct {
 	Path string
 	// Downloaded is true when this call fetched it.
 	Downloaded bool
-}
-
-func newDigest(typ string) (hash.Hash, error) {
-	switch typ {
-	case "sha256":
-		return sha256.New(), nil
-	case "sha512":
-		return sha512.New(), nil
-	case "sha384":
-		return sha512.New384(), nil
-	case "sha224":
-		return sha256.New224(), nil
-	case "sha1", "sha":
-		return sha1.New(), nil
-	}
-	return nil, fmt.Errorf("unsupported checksum type %q", typ)
 }
 
 // httpClient returns a client that also reads file:// URLs.
@@ -105,7 +86,7 @@ func fetchPackage(ctx context.Context, client *http.Client, dir string, repo Rep
 }
 
 func downloadVerified(ctx context.Context, client *http.Client, url, dest string, pkg solv.Package, repoID string) (err error) {
-	h, err := newDigest(pkg.ChecksumType)
+	h, err := rpmmd.NewHash(pkg.ChecksumType)
 	if err != nil {
 		return fmt.Errorf("package %s: %w", pkg.NEVRA(), err)
 	}

@@ -292,9 +292,11 @@ func (c *Cache) open(ctx context.Context, base, rel string) (io.Reader, func(), 
 	return resp.Body, func() { resp.Body.Close() }, nil
 }
 
-func newHash(typ string) (hash.Hash, error) {
+// NewHash returns the hash rpm-md names typ (sha1 or its old name sha,
+// sha224, sha256, sha384, sha512).
+func NewHash(typ string) (hash.Hash, error) {
 	switch typ {
-	case "sha1":
+	case "sha1", "sha":
 		return sha1.New(), nil
 	case "sha224":
 		return sha256.New224(), nil
@@ -317,7 +319,7 @@ func (c *Cache) download(ctx context.Context, base string, d Data, dest string) 
 		return err
 	}
 	defer closeFn()
-	sum, err := newHash(d.Checksum.Type)
+	sum, err := NewHash(d.Checksum.Type)
 	if err != nil {
 		return fmt.Errorf("%s: %w", u, err)
 	}
@@ -330,7 +332,7 @@ func (c *Cache) download(ctx context.Context, base string, d Data, dest string) 
 	defer closeDec()
 	var openSum hash.Hash
 	if !d.OpenChecksum.IsZero() {
-		if openSum, err = newHash(d.OpenChecksum.Type); err != nil {
+		if openSum, err = NewHash(d.OpenChecksum.Type); err != nil {
 			return fmt.Errorf("%s: %w", u, err)
 		}
 		plain = io.TeeReader(plain, openSum)
