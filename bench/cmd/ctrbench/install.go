@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/report"
+	"github.com/hostctl/hostctl/bench/internal/stats"
 	"io"
 	"net"
 	"os"
@@ -71,7 +73,7 @@ func benchInstall(ctx context.Context, s *sandbox, cfg config, pr *pullResult) (
 			r.rootfsBytes += in.size
 		}
 	}
-	progress("install: first container installed in %s ms; its rootfs has %d files, %s", ms(r.first), r.rootfsFiles, mib(r.rootfsBytes))
+	report.Progress("install: first container installed in %s ms; its rootfs has %d files, %s", stats.MS(r.first), r.rootfsFiles, mib(r.rootfsBytes))
 	repo := filepath.Join(sr.dir, "ostree", "repo")
 	layerRefs := make([]string, len(s.img.layers))
 	for i, l := range s.img.layers {
@@ -217,8 +219,8 @@ func benchInstall(ctx context.Context, s *sandbox, cfg config, pr *pullResult) (
 		r.ratioTar = append(r.ratioTar, float64(hNoStart)/float64(last(r.tar)))
 		r.ratioCp = append(r.ratioCp, float64(hNoStart)/float64(last(r.cp)))
 		r.ratioCheckout = append(r.ratioCheckout, float64(hNoStart)/float64(last(r.checkout)))
-		progress("install %d/%d: hostctl container install %s ms (%s ms before the start step), tar -xzf %s ms, cp -a %s ms, ostree checkout %s ms",
-			i+1, cfg.installRuns, ms(last(r.hostd)), ms(hNoStart), ms(last(r.tar)), ms(last(r.cp)), ms(last(r.checkout)))
+		report.Progress("install %d/%d: hostctl container install %s ms (%s ms before the start step), tar -xzf %s ms, cp -a %s ms, ostree checkout %s ms",
+			i+1, cfg.installRuns, stats.MS(last(r.hostd)), stats.MS(hNoStart), stats.MS(last(r.tar)), stats.MS(last(r.cp)), stats.MS(last(r.checkout)))
 	}
 	return r, nil
 }
@@ -259,13 +261,13 @@ func (r *installResult) print(w io.Writer) {
 	t, c, o := summarize(r.tar), summarize(r.cp), summarize(r.checkout)
 	fmt.Fprintf(w, "\n## Install of another container from an image already present\n\n")
 	fmt.Fprintf(w, "The image is pulled and one container of it (`first`) is installed and running (its install took %s ms, not a peer); its rootfs has %d regular files, %s. Each run installs one more container of the same image under a new name and port, and makes the same rootfs the non-deduplicated ways; the four take turns, who goes first rotates. Times are wall-clock, whole processes.\n\n",
-		ms(r.first), r.rootfsFiles, mib(r.rootfsBytes))
+		stats.MS(r.first), r.rootfsFiles, mib(r.rootfsBytes))
 	fmt.Fprintf(w, "| install | runs | min ms | median ms | max ms |\n|---|---|---|---|---|\n")
-	fmt.Fprintf(w, "| `hostctl container install` (whole, service started) | %d | %s | %s | %s |\n", h.N, ms(h.Min), ms(h.Median), ms(h.Max))
-	fmt.Fprintf(w, "| the same, up to hostd's start step (rootfs, config, unit and host files ready) | %d | %s | %s | %s |\n", hn.N, ms(hn.Min), ms(hn.Median), ms(hn.Max))
-	fmt.Fprintf(w, "| `tar -xzf` of the %d layer blobs from the oci: directory into a new rootfs | %d | %s | %s | %s |\n", r.layers, t.N, ms(t.Min), ms(t.Median), ms(t.Max))
-	fmt.Fprintf(w, "| `cp -a` of the first container's rootfs | %d | %s | %s | %s |\n", c.N, ms(c.Min), ms(c.Median), ms(c.Max))
-	fmt.Fprintf(w, "| `ostree checkout --union --whiteouts --require-hardlinks` of the %d layer commits | %d | %s | %s | %s |\n", r.layers, o.N, ms(o.Min), ms(o.Median), ms(o.Max))
+	fmt.Fprintf(w, "| `hostctl container install` (whole, service started) | %d | %s | %s | %s |\n", h.N, stats.MS(h.Min), stats.MS(h.Median), stats.MS(h.Max))
+	fmt.Fprintf(w, "| the same, up to hostd's start step (rootfs, config, unit and host files ready) | %d | %s | %s | %s |\n", hn.N, stats.MS(hn.Min), stats.MS(hn.Median), stats.MS(hn.Max))
+	fmt.Fprintf(w, "| `tar -xzf` of the %d layer blobs from the oci: directory into a new rootfs | %d | %s | %s | %s |\n", r.layers, t.N, stats.MS(t.Min), stats.MS(t.Median), stats.MS(t.Max))
+	fmt.Fprintf(w, "| `cp -a` of the first container's rootfs | %d | %s | %s | %s |\n", c.N, stats.MS(c.Min), stats.MS(c.Median), stats.MS(c.Max))
+	fmt.Fprintf(w, "| `ostree checkout --union --whiteouts --require-hardlinks` of the %d layer commits | %d | %s | %s | %s |\n", r.layers, o.N, stats.MS(o.Min), stats.MS(o.Median), stats.MS(o.Max))
 	fmt.Fprintf(w, "\nRatios of medians, hostd up to its start step / peer: tar **%s** (run by run %s), cp -a **%s** (%s), ostree checkout **%s** (%s).\n",
 		ratio(int64(hn.Median), int64(t.Median)), spread(r.ratioTar), ratio(int64(hn.Median), int64(c.Median)), spread(r.ratioCp),
 		ratio(int64(hn.Median), int64(o.Median)), spread(r.ratioCheckout))
@@ -273,10 +275,10 @@ func (r *installResult) print(w io.Writer) {
 	fmt.Fprintf(w, "\nWhere hostd's time goes (medians, from the steps hostd announces, client-side timestamps):\n\n| step | median ms | share |\n|---|---|---|\n")
 	for k, ph := range installPhases {
 		sm := summarize(r.phases[k])
-		fmt.Fprintf(w, "| %s | %s | %.0f%% |\n", ph.label, ms(sm.Median), 100*float64(sm.Median)/float64(h.Median))
+		fmt.Fprintf(w, "| %s | %s | %.0f%% |\n", ph.label, stats.MS(sm.Median), 100*float64(sm.Median)/float64(h.Median))
 	}
 	tl := summarize(r.tail)
-	fmt.Fprintf(w, "| Finished signal to hostctl's exit | %s | %.0f%% |\n", ms(tl.Median), 100*float64(tl.Median)/float64(h.Median))
+	fmt.Fprintf(w, "| Finished signal to hostctl's exit | %s | %.0f%% |\n", stats.MS(tl.Median), 100*float64(tl.Median)/float64(h.Median))
 
 	hg, tg, cg, og := medGrowth(r.hostdGrowth), medGrowth(r.tarG), medGrowth(r.cpG), medGrowth(r.checkoutG)
 	io := medIO(r.hostdIO)

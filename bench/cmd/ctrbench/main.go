@@ -29,11 +29,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/report"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -125,10 +124,10 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer s.close()
-	progress("sandbox ready in %s: image %s (%d layers, %s compressed, %d entries), bus %s",
+	report.Progress("sandbox ready in %s: image %s (%d layers, %s compressed, %d entries), bus %s",
 		time.Since(start).Round(time.Millisecond), s.image, len(s.img.layers), mib(s.img.compressed), s.img.entries, s.bus.Address)
 
-	fmt.Printf("# hostctl system-container benchmarks\n\n%s\n", machineLine())
+	fmt.Printf("# hostctl system-container benchmarks\n\n%s\n", report.MachineLine())
 	if cfg.revision != "" {
 		fmt.Printf("Revision: %s.\n", cfg.revision)
 	}
@@ -154,34 +153,6 @@ func run(ctx context.Context, cfg config) error {
 		}
 		ir.print(os.Stdout)
 	}
-	progress("done in %s", time.Since(start).Round(time.Second))
+	report.Progress("done in %s", time.Since(start).Round(time.Second))
 	return nil
-}
-
-// progress tells the person waiting what is going on, on stderr, so stdout
-// stays the report.
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
-}
-
-// machineLine describes where the figures come from.
-func machineLine() string {
-	model := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	line := fmt.Sprintf("Machine: %s, %d CPUs online", model, runtime.NumCPU())
-	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(data)); len(f) > 0 {
-			if _, err := strconv.ParseFloat(f[0], 64); err == nil {
-				line += ", load average " + f[0] + " at the start"
-			}
-		}
-	}
-	return line + ", " + time.Now().UTC().Format("2006-01-02 15:04 UTC") + "."
 }

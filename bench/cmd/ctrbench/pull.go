@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/report"
+	"github.com/hostctl/hostctl/bench/internal/stats"
 	"io"
 	"os"
 	"path/filepath"
@@ -169,8 +171,8 @@ func benchPull(ctx context.Context, s *sandbox, cfg config, runs int) (*pullResu
 		r.hostd = append(r.hostd, hd)
 		r.skopeo = append(r.skopeo, sk)
 		r.pairRatios = append(r.pairRatios, float64(hd)/float64(sk))
-		progress("cold pull %d/%d: hostctl image pull %s ms, skopeo copy %s ms, then tar + ostree commit of %d layers %s ms",
-			i+1, runs, ms(hd), ms(sk), r.layers, ms(last(r.commits)))
+		report.Progress("cold pull %d/%d: hostctl image pull %s ms, skopeo copy %s ms, then tar + ostree commit of %d layers %s ms",
+			i+1, runs, stats.MS(hd), stats.MS(sk), r.layers, stats.MS(last(r.commits)))
 
 		if i == 0 {
 			if err := benchWarm(ctx, s, cfg, r, src, oci); err != nil {
@@ -228,7 +230,7 @@ func benchWarm(ctx context.Context, s *sandbox, cfg config, r *pullResult, src, 
 				return err
 			}
 		}
-		progress("warm pull %d/%d: hostctl image pull %s ms, skopeo copy %s ms", i+1, cfg.warmRuns, ms(last(r.warmHostd)), ms(last(r.warmSkopeo)))
+		report.Progress("warm pull %d/%d: hostctl image pull %s ms, skopeo copy %s ms", i+1, cfg.warmRuns, stats.MS(last(r.warmHostd)), stats.MS(last(r.warmSkopeo)))
 	}
 	return nil
 }
@@ -254,7 +256,7 @@ func last(ds []time.Duration) time.Duration {
 
 func removeSysroot(sr *sysroot) {
 	if err := fixture.RemoveAll(sr.dir); err != nil {
-		progress("remove %s: %v", sr.dir, err)
+		report.Progress("remove %s: %v", sr.dir, err)
 	}
 }
 
@@ -273,16 +275,16 @@ func (r *pullResult) print(w io.Writer) {
 	fmt.Fprintf(w, "%d cold runs, each on a fresh sysroot (hostd) and into a fresh oci: directory and bare repo (peers), prepared in %s in all (not timed); the tools take turns, who goes first alternates. Times are whole processes.\n\n",
 		h.N, r.prepare.Round(time.Second))
 	fmt.Fprintf(w, "| cold pull | runs | min ms | median ms | max ms |\n|---|---|---|---|---|\n")
-	fmt.Fprintf(w, "| `hostctl image pull` through hostd (fetch, unpack, commit each layer) | %d | %s | %s | %s |\n", h.N, ms(h.Min), ms(h.Median), ms(h.Max))
-	fmt.Fprintf(w, "| `skopeo copy docker://… oci:DIR` (fetch, store the blobs as they are) | %d | %s | %s | %s |\n", k.N, ms(k.Min), ms(k.Median), ms(k.Max))
+	fmt.Fprintf(w, "| `hostctl image pull` through hostd (fetch, unpack, commit each layer) | %d | %s | %s | %s |\n", h.N, stats.MS(h.Min), stats.MS(h.Median), stats.MS(h.Max))
+	fmt.Fprintf(w, "| `skopeo copy docker://… oci:DIR` (fetch, store the blobs as they are) | %d | %s | %s | %s |\n", k.N, stats.MS(k.Min), stats.MS(k.Median), stats.MS(k.Max))
 	if c.N > 0 {
 		sum := make([]time.Duration, c.N)
 		for i := range sum {
 			sum[i] = r.skopeo[i] + r.commits[i]
 		}
 		sc := summarize(sum)
-		fmt.Fprintf(w, "| `tar -xzf` then `ostree commit --tree=dir=` of each of the %d layers skopeo stored | %d | %s | %s | %s |\n", r.layers, c.N, ms(c.Min), ms(c.Median), ms(c.Max))
-		fmt.Fprintf(w, "| skopeo copy + tar + ostree commit of every layer (the same import with the CLIs) | %d | %s | %s | %s |\n", sc.N, ms(sc.Min), ms(sc.Median), ms(sc.Max))
+		fmt.Fprintf(w, "| `tar -xzf` then `ostree commit --tree=dir=` of each of the %d layers skopeo stored | %d | %s | %s | %s |\n", r.layers, c.N, stats.MS(c.Min), stats.MS(c.Median), stats.MS(c.Max))
+		fmt.Fprintf(w, "| skopeo copy + tar + ostree commit of every layer (the same import with the CLIs) | %d | %s | %s | %s |\n", sc.N, stats.MS(sc.Min), stats.MS(sc.Median), stats.MS(sc.Max))
 		fmt.Fprintf(w, "\nRatio hostd / skopeo: **%s** (ratio of medians; run by run %s). Ratio hostd / (skopeo + tar + ostree commit): **%s**.\n",
 			ratio(int64(h.Median), int64(k.Median)), spread(r.pairRatios), ratio(int64(h.Median), int64(sc.Median)))
 	} else {
@@ -290,7 +292,7 @@ func (r *pullResult) print(w io.Writer) {
 	}
 	if t := summarize(r.hostdTxn); t.N > 0 {
 		fmt.Fprintf(w, "\nhostd's transaction alone (its first step announced to Finished, seen on the bus): median %s ms, so %s ms of the median are hostctl's start, the D-Bus calls and the queueing around it.\n",
-			ms(t.Median), ms(h.Median-t.Median))
+			stats.MS(t.Median), stats.MS(h.Median-t.Median))
 	}
 	hb, ht, kt := medianOf(r.hostdBytes), medTraffic(r.hostdTraffic), medTraffic(r.skTraffic)
 	fmt.Fprintf(w, "\n| cold pull, what moved (medians) | hostd | skopeo |\n|---|---|---|\n")
@@ -314,8 +316,8 @@ func (r *pullResult) print(w io.Writer) {
 	fmt.Fprintf(w, "\n### Warm pull (every layer present)\n\n")
 	fmt.Fprintf(w, "%d runs on the first cold run's sysroot and oci: directory.\n\n", wh.N)
 	fmt.Fprintf(w, "| warm pull | runs | min ms | median ms | max ms | requests | blob downloads | bytes sent by the registry |\n|---|---|---|---|---|---|---|---|\n")
-	fmt.Fprintf(w, "| `hostctl image pull` | %d | %s | %s | %s | %d | %d | %s |\n", wh.N, ms(wh.Min), ms(wh.Median), ms(wh.Max), wht.Requests, wht.BlobGets, mib(wht.Bytes))
-	fmt.Fprintf(w, "| `skopeo copy` into the same oci: directory | %d | %s | %s | %s | %d | %d | %s |\n", wk.N, ms(wk.Min), ms(wk.Median), ms(wk.Max), wkt.Requests, wkt.BlobGets, mib(wkt.Bytes))
+	fmt.Fprintf(w, "| `hostctl image pull` | %d | %s | %s | %s | %d | %d | %s |\n", wh.N, stats.MS(wh.Min), stats.MS(wh.Median), stats.MS(wh.Max), wht.Requests, wht.BlobGets, mib(wht.Bytes))
+	fmt.Fprintf(w, "| `skopeo copy` into the same oci: directory | %d | %s | %s | %s | %d | %d | %s |\n", wk.N, stats.MS(wk.Min), stats.MS(wk.Median), stats.MS(wk.Max), wkt.Requests, wkt.BlobGets, mib(wkt.Bytes))
 	fmt.Fprintf(w, "\nRatio hostd / skopeo (warm): **%s**. hostd reports %s layer bytes received (\"%s\").\n",
 		ratio(int64(wh.Median), int64(wk.Median)), mib(medianOf(r.warmHostdBytes)), r.warmHostdLine)
 }

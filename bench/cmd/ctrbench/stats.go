@@ -60,19 +60,6 @@ func spread(ratios []float64) string {
 	return fmt.Sprintf("min %.2f, median %.2f, max %.2f", s[0], median(s), s[len(s)-1])
 }
 
-// ms formats a duration in milliseconds with enough digits for sub-millisecond figures.
-func ms(d time.Duration) string {
-	v := float64(d) / float64(time.Millisecond)
-	switch {
-	case v < 1:
-		return fmt.Sprintf("%.3f", v)
-	case v < 100:
-		return fmt.Sprintf("%.1f", v)
-	default:
-		return fmt.Sprintf("%.0f", v)
-	}
-}
-
 // mib formats a byte count: "512 B", "12.3 KiB", "4.56 MiB".
 func mib(n int64) string {
 	switch {

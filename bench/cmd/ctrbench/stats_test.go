@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/hostctl/hostctl/bench/internal/stats"
 	"testing"
 	"time"
 )
@@ -83,8 +84,8 @@ func TestFormats(t *testing.T) {
 		12345 * time.Microsecond: "12.3",
 		1500 * time.Millisecond:  "1500",
 	} {
-		if got := ms(d); got != want {
-			t.Errorf("ms(%v) = %q; want %q", d, got, want)
+		if got := stats.MS(d); got != want {
+			t.Errorf("stats.MS(%v) = %q; want %q", d, got, want)
 		}
 	}
 	for n, want := range map[int64]string{512: "512 B", 1536: "1.5 KiB", 3 << 20: "3.00 MiB", 3514000: "3.35 MiB"} {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/report"
 	"github.com/hostctl/hostctl/bench/internal/stats"
 	"io"
 	"os/exec"
@@ -72,7 +73,7 @@ func benchDeploy(ctx context.Context, s *sandbox, cfg config) (*deployResult, er
 		}
 	}
 	r.prepare = time.Since(start)
-	progress("deploy: %d pairs of sysroots prepared in %s", len(pairs), r.prepare.Round(time.Millisecond))
+	report.Progress("deploy: %d pairs of sysroots prepared in %s", len(pairs), r.prepare.Round(time.Millisecond))
 
 	conn, err := s.connect()
 	if err != nil {
@@ -137,7 +138,7 @@ func benchDeploy(ctx context.Context, s *sandbox, cfg config) (*deployResult, er
 		r.hostd = append(r.hostd, h)
 		r.ostree = append(r.ostree, o)
 		r.pairRatios = append(r.pairRatios, float64(h)/float64(o))
-		progress("deploy %d/%d: hostd %s ms, ostree admin deploy %s ms", i+1, len(pairs), stats.MS(h), stats.MS(o))
+		report.Progress("deploy %d/%d: hostd %s ms, ostree admin deploy %s ms", i+1, len(pairs), stats.MS(h), stats.MS(o))
 	}
 	return r, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/report"
 	"github.com/hostctl/hostctl/bench/internal/stats"
 	"io"
 	"os/exec"
@@ -94,7 +95,7 @@ func runLatency(s *sandbox, targets []target, busPID int, cfg config) (map[int][
 			}
 		}
 		out[clients] = res
-		progress("status: %d client(s): hostd p50 %s ms, p99 %s ms", clients, stats.MS(stats.Summarize(res[0].samples).P50), stats.MS(stats.Summarize(res[0].samples).P99))
+		report.Progress("status: %d client(s): hostd p50 %s ms, p99 %s ms", clients, stats.MS(stats.Summarize(res[0].samples).P50), stats.MS(stats.Summarize(res[0].samples).P99))
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/report"
 	"os"
 	"path/filepath"
 	"time"
@@ -113,7 +114,7 @@ func benchService(ctx context.Context, s *sandbox, cfg config) error {
 	if err := mem.read(afterCalls); err != nil {
 		return err
 	}
-	progress("memory: read after start and after %d status calls", cfg.idleCalls)
+	report.Progress("memory: read after start and after %d status calls", cfg.idleCalls)
 
 	if cfg.only["status"] {
 		targets := []target{

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/report"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,7 +103,7 @@ func settle() { unix.Sync() }
 // removeAll removes a tree, immutable deployment directories included.
 func removeAll(p string) {
 	if err := fixture.RemoveAll(p); err != nil {
-		progress("remove %s: %v", p, err)
+		report.Progress("remove %s: %v", p, err)
 	}
 }
 

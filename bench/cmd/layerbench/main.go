@@ -25,10 +25,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/report"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -119,7 +118,7 @@ func run(ctx context.Context, cfg config) error {
 	os.Chmod(work, 0o755)
 	start := time.Now()
 
-	fmt.Printf("# hostctl package layering benchmarks\n\n%s\n", machineLine())
+	fmt.Printf("# hostctl package layering benchmarks\n\n%s\n", report.MachineLine())
 	if cfg.revision != "" {
 		fmt.Printf("Revision: %s.\n", cfg.revision)
 	}
@@ -139,41 +138,6 @@ func run(ctx context.Context, cfg config) error {
 		}
 		r.print(os.Stdout)
 	}
-	progress("done in %s", time.Since(start).Round(time.Second))
+	report.Progress("done in %s", time.Since(start).Round(time.Second))
 	return nil
-}
-
-// progress tells the person waiting what is going on, on stderr, so stdout
-// stays the report.
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
-}
-
-// machineLine describes where the figures come from.
-func machineLine() string {
-	model := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	cpus := 0
-	if data, err := os.ReadFile("/sys/fs/cgroup/cpu.max"); err == nil {
-		f := strings.Fields(string(data))
-		if len(f) == 2 && f[0] != "max" {
-			q, _ := strconv.Atoi(f[0])
-			p, _ := strconv.Atoi(f[1])
-			if p > 0 {
-				cpus = q / p
-			}
-		}
-	}
-	line := fmt.Sprintf("Machine: %s, %d CPUs online", model, runtime.NumCPU())
-	if cpus > 0 {
-		line += fmt.Sprintf(" (cgroup quota %d)", cpus)
-	}
-	return line + ", " + time.Now().UTC().Format("2006-01-02 15:04 UTC") + "."
 }

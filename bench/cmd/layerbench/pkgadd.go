@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/report"
 	"github.com/hostctl/hostctl/bench/internal/stats"
 	"io"
 	"os"
@@ -85,7 +86,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 	if err != nil {
 		return nil, fmt.Errorf("build the test OS: %w", err)
 	}
-	progress("pkgadd: building the bulk base (%d files)", cfg.files)
+	report.Progress("pkgadd: building the bulk base (%d files)", cfg.files)
 	bulk, err := fixture.BuildBulkBase(ctx, o, filepath.Join(dir, "bulk"), cfg.files)
 	if err != nil {
 		return nil, err
@@ -114,7 +115,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 	}
 	defer bus.Stop()
 
-	progress("pkgadd: pulling and deploying the bulk base into a sysroot")
+	report.Progress("pkgadd: pulling and deploying the bulk base into a sysroot")
 	pristine := filepath.Join(dir, "sysroot-pristine")
 	if err := harness.NewSysroot(ctx, pristine, fixture.OSName, osSrv.URL(), fixture.OSName+":"+fixture.BulkRef, bulk.Commit); err != nil {
 		return nil, fmt.Errorf("make the pristine sysroot: %w", err)
@@ -136,7 +137,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 		return nil, err
 	}
 	r.prepare = time.Since(start)
-	progress("pkgadd: prepared in %s (base of %d files)", r.prepare.Round(time.Second), r.baseFiles)
+	report.Progress("pkgadd: prepared in %s (base of %d files)", r.prepare.Round(time.Second), r.baseFiles)
 
 	conn, err := godbus.Connect(bus.Address)
 	if err != nil {
@@ -166,7 +167,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 		} else {
 			r.cold, r.coldSteps = append(r.cold, d), append(r.coldSteps, steps)
 		}
-		progress("pkgadd: hostctl %s %s ms", coldWarm(warm), stats.MS(d))
+		report.Progress("pkgadd: hostctl %s %s ms", coldWarm(warm), stats.MS(d))
 		return nil
 	}
 	for i := 0; i < cfg.coldRuns; i++ {
@@ -196,7 +197,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 				return fmt.Errorf("after dnf install: %w", err)
 			}
 			r.dnfCold = append(r.dnfCold, d)
-			progress("pkgadd: dnf cold %s ms", stats.MS(d))
+			report.Progress("pkgadd: dnf cold %s ms", stats.MS(d))
 			return nil
 		}
 		if err := inTurn(i, func() error { return hostctlRun(false) }, dnfRun); err != nil {
@@ -222,7 +223,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 				return fmt.Errorf("after dnf install: %w", err)
 			}
 			r.dnfWarm = append(r.dnfWarm, d)
-			progress("pkgadd: dnf warm %s ms", stats.MS(d))
+			report.Progress("pkgadd: dnf warm %s ms", stats.MS(d))
 			return nil
 		}
 		if err := inTurn(i, func() error { return hostctlRun(true) }, dnfRun); err != nil {

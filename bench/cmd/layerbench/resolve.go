@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hostctl/hostctl/bench/internal/report"
 	"github.com/hostctl/hostctl/bench/internal/stats"
 	"io"
 	"os"
@@ -30,12 +31,12 @@ type resolveResult struct {
 // resolve path and dnf --assumeno on the same request, cold and warm, the
 // two taking turns.
 func benchResolve(ctx context.Context, cfg config, dir string) (*resolveResult, error) {
-	progress("resolve: generating a repository of %d packages", cfg.packages)
+	report.Progress("resolve: generating a repository of %d packages", cfg.packages)
 	repo, err := generateRepo(filepath.Join(dir, "repo"), cfg.packages, cfg.seed)
 	if err != nil {
 		return nil, fmt.Errorf("generate the repository: %w", err)
 	}
-	progress("resolve: generated in %s: primary.xml %s MiB (%s MiB gzip), request %s (closure %d)",
+	report.Progress("resolve: generated in %s: primary.xml %s MiB (%s MiB gzip), request %s (closure %d)",
 		repo.took.Round(time.Millisecond), mib(repo.primaryOpen), mib(repo.primarySize), repo.request, repo.closure)
 	r := &resolveResult{repo: repo}
 	srv, err := fixture.NewServer(repo.dir)
@@ -89,7 +90,7 @@ func benchResolve(ctx context.Context, cfg config, dir string) (*resolveResult, 
 		} else {
 			r.mdCold, r.solveCold, r.hostCold = append(r.mdCold, t1.Sub(t0)), append(r.solveCold, t2.Sub(t1)), append(r.hostCold, t2.Sub(t0))
 		}
-		progress("resolve: hostctl %s %s ms (metadata %s, resolve %s): %d packages", coldWarm(warm), stats.MS(t2.Sub(t0)), stats.MS(t1.Sub(t0)), stats.MS(t2.Sub(t1)), len(plan.Packages))
+		report.Progress("resolve: hostctl %s %s ms (metadata %s, resolve %s): %d packages", coldWarm(warm), stats.MS(t2.Sub(t0)), stats.MS(t1.Sub(t0)), stats.MS(t2.Sub(t1)), len(plan.Packages))
 		return nil
 	}
 	dnfRun := func(cache string, warm bool) error {
@@ -105,7 +106,7 @@ func benchResolve(ctx context.Context, cfg config, dir string) (*resolveResult, 
 		} else {
 			r.dnfCold = append(r.dnfCold, d)
 		}
-		progress("resolve: dnf %s %s ms: %d packages", coldWarm(warm), stats.MS(d), r.dnfSet)
+		report.Progress("resolve: dnf %s %s ms: %d packages", coldWarm(warm), stats.MS(d), r.dnfSet)
 		return nil
 	}
 	var hostCache, dnfCache string
