@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -427,6 +428,14 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	default:
 		state = stateFailed
 	}
+	if err != nil {
+		// What a failed or cancelled transaction still lists as temporary
+		// never became part of the host: remove it now, not at the next crash.
+		t.mu.Lock()
+		temp := slices.Clone(t.rec.Temp)
+		t.mu.Unlock()
+		e.removeTemp(temp)
+	}
 	t.mu.Lock()
 	t.rec.State = state
 	t.rec.Ended = time.Now().UTC()
@@ -488,12 +497,7 @@ func (e *Engine) recover(ctx context.Context) error {
 		last = r.Steps[len(r.Steps)-1]
 	}
 	e.log.Warn("recovering interrupted transaction", "txn", r.ID, "kind", r.Kind, "step", last)
-	for _, p := range r.Temp {
-		if mps, err := unmountUnder(p); err != nil || len(mps) > 0 {
-			e.log.Warn("detached mounts a crash left behind", "paths", mps, "err", err)
-		}
-		os.RemoveAll(p)
-	}
+	e.removeTemp(r.Temp)
 	if ok, err := e.sr.TryLock(); err == nil && ok {
 		if _, err := e.sr.Cleanup(ctx, deploy.CleanupOptions{}); err != nil {
 			e.log.Warn("cleanup after interrupted transaction", "err", err)
@@ -504,6 +508,19 @@ func (e *Engine) recover(ctx context.Context) error {
 	r.Ended = time.Now().UTC()
 	r.Error = fmt.Sprintf("hostd stopped during step %q; the sysroot was cleaned up and is unchanged unless the bootloader swap had completed", last)
 	return e.journal.finish(r)
+}
+
+// removeTemp removes a transaction's temporary paths, detaching any mount
+// (rofiles-fuse) still under them first.
+func (e *Engine) removeTemp(paths []string) {
+	for _, p := range paths {
+		if mps, err := unmountUnder(p); err != nil || len(mps) > 0 {
+			e.log.Warn("detached mounts left under a temporary path", "path", p, "mounts", mps, "err", err)
+		}
+		if err := os.RemoveAll(p); err != nil {
+			e.log.Warn("remove temporary path", "path", p, "err", err)
+		}
+	}
 }
 
 // current is the booted deployment, or the default one when none is booted.
