@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hostctl/hostctl/containers"
 	"github.com/hostctl/hostctl/dbus"
@@ -142,43 +143,82 @@ func parseContainerEntry(s string) (containerEntry, error) {
 }
 
 // desiredContainers reads the [containers] group of a deployment's origin.
-func desiredContainers(d deploy.Deployment) (map[string]containerEntry, error) {
-	out := map[string]containerEntry{}
+// An entry that does not parse is left out of the set and named in bad (with
+// the error): callers keep such a container as it is, never act on it as if
+// the generation did not have it.
+func desiredContainers(d deploy.Deployment) (want map[string]containerEntry, bad map[string]error) {
+	want, bad = map[string]containerEntry{}, map[string]error{}
 	if d.Origin == nil {
-		return out, nil
+		return want, bad
 	}
-	var errs []error
 	for _, name := range d.Origin.Keys(deploy.GroupContainers) {
 		v, _ := d.Origin.Get(deploy.GroupContainers, name)
 		ce, err := parseContainerEntry(v)
 		if err != nil {
-			errs = append(errs, err)
+			bad[name] = fmt.Errorf("deployment %s: %w", d.ID(), err)
 			continue
 		}
-		out[name] = ce
+		want[name] = ce
 	}
-	return out, errors.Join(errs...)
+	return want, bad
 }
 
-// recordContainer writes (or with entry nil removes) a container in the
-// origin of the current deployment, in place: a container change applies
-// live and needs no new boot entry, and the next deployment carries the
-// group over with the rest of the origin.
-func (e *Engine) recordContainer(ctx context.Context, name string, entry *containerEntry) error {
-	_, cur, err := e.host(ctx)
+// containerChange is where a container change starts: the host, the
+// deployments (the new generation is made from the default one) and the
+// default generation's containers.
+type containerChange struct {
+	h    containers.Host
+	st   changeStart
+	want map[string]containerEntry
+}
+
+// containerChangeStart reads where a container change starts. A default
+// generation whose [containers] group does not parse is refused: nothing is
+// changed on top of a state hostd cannot read.
+func (e *Engine) containerChangeStart(ctx context.Context) (containerChange, error) {
+	h, _, err := e.host(ctx)
 	if err != nil {
-		return err
+		return containerChange{}, err
 	}
-	o := deploy.NewOrigin("")
-	if cur.Origin != nil {
-		o = cur.Origin.Clone()
+	deps, err := e.sr.Deployments(ctx)
+	if err != nil {
+		return containerChange{}, err
 	}
-	if entry == nil {
-		o.Delete(deploy.GroupContainers, name)
-	} else {
-		o.Set(deploy.GroupContainers, name, entry.String())
+	st, err := startOf(deps, e.sr.Path())
+	if err != nil {
+		return containerChange{}, err
 	}
-	return e.sr.SetOrigin(ctx, cur, o)
+	want, bad := desiredContainers(st.def)
+	if len(bad) > 0 {
+		var errs []error
+		for _, err := range bad {
+			errs = append(errs, err)
+		}
+		return containerChange{}, dbus.Errorf(dbus.ErrInvalidArgument, "the default generation's [containers] cannot be read, so no container change is made on top of it: %v; fix or remove the entry in its origin file, or roll back", errors.Join(errs...))
+	}
+	return containerChange{h: h, st: st, want: want}, nil
+}
+
+// commitContainers makes the new generation: a deployment of the default
+// one's tree whose [containers] records entry for name (removes it when entry
+// is nil).
+func (e *Engine) commitContainers(ctx context.Context, t *txn, c containerChange, name string, entry *containerEntry) (deploy.Deployment, error) {
+	return e.writeGeneration(ctx, t, c.st, func(o *deploy.Origin) {
+		if entry == nil {
+			o.Delete(deploy.GroupContainers, name)
+		} else {
+			o.Set(deploy.GroupContainers, name, entry.String())
+		}
+	})
+}
+
+// undoTimeout bounds the work that puts the live state back after a failed change.
+const undoTimeout = 2 * time.Minute
+
+// undoContext is the context for putting things back after a failure or a
+// cancel: not the cancelled transaction's, but with a deadline.
+func undoContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), undoTimeout)
 }
 
 // dropTemp forgets a journalled temporary path once it has become part of
@@ -263,7 +303,10 @@ func (e *Engine) imagePrune(ctx context.Context, t *txn, opts dbus.Options) (map
 		return nil, err
 	}
 	for _, d := range deps {
-		want, _ := desiredContainers(d)
+		want, bad := desiredContainers(d)
+		if len(bad) > 0 {
+			return nil, dbus.Errorf(dbus.ErrInvalidArgument, "deployment %s has [containers] entries that cannot be read, so no image is pruned: fix its origin file first", d.ID())
+		}
 		for _, c := range want {
 			keep[c.Digest] = true
 		}
@@ -318,10 +361,11 @@ func (e *Engine) image(ctx context.Context, t *txn, h containers.Host, name stri
 }
 
 func (e *Engine) containerInstall(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	h, cur, err := e.host(ctx)
+	c, err := e.containerChangeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	h := c.h
 	name := opts.String("name")
 	if name == "" {
 		name = defaultName(t.rec.Arg)
@@ -333,8 +377,7 @@ func (e *Engine) containerInstall(ctx context.Context, t *txn, opts dbus.Options
 	if err != nil {
 		return nil, invalid(err)
 	}
-	want, _ := desiredContainers(cur)
-	if n, err := h.ActiveSlot(name); err != nil || n >= 0 || want[name] != (containerEntry{}) {
+	if n, err := h.ActiveSlot(name); err != nil || n >= 0 || c.want[name] != (containerEntry{}) {
 		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "a container named %s is already installed: update it (hostctl container update %s) or pick another --name", name, name)
 	}
 	img, err := e.image(ctx, t, h, t.rec.Arg)
@@ -357,20 +400,31 @@ func (e *Engine) containerInstall(ctx context.Context, t *txn, opts dbus.Options
 	if err := containers.Activate(h, name, 0); err != nil {
 		return nil, err
 	}
-	t.addTemp(h.LinkPath(name))
-	if err := e.recordContainer(ctx, name, &entry); err != nil {
-		return nil, err
-	}
+	// From here the container is live: if hostd dies before the new
+	// generation is written, the reconcile at its start removes it again
+	// (the default generation does not have it), so the slot is no longer a
+	// temporary path.
 	t.dropTemp(slot.Dir)
-	t.dropTemp(h.LinkPath(name))
+	undo := func() {
+		uctx, cancel := undoContext()
+		defer cancel()
+		if _, err := e.removeContainer(uctx, h, name); err != nil {
+			e.log.Warn("remove a container whose install failed", "container", name, "err", err)
+		}
+	}
 	if err := e.applyAndStart(ctx, t, h, name, true); err != nil {
 		t.message("The service did not start; removing " + name + " again.")
-		e.removeContainer(context.WithoutCancel(ctx), h, name)
-		e.recordContainer(context.WithoutCancel(ctx), name, nil)
+		undo()
 		return nil, err
 	}
-	t.message(fmt.Sprintf("Installed %s from %s (%s).", name, img.Name, img.Digest))
-	return map[string]any{"name": name, "image": img.Name, "digest": img.Digest, "slot": int64(0), "changed": true}, nil
+	d, err := e.commitContainers(ctx, t, c, name, &entry)
+	if err != nil {
+		t.message("The new generation could not be written; removing " + name + " again.")
+		undo()
+		return nil, err
+	}
+	t.message(fmt.Sprintf("Installed %s from %s (%s) in generation %s.", name, img.Name, img.Digest, d.ID()))
+	return map[string]any{"name": name, "image": img.Name, "digest": img.Digest, "slot": int64(0), "deployment": d.ID(), "changed": true}, nil
 }
 
 // applyAndStart puts the active slot's files on the host and (re)starts the service.
@@ -441,10 +495,10 @@ func (e *Engine) running(ctx context.Context, h containers.Host, name string) bo
 	return err == nil && st != containers.StateInactive
 }
 
-// switchSlot stops the service, points NAME at slot n, records entry in
-// the generation, puts the host files in place and starts the service
-// again when it ran.
-func (e *Engine) switchSlot(ctx context.Context, t *txn, h containers.Host, name string, n int, entry containerEntry, start bool) error {
+// switchSlot stops the service, points NAME at slot n, puts the host files
+// in place and starts the service again when it ran: the live half of a
+// change; the new generation records it.
+func (e *Engine) switchSlot(ctx context.Context, t *txn, h containers.Host, name string, n int, start bool) error {
 	if svc, err := e.services(ctx, h); err == nil {
 		t.step("stop", "Stopping "+name)
 		if err := svc.Stop(ctx, name); err != nil {
@@ -454,9 +508,6 @@ func (e *Engine) switchSlot(ctx context.Context, t *txn, h containers.Host, name
 	e.pauseForTest(ctx, "activate")
 	t.step("activate", fmt.Sprintf("Activating slot %d of %s", n, name))
 	if err := containers.Activate(h, name, n); err != nil {
-		return err
-	}
-	if err := e.recordContainer(ctx, name, &entry); err != nil {
 		return err
 	}
 	return e.applyAndStart(ctx, t, h, name, start)
@@ -472,10 +523,11 @@ func slotEntry(h containers.Host, s *containers.Slot) (containerEntry, error) {
 
 func (e *Engine) containerUpdate(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 	name := t.rec.Arg
-	h, _, err := e.host(ctx)
+	c, err := e.containerChangeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	h := c.h
 	old, err := activeSlot(h, name)
 	if err != nil {
 		return nil, err
@@ -504,7 +556,7 @@ func (e *Engine) containerUpdate(ctx context.Context, t *txn, opts dbus.Options)
 		return nil, err
 	}
 	vd := containers.ValuesDigest(set)
-	if img.Digest == old.Info.Digest && vd == oldEntry.Values {
+	if img.Digest == old.Info.Digest && vd == oldEntry.Values && c.want[name] == oldEntry {
 		t.message(name + " is up to date: same image and values.")
 		return map[string]any{"name": name, "changed": false}, nil
 	}
@@ -520,25 +572,37 @@ func (e *Engine) containerUpdate(ctx context.Context, t *txn, opts dbus.Options)
 	}
 	wasRunning := e.running(ctx, h, name)
 	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd}
-	err = e.switchSlot(ctx, t, h, name, n, entry, wasRunning)
+	err = e.switchSlot(ctx, t, h, name, n, wasRunning)
 	t.dropTemp(slot.Dir)
-	if err != nil {
-		t.message(fmt.Sprintf("Update of %s failed (%v); rolling back to slot %d.", name, err, old.N))
-		if rerr := e.switchSlot(context.WithoutCancel(ctx), t, h, name, old.N, oldEntry, wasRunning); rerr != nil {
-			return nil, fmt.Errorf("update %s failed: %w; and rolling back failed too: %v", name, err, rerr)
+	if err == nil {
+		var d deploy.Deployment
+		if d, err = e.commitContainers(ctx, t, c, name, &entry); err == nil {
+			t.message(fmt.Sprintf("Updated %s to %s (%s), slot %d, in generation %s.", name, img.Name, img.Digest, n, d.ID()))
+			return map[string]any{"name": name, "image": img.Name, "digest": img.Digest, "slot": int64(n), "deployment": d.ID(), "changed": true}, nil
 		}
-		return nil, fmt.Errorf("update %s failed and was rolled back to the previous version (slot %d): %w", name, old.N, err)
 	}
-	t.message(fmt.Sprintf("Updated %s to %s (%s), slot %d.", name, img.Name, img.Digest, n))
-	return map[string]any{"name": name, "image": img.Name, "digest": img.Digest, "slot": int64(n), "changed": true}, nil
+	t.message(fmt.Sprintf("Update of %s failed (%v); rolling back to slot %d.", name, err, old.N))
+	if rerr := e.switchBack(t, h, name, old.N, wasRunning); rerr != nil {
+		return nil, fmt.Errorf("update %s failed: %w; and rolling back failed too: %v", name, err, rerr)
+	}
+	return nil, fmt.Errorf("update %s failed and was rolled back to the previous version (slot %d): %w", name, old.N, err)
+}
+
+// switchBack puts slot n of name live again after a failed or cancelled
+// change, with a context of its own.
+func (e *Engine) switchBack(t *txn, h containers.Host, name string, n int, start bool) error {
+	uctx, cancel := undoContext()
+	defer cancel()
+	return e.switchSlot(uctx, t, h, name, n, start)
 }
 
 func (e *Engine) containerRollback(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 	name := t.rec.Arg
-	h, _, err := e.host(ctx)
+	c, err := e.containerChangeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	h := c.h
 	cur, err := activeSlot(h, name)
 	if err != nil {
 		return nil, err
@@ -555,11 +619,18 @@ func (e *Engine) containerRollback(ctx context.Context, t *txn, opts dbus.Option
 		return nil, err
 	}
 	wasRunning := e.running(ctx, h, name)
-	if err := e.switchSlot(ctx, t, h, name, other.N, entry, wasRunning); err != nil {
-		return nil, err
+	err = e.switchSlot(ctx, t, h, name, other.N, wasRunning)
+	if err == nil {
+		var d deploy.Deployment
+		if d, err = e.commitContainers(ctx, t, c, name, &entry); err == nil {
+			t.message(fmt.Sprintf("Rolled %s back to slot %d (%s) in generation %s.", name, other.N, other.Info.Digest, d.ID()))
+			return map[string]any{"name": name, "digest": other.Info.Digest, "slot": int64(other.N), "deployment": d.ID(), "changed": true}, nil
+		}
 	}
-	t.message(fmt.Sprintf("Rolled %s back to slot %d (%s).", name, other.N, other.Info.Digest))
-	return map[string]any{"name": name, "digest": other.Info.Digest, "slot": int64(other.N), "changed": true}, nil
+	if rerr := e.switchBack(t, h, name, cur.N, wasRunning); rerr != nil {
+		return nil, fmt.Errorf("roll back %s failed: %w; and restoring slot %d failed too: %v", name, err, cur.N, rerr)
+	}
+	return nil, fmt.Errorf("roll back %s failed; slot %d is still live: %w", name, cur.N, err)
 }
 
 func (e *Engine) containerUninstall(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
@@ -567,17 +638,26 @@ func (e *Engine) containerUninstall(ctx context.Context, t *txn, opts dbus.Optio
 	if err := containers.ValidateName(name); err != nil {
 		return nil, invalid(err)
 	}
-	h, _, err := e.host(ctx)
+	c, err := e.containerChangeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	h := c.h
 	if _, err := activeSlot(h, name); err != nil {
 		return nil, err
 	}
-	t.step("uninstall", "Stopping and removing "+name)
-	if err := e.recordContainer(ctx, name, nil); err != nil {
+	// The generation first: once it is written the container is gone from
+	// what boots, and a crash before it is removed live is finished by the
+	// reconcile at hostd's start.
+	d, err := e.commitContainers(ctx, t, c, name, nil)
+	if err != nil {
 		return nil, err
 	}
+	// The new generation's /etc is the one to take the host files out of.
+	if h, _, err = e.host(ctx); err != nil {
+		return nil, err
+	}
+	t.step("uninstall", "Stopping and removing "+name)
 	kept, err := e.removeContainer(ctx, h, name)
 	if err != nil {
 		return nil, err
@@ -585,8 +665,8 @@ func (e *Engine) containerUninstall(ctx context.Context, t *txn, opts dbus.Optio
 	for _, k := range kept {
 		t.message("Kept " + k + ": it was changed on the host.")
 	}
-	t.message("Uninstalled " + name + ".")
-	return map[string]any{"name": name, "changed": true}, nil
+	t.message("Uninstalled " + name + " (generation " + d.ID() + ").")
+	return map[string]any{"name": name, "deployment": d.ID(), "changed": true}, nil
 }
 
 // reconcile brings the system containers in line with the booted (or, on a
@@ -596,16 +676,24 @@ func (e *Engine) containerUninstall(ctx context.Context, t *txn, opts dbus.Optio
 // containers it does not name are removed. Run at start and after every
 // transaction, so an OS rollback rolls the containers back too.
 func (e *Engine) reconcile(ctx context.Context) error {
-	h, cur, err := e.host(ctx)
+	h, _, err := e.host(ctx)
 	if err != nil {
 		if dbus.ErrorName(err) == dbus.ErrNotFound {
 			return nil
 		}
 		return err
 	}
-	want, err := desiredContainers(cur)
+	deps, err := e.sr.Deployments(ctx)
 	if err != nil {
-		e.log.Warn("origin [containers]", "err", err)
+		return err
+	}
+	gen, ok := e.liveGeneration(deps)
+	if !ok {
+		return nil
+	}
+	want, bad := desiredContainers(gen)
+	for name, err := range bad {
+		e.log.Error("reconcile: keeping a container whose [containers] entry cannot be read", "container", name, "err", err)
 	}
 	installed, err := h.Installed()
 	if err != nil {
@@ -617,7 +705,7 @@ func (e *Engine) reconcile(ctx context.Context) error {
 	direct := e.containerConfig().ServiceManager == "direct"
 	var errs []error
 	for _, name := range installed {
-		if _, ok := want[name]; !ok {
+		if _, ok := want[name]; !ok && bad[name] == nil {
 			e.log.Info("reconcile: removing a container the generation does not have", "container", name)
 			if _, err := e.removeContainer(ctx, h, name); err != nil {
 				errs = append(errs, err)

@@ -55,8 +55,9 @@ type Engine struct {
 	// ctr is the state of system containers (service manager, runtime features).
 	ctr containerRuntime
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	watching bool
 }
 
 // New opens the sysroot and the state database, recovers an interrupted
@@ -95,6 +96,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := e.reconcile(ctx); err != nil {
 		log.Error("reconcile system containers", "err", err)
 	}
+	e.watching = true
 	go e.watch()
 	return e, nil
 }
@@ -137,20 +139,32 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	if t != nil {
 		t.Cancel(0)
-	}
-	for i := 0; i < 600; i++ {
-		e.mu.Lock()
-		t = e.active
-		e.mu.Unlock()
-		if t == nil || !t.started {
-			break
+		t.mu.Lock()
+		started := t.started
+		t.mu.Unlock()
+		if started {
+			select {
+			case <-t.done:
+			case <-time.After(closeTimeout):
+				// Never close the database under a running transaction:
+				// leave it to the process exit; the journal recovers it.
+				return fmt.Errorf("transaction %s did not stop within %s; the state database is left open", t, closeTimeout)
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+	if e.watching {
+		<-e.done
 	}
 	err := e.journal.close()
 	e.sr.Close()
 	return err
 }
+
+// afterTimeout bounds the work after a transaction (status refresh, reconcile).
+const afterTimeout = 2 * time.Minute
+
+// closeTimeout is how long Close waits for a cancelled transaction to stop.
+const closeTimeout = time.Minute
 
 // Status implements dbus.Engine: it answers from memory.
 func (e *Engine) Status() dbus.Status {
@@ -208,6 +222,14 @@ func toAPI(d deploy.Deployment) dbus.Deployment {
 		if p := d.Origin.Packages(); p != nil {
 			out.Packages = p
 		}
+		for _, name := range d.Origin.Keys(deploy.GroupContainers) {
+			v, _ := d.Origin.Get(deploy.GroupContainers, name)
+			if ce, err := parseContainerEntry(v); err == nil {
+				out.Containers = append(out.Containers, name+"="+ce.Image+"@"+ce.Digest)
+			} else {
+				out.Containers = append(out.Containers, name+"=(unreadable entry: "+v+")")
+			}
+		}
 	}
 	return out
 }
@@ -238,9 +260,11 @@ func (e *Engine) watch() {
 		if busy || deployMTime(e.sr).Equal(last) {
 			continue
 		}
-		if err := e.refresh(context.Background()); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.PollInterval*10+10*time.Second)
+		if err := e.refresh(ctx); err != nil {
 			e.log.Warn("refresh status", "err", err)
 		}
+		cancel()
 	}
 }
 
@@ -253,7 +277,7 @@ func (e *Engine) History(limit int) ([]dbus.Record, error) {
 	out := make([]dbus.Record, 0, len(recs))
 	for _, r := range recs {
 		rec := dbus.Record{ID: r.ID, Kind: r.Kind, State: r.State, Error: r.Error,
-			Started: uint64(r.Started.Unix()), Steps: r.Steps}
+			Started: uint64(r.Started.Unix()), Steps: r.Steps, Before: r.Before, After: r.After}
 		if !r.Ended.IsZero() {
 			rec.Ended = uint64(r.Ended.Unix())
 		}
@@ -339,7 +363,7 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 	}
 	e.seq++
 	id := strconv.FormatInt(time.Now().UnixNano(), 16) + strconv.FormatUint(e.seq%16, 16)
-	t := &txn{e: e, rec: &record{ID: id, Kind: req.Kind, Arg: req.Arg, Options: req.Options.Map(), Caller: req.Caller, State: statePending, Started: time.Now().UTC()}}
+	t := &txn{e: e, done: make(chan struct{}), rec: &record{ID: id, Kind: req.Kind, Arg: req.Arg, Options: req.Options.Map(), Caller: req.Caller, State: statePending, Started: time.Now().UTC()}}
 	t.timer = time.AfterFunc(startTimeout, func() {
 		t.mu.Lock()
 		started := t.started
@@ -387,7 +411,13 @@ func (e *Engine) drop(t *txn) {
 
 // run does a started transaction's work and records how it ended.
 func (e *Engine) run(ctx context.Context, t *txn) {
+	defer close(t.done)
 	t.setState(stateRunning)
+	if deps, err := e.sr.Deployments(ctx); err == nil {
+		t.mu.Lock()
+		t.rec.Before = defaultID(deps)
+		t.mu.Unlock()
+	}
 	if err := e.journal.putActive(t.rec); err != nil {
 		e.finish(t, nil, dbus.Errorf(dbus.ErrFailed, "write journal: %v", err))
 		return
@@ -436,21 +466,34 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 		t.mu.Unlock()
 		e.removeTemp(temp)
 	}
+	// The work after the transaction has a deadline: nothing it waits for
+	// may keep the engine busy for long.
+	ctx, cancel := context.WithTimeout(context.Background(), afterTimeout)
+	defer cancel()
+	after := ""
+	if deps, derr := e.sr.Deployments(ctx); derr == nil {
+		after = defaultID(deps)
+	}
 	t.mu.Lock()
 	t.rec.State = state
 	t.rec.Ended = time.Now().UTC()
+	t.rec.After = after
 	if err != nil {
 		t.rec.Error = err.Error()
 	}
 	rec := *t.rec
 	t.mu.Unlock()
+	if after != "" && after != rec.Before {
+		// A new default generation: its containers run from now on.
+		e.setLiveGeneration(after)
+	}
 	if jerr := e.journal.finish(&rec); jerr != nil {
 		e.log.Error("journal finish", "txn", rec.ID, "err", jerr)
 	}
-	if rerr := e.refresh(context.Background()); rerr != nil {
+	if rerr := e.refresh(ctx); rerr != nil {
 		e.log.Error("refresh status", "err", rerr)
 	}
-	if rerr := e.reconcile(context.Background()); rerr != nil {
+	if rerr := e.reconcile(ctx); rerr != nil {
 		e.log.Error("reconcile system containers", "err", rerr)
 	}
 	e.mu.Lock()

@@ -21,22 +21,6 @@ func pullProgress(t *txn) func(deploy.PullProgress) {
 	}
 }
 
-// currentDeployment is the deployment changes start from.
-func (e *Engine) currentDeployment(ctx context.Context) (deploy.Deployment, error) {
-	deps, err := e.sr.Deployments(ctx)
-	if err != nil {
-		return deploy.Deployment{}, err
-	}
-	cur, ok := current(deps)
-	if !ok {
-		return deploy.Deployment{}, dbus.Errorf(dbus.ErrNotFound, "the sysroot %s has no deployment: deploy one first", e.sr.Path())
-	}
-	if cur.Origin == nil || cur.Refspec() == "" {
-		return deploy.Deployment{}, dbus.Errorf(dbus.ErrInvalidArgument, "deployment %s has no origin refspec: rebase it to one (hostctl rebase REMOTE:REF)", cur.ID())
-	}
-	return cur, nil
-}
-
 // baseOf is the base commit of a deployment (its own commit unless layered).
 func baseOf(d deploy.Deployment) string {
 	if d.BaseChecksum != "" {
@@ -46,10 +30,11 @@ func baseOf(d deploy.Deployment) string {
 }
 
 func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	cur, err := e.currentDeployment(ctx)
+	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	cur := st.def
 	refspec := cur.Refspec()
 	if opts.Bool("check") || opts.Bool("preview") {
 		t.step("pull-metadata", "Checking "+refspec+" for updates")
@@ -85,11 +70,11 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 	}
 	origin := cur.Origin.Clone()
 	origin.SetOverrideCommit("")
-	target, err := e.relayer(ctx, t, cur, csum)
+	target, err := e.relayer(ctx, t, st, csum)
 	if err != nil {
 		return nil, err
 	}
-	return e.deployCommit(ctx, t, target, origin, res)
+	return e.deployCommit(ctx, t, st, target, origin, res)
 }
 
 // describeUpdate compares the current base with a pulled commit.
@@ -139,10 +124,13 @@ func shortVersion(res map[string]any) string {
 	return c
 }
 
-// deployCommit deploys csum with origin as the new default and verifies the boot entries.
-func (e *Engine) deployCommit(ctx context.Context, t *txn, csum string, origin *deploy.Origin, res map[string]any) (map[string]any, error) {
+// deployCommit deploys csum with origin as the new default, keeping the
+// kernel arguments of the deployment the change started from, and verifies
+// the boot entries.
+func (e *Engine) deployCommit(ctx context.Context, t *txn, st changeStart, csum string, origin *deploy.Origin, res map[string]any) (map[string]any, error) {
 	t.step("deploy", "Deploying "+csum[:12])
-	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{Revision: csum, Origin: origin, BeforeSwap: t.beginSwap})
+	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: st.def.OSName, Revision: csum, Origin: origin,
+		Kargs: kargsOf(st.def), BeforeSwap: t.beginSwap})
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +154,11 @@ var checksumRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // deployRevision deploys a commit of the followed ref, named by checksum
 // ("revision=" prefix accepted) or by version.
 func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (map[string]any, error) {
-	cur, err := e.currentDeployment(ctx)
+	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	cur := st.def
 	refspec := cur.Refspec()
 	rev := strings.TrimPrefix(strings.TrimPrefix(revision, "revision="), "version=")
 	var csum string
@@ -206,15 +195,20 @@ func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (m
 	}
 	origin := cur.Origin.Clone()
 	origin.SetOverrideCommit(csum)
-	return e.deployCommit(ctx, t, csum, origin, nil)
+	target, err := e.relayer(ctx, t, st, csum)
+	if err != nil {
+		return nil, err
+	}
+	return e.deployCommit(ctx, t, st, target, origin, nil)
 }
 
 // rebase switches the followed refspec and deploys its tip.
 func (e *Engine) rebase(ctx context.Context, t *txn, refspec string) (map[string]any, error) {
-	cur, err := e.currentDeployment(ctx)
+	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	cur := st.def
 	remote, ref, err := deploy.SplitRefspec(refspec)
 	if err != nil {
 		return nil, dbus.NewError(dbus.ErrInvalidArgument, err)
@@ -231,7 +225,11 @@ func (e *Engine) rebase(ctx context.Context, t *txn, refspec string) (map[string
 	origin := cur.Origin.Clone()
 	origin.SetRefspec(refspec)
 	origin.SetOverrideCommit("")
-	return e.deployCommit(ctx, t, csum, origin, map[string]any{"refspec": refspec})
+	target, err := e.relayer(ctx, t, st, csum)
+	if err != nil {
+		return nil, err
+	}
+	return e.deployCommit(ctx, t, st, target, origin, map[string]any{"refspec": refspec})
 }
 
 func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {

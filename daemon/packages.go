@@ -64,10 +64,11 @@ func listOrNone(l []string) string {
 // against the base of the current deployment, builds the layered commit and
 // deploys it (or the base itself when nothing stays layered).
 func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	cur, err := e.currentDeployment(ctx)
+	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	cur := st.def
 	old := cur.Origin.Packages()
 	requested, err := requestedAfter(old, opts.Strings("add"), opts.Strings("remove"), opts.Bool("idempotent"))
 	if err != nil {
@@ -86,9 +87,9 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 			t.message("Would deploy the base commit " + base[:12] + " without layered packages.")
 			return map[string]any{"changed": false, "dry-run": true}, nil
 		}
-		return e.deployCommit(ctx, t, base, origin, res)
+		return e.deployCommit(ctx, t, st, base, origin, res)
 	}
-	l, repos, err := e.layerer(ctx, t, cur, false)
+	l, repos, err := e.layerer(ctx, t, st.merge, false)
 	if err != nil {
 		return nil, err
 	}
@@ -116,18 +117,18 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 	}
 	reportBuild(t, built)
 	res["downloaded"] = built.Downloaded
-	return e.deployCommit(ctx, t, built.Commit, origin, res)
+	return e.deployCommit(ctx, t, st, built.Commit, origin, res)
 }
 
-// relayer layers the packages the current deployment requests onto a new
-// base (an upgrade), from the package cache where nothing changed. With
-// nothing requested it returns the base itself.
-func (e *Engine) relayer(ctx context.Context, t *txn, cur deploy.Deployment, base string) (string, error) {
-	requested := cur.Origin.Packages()
+// relayer layers the packages the default deployment requests onto a new
+// base (an upgrade, a deploy, a rebase), from the package cache where nothing
+// changed. With nothing requested it returns the base itself.
+func (e *Engine) relayer(ctx context.Context, t *txn, st changeStart, base string) (string, error) {
+	requested := st.def.Origin.Packages()
 	if len(requested) == 0 {
 		return base, nil
 	}
-	l, repos, err := e.layerer(ctx, t, cur, false)
+	l, repos, err := e.layerer(ctx, t, st.merge, false)
 	if err != nil {
 		return "", err
 	}
@@ -155,8 +156,9 @@ func reportBuild(t *txn, b *layering.Result) {
 		strings.Join(b.Layered, " "), len(b.Downloaded), len(b.Imported), b.ScriptsRun))
 }
 
-// layerer sets up layering for the current deployment: its stateroot's
-// cache, the repos of its /etc/yum.repos.d with their metadata refreshed.
+// layerer sets up layering for a change whose /etc comes from cur (the merge
+// deployment): its stateroot's cache, the repos of its /etc/yum.repos.d with
+// their metadata refreshed.
 func (e *Engine) layerer(ctx context.Context, t *txn, cur deploy.Deployment, force bool) (*layering.Layerer, []layering.RepoMetadata, error) {
 	cacheDir := filepath.Join(e.sr.Path(), "ostree", "deploy", cur.OSName, "var", "cache", "hostctl")
 	reposDir := filepath.Join(cur.Path, "etc", "yum.repos.d")
@@ -205,11 +207,11 @@ func layerError(err error) error {
 
 // refreshMetadata refreshes the rpm-md metadata of the enabled repositories.
 func (e *Engine) refreshMetadata(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	cur, err := e.currentDeployment(ctx)
+	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
-	_, md, err := e.layerer(ctx, t, cur, true)
+	_, md, err := e.layerer(ctx, t, st.merge, true)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,8 @@ type txn struct {
 	cancel   context.CancelFunc
 	timer    *time.Timer
 	lastProg time.Time
+	// done is closed when a started transaction's run has ended.
+	done chan struct{}
 }
 
 // ID implements dbus.Transaction.

@@ -139,16 +139,22 @@ type Deployment struct {
 	BaseChecksum string   `json:"base-checksum,omitempty"`
 	Kargs        string   `json:"kargs"`
 	Packages     []string `json:"packages"`
-	Booted       bool     `json:"booted"`
-	Default      bool     `json:"default"`
-	Pinned       bool     `json:"pinned"`
-	Staged       bool     `json:"staged"`
+	// Containers are the generation's system containers, NAME=IMAGE@DIGEST.
+	Containers []string `json:"containers"`
+	Booted     bool     `json:"booted"`
+	Default    bool     `json:"default"`
+	Pinned     bool     `json:"pinned"`
+	Staged     bool     `json:"staged"`
 }
 
 func (d Deployment) toBus() map[string]godbus.Variant {
 	pkgs := d.Packages
 	if pkgs == nil {
 		pkgs = []string{}
+	}
+	ctrs := d.Containers
+	if ctrs == nil {
+		ctrs = []string{}
 	}
 	return map[string]godbus.Variant{
 		"id":            godbus.MakeVariant(d.ID),
@@ -161,6 +167,7 @@ func (d Deployment) toBus() map[string]godbus.Variant {
 		"base-checksum": godbus.MakeVariant(d.BaseChecksum),
 		"kargs":         godbus.MakeVariant(d.Kargs),
 		"packages":      godbus.MakeVariant(pkgs),
+		"containers":    godbus.MakeVariant(ctrs),
 		"booted":        godbus.MakeVariant(d.Booted),
 		"default":       godbus.MakeVariant(d.Default),
 		"pinned":        godbus.MakeVariant(d.Pinned),
@@ -181,6 +188,7 @@ func deploymentFromBus(m map[string]godbus.Variant) Deployment {
 		BaseChecksum: o.String("base-checksum"),
 		Kargs:        o.String("kargs"),
 		Packages:     o.Strings("packages"),
+		Containers:   o.Strings("containers"),
 		Booted:       o.Bool("booted"),
 		Default:      o.Bool("default"),
 		Pinned:       o.Bool("pinned"),
@@ -211,6 +219,10 @@ type Record struct {
 	Started uint64   `json:"started"`
 	Ended   uint64   `json:"ended"`
 	Steps   []string `json:"steps"`
+	// Before and After are the default deployment (generation) when the
+	// transaction began and when it ended.
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
 }
 
 func (r Record) toBus() map[string]godbus.Variant {
@@ -222,14 +234,16 @@ func (r Record) toBus() map[string]godbus.Variant {
 		"id": godbus.MakeVariant(r.ID), "kind": godbus.MakeVariant(r.Kind),
 		"state": godbus.MakeVariant(r.State), "error": godbus.MakeVariant(r.Error),
 		"started": godbus.MakeVariant(r.Started), "ended": godbus.MakeVariant(r.Ended),
-		"steps": godbus.MakeVariant(steps),
+		"steps":  godbus.MakeVariant(steps),
+		"before": godbus.MakeVariant(r.Before), "after": godbus.MakeVariant(r.After),
 	}
 }
 
 func recordFromBus(m map[string]godbus.Variant) Record {
 	o := Options(m)
 	return Record{ID: o.String("id"), Kind: o.String("kind"), State: o.String("state"), Error: o.String("error"),
-		Started: uint64(o.Int64("started")), Ended: uint64(o.Int64("ended")), Steps: o.Strings("steps")}
+		Started: uint64(o.Int64("started")), Ended: uint64(o.Int64("ended")), Steps: o.Strings("steps"),
+		Before: o.String("before"), After: o.String("after")}
 }
 
 // Options is an a{sv} with typed, forgiving accessors: a missing key or a
