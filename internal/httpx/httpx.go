@@ -73,10 +73,13 @@ type idleReader struct {
 
 // IdleReader wraps body (of a GET of url) so that a Read that waits more
 // than idle for data closes the body and fails with an error that wraps
-// ErrStalled and names url. idle <= 0 means BodyIdleTimeout.
+// ErrStalled and names url. Only the time spent waiting inside Read counts,
+// not the time the caller takes between reads. idle <= 0 means
+// BodyIdleTimeout.
 func IdleReader(body io.ReadCloser, url string, idle time.Duration) io.ReadCloser {
 	r := &idleReader{body: body, url: url, idle: or(idle, BodyIdleTimeout)}
-	r.timer = time.AfterFunc(r.idle, r.fire)
+	r.timer = time.AfterFunc(time.Hour, r.fire)
+	r.timer.Stop()
 	return r
 }
 
@@ -88,15 +91,14 @@ func (r *idleReader) fire() {
 }
 
 func (r *idleReader) Read(p []byte) (int, error) {
+	r.timer.Reset(r.idle)
 	n, err := r.body.Read(p)
+	r.timer.Stop()
 	r.mu.Lock()
 	stalled := r.stalled
 	r.mu.Unlock()
 	if stalled {
 		return n, fmt.Errorf("GET %s: %w: nothing received for %v; check the network or the server, then retry", r.url, ErrStalled, r.idle)
-	}
-	if n > 0 {
-		r.timer.Reset(r.idle)
 	}
 	return n, err
 }
