@@ -74,6 +74,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if exe, err := os.Executable(); err == nil { // pulls run in `hostd pull-helper`, killed on cancel
+		sr.SetPullHelper(exe)
+	}
 	dbPath, err := stateDBPath(ctx, sr)
 	if err != nil {
 		sr.Close()
