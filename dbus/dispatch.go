@@ -59,9 +59,10 @@ func contractMethods(xmlText, iface string) ([]contractMethod, error) {
 }
 
 var (
-	senderType = reflect.TypeOf(godbus.Sender(""))
-	anyType    = reflect.TypeOf((*any)(nil)).Elem()
-	busErrType = reflect.TypeOf(&godbus.Error{})
+	senderType  = reflect.TypeOf(godbus.Sender(""))
+	messageType = reflect.TypeOf(godbus.Message{})
+	variantType = reflect.TypeOf(godbus.Variant{})
+	busErrType  = reflect.TypeOf(&godbus.Error{})
 )
 
 // methodTable builds what the server exports for iface: for every method of
@@ -92,9 +93,13 @@ func methodTable(impl any, methods []contractMethod, iface string) (map[string]a
 		if len(params) != len(m.args) || gt.NumOut() == 0 || gt.Out(gt.NumOut()-1) != busErrType {
 			return nil, fmt.Errorf("%s.%s: the Go method does not match the contract", iface, m.name)
 		}
-		in := []reflect.Type{senderType}
+		// godbus fills the Sender and the Message; it stores each argument
+		// into a Variant, which takes anything (only the count must match),
+		// and the checks below read the arguments as they came, from the
+		// message body.
+		in := []reflect.Type{senderType, messageType}
 		for range m.args {
-			in = append(in, anyType)
+			in = append(in, variantType)
 		}
 		out := make([]reflect.Type, gt.NumOut())
 		for i := range out {
@@ -110,9 +115,9 @@ func methodTable(impl any, methods []contractMethod, iface string) (map[string]a
 				res[len(out)-1] = reflect.ValueOf(toBus(err))
 				return res
 			}
-			vals := make([]any, len(m.args))
-			for i := range vals {
-				vals[i] = args[i+1].Interface()
+			vals := args[1].Interface().(godbus.Message).Body
+			if len(vals) != len(m.args) {
+				return fail(errdefs.Errorf(errdefs.ErrInvalidArgument, "%s.%s takes %d arguments, got %d", iface, m.name, len(m.args), len(vals)))
 			}
 			consumed := false
 			defer func() {
