@@ -11,6 +11,7 @@ import (
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 
 	"github.com/hostctl/hostctl/errdefs"
 )
@@ -220,4 +221,10 @@ func busErrorName(err error) string {
 		return "not a D-Bus error: " + err.Error()
 	}
 	return ""
+}
+
+// dupFD duplicates a descriptor (close-on-exec).
+func dupFD(fd godbus.UnixFD) (godbus.UnixFD, error) {
+	d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	return godbus.UnixFD(d), err
 }
