@@ -291,8 +291,8 @@ func (e *Engine) History(limit int) ([]dbus.Record, error) {
 
 // operation is one kind of transaction.
 type operation struct {
-	// options are the a{sv} keys the kind accepts.
-	options []string
+	// options are the a{sv} keys the kind accepts and their D-Bus signatures.
+	options dbus.OptionSpec
 	// validate checks the request before the transaction is created (may be nil).
 	validate func(req dbus.Request) error
 	// run does the work; it holds the sysroot lock.
@@ -302,7 +302,7 @@ type operation struct {
 // operations maps each transaction kind to its operation.
 func (e *Engine) operations() map[string]operation {
 	return map[string]operation{
-		"upgrade": {options: []string{"check", "preview", "download-only", "allow-downgrade"}, run: e.upgrade},
+		"upgrade": {options: dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"}, run: e.upgrade},
 		"deploy": {validate: needArg("deploy needs a revision: a commit checksum or a version"),
 			run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) {
 				return e.deployRevision(ctx, t, t.rec.Arg)
@@ -311,16 +311,16 @@ func (e *Engine) operations() map[string]operation {
 			return e.rebase(ctx, t, t.rec.Arg)
 		}},
 		"rollback": {run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) }},
-		"cleanup":  {options: []string{"pending", "rollback", "repomd"}, run: e.cleanup},
+		"cleanup":  {options: dbus.OptionSpec{"pending": "b", "rollback": "b", "repomd": "b"}, run: e.cleanup},
 
-		"pkg-change": {options: []string{"add", "remove", "dry-run", "idempotent"}, validate: validPkgChange, run: e.pkgChange},
+		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b"}, validate: validPkgChange, run: e.pkgChange},
 		"refresh-md": {run: e.refreshMetadata},
 
 		"image-pull":          {validate: needArg("image pull needs an image reference"), run: e.imagePull},
 		"image-delete":        {validate: needArg("image delete needs an image"), run: e.imageDelete},
 		"image-prune":         {run: e.imagePrune},
-		"container-install":   {options: []string{"name", "set"}, validate: needArg("container install needs an image"), run: e.containerInstall},
-		"container-update":    {options: []string{"set", "rebase"}, validate: needArg("container update needs a container name"), run: e.containerUpdate},
+		"container-install":   {options: dbus.OptionSpec{"name": "s", "set": "as"}, validate: needArg("container install needs an image"), run: e.containerInstall},
+		"container-update":    {options: dbus.OptionSpec{"set": "as", "rebase": "s"}, validate: needArg("container update needs a container name"), run: e.containerUpdate},
 		"container-rollback":  {validate: needArg("container rollback needs a container name"), run: e.containerRollback},
 		"container-uninstall": {validate: needArg("container uninstall needs a container name"), run: e.containerUninstall},
 	}
@@ -351,7 +351,7 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 	if !ok {
 		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "unknown transaction kind %q", req.Kind)
 	}
-	if err := req.Options.Check(op.options...); err != nil {
+	if err := req.Options.Check(op.options); err != nil {
 		return nil, err
 	}
 	if op.validate != nil {

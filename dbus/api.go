@@ -6,11 +6,13 @@ package dbus
 
 import (
 	_ "embed"
-	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // Names of the API on the bus.
@@ -29,103 +31,6 @@ var (
 	//go:embed org.hostctl.Transaction1.xml
 	TransactionXML string
 )
-
-// Error names that cross the bus.
-const (
-	ErrorPrefix          = "org.hostctl.Host1.Error."
-	ErrBusy              = ErrorPrefix + "Busy"
-	ErrAccessDenied      = ErrorPrefix + "AccessDenied"
-	ErrInvalidArgument   = ErrorPrefix + "InvalidArgument"
-	ErrNotFound          = ErrorPrefix + "NotFound"
-	ErrCancelled         = ErrorPrefix + "Cancelled"
-	ErrNotCancellable    = ErrorPrefix + "NotCancellable"
-	ErrNoTransaction     = ErrorPrefix + "NoTransaction"
-	ErrUnsupportedScript = ErrorPrefix + "UnsupportedScript"
-	ErrFailed            = ErrorPrefix + "Failed"
-)
-
-// Error is an error with a D-Bus error name. The daemon returns it for
-// everything a caller should tell apart; clients get it back from calls and
-// from a transaction's Finished signal.
-type Error struct {
-	// Name is one of the Err* names.
-	Name string
-	// Err is the cause; its text is the message that crosses the bus.
-	Err error
-}
-
-// NewError wraps err under a D-Bus error name.
-func NewError(name string, err error) *Error { return &Error{Name: name, Err: err} }
-
-// Errorf formats an error under a D-Bus error name.
-func Errorf(name, format string, args ...any) *Error {
-	return &Error{Name: name, Err: fmt.Errorf(format, args...)}
-}
-
-func (e *Error) Error() string { return e.Err.Error() }
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-// ErrorName returns the D-Bus name of err: the name of the first *Error in
-// its chain, or ErrFailed.
-func ErrorName(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Name
-	}
-	return ErrFailed
-}
-
-// IsError tells whether err carries the D-Bus error name.
-func IsError(err error, name string) bool {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Name == name
-	}
-	var de godbus.Error
-	if errors.As(err, &de) {
-		return de.Name == name
-	}
-	var dp *godbus.Error
-	if errors.As(err, &dp) {
-		return dp.Name == name
-	}
-	return false
-}
-
-// toBus turns an error into the reply that crosses the bus.
-func toBus(err error) *godbus.Error {
-	if err == nil {
-		return nil
-	}
-	return godbus.NewError(ErrorName(err), []any{err.Error()})
-}
-
-// fromBus turns a call's error back into an *Error with its name.
-func fromBus(err error) error {
-	if err == nil {
-		return nil
-	}
-	var de godbus.Error
-	if errors.As(err, &de) && strings.HasPrefix(de.Name, ErrorPrefix) {
-		return &Error{Name: de.Name, Err: errors.New(busErrorText(de))}
-	}
-	var dp *godbus.Error
-	if errors.As(err, &dp) && strings.HasPrefix(dp.Name, ErrorPrefix) {
-		return &Error{Name: dp.Name, Err: errors.New(busErrorText(*dp))}
-	}
-	return err
-}
-
-func busErrorText(e godbus.Error) string {
-	if len(e.Body) > 0 {
-		if s, ok := e.Body[0].(string); ok {
-			return s
-		}
-	}
-	return e.Name
-}
 
 // Deployment is one deployment as the API shows it.
 type Deployment struct {
@@ -246,8 +151,9 @@ func recordFromBus(m map[string]godbus.Variant) Record {
 		Before: o.String("before"), After: o.String("after")}
 }
 
-// Options is an a{sv} with typed, forgiving accessors: a missing key or a
-// value of another type reads as the zero value.
+// Options is an a{sv} with typed accessors: a missing key reads as the zero
+// value. Accessors forgive a value of another type (it reads as the zero
+// value too), so a method checks its options with Check first.
 type Options map[string]godbus.Variant
 
 // Bool reads a boolean.
@@ -289,21 +195,61 @@ func (o Options) Map() map[string]any {
 	return out
 }
 
-// Check refuses keys that are not among known, so a typo is an error rather
-// than an option silently ignored.
-func (o Options) Check(known ...string) error {
+// OptionSpec names the options a method accepts and the D-Bus signature
+// each must have: "b", "s", "as", "x", "t", "u", "i"...
+type OptionSpec map[string]string
+
+// Check refuses an option that spec does not name and one whose value is
+// not of the signature spec gives, naming the option, the type wanted and
+// the type given (errdefs.ErrInvalidArgument). A typo or a mistyped value is
+// an error rather than an option silently ignored or read as its zero value.
+func (o Options) Check(spec OptionSpec) error {
+	keys := make([]string, 0, len(o))
 	for k := range o {
-		found := false
-		for _, n := range known {
-			if k == n {
-				found = true
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		want, ok := spec[k]
+		if !ok {
+			if len(spec) == 0 {
+				return errdefs.Errorf(errdefs.ErrInvalidArgument, "unknown option %q: this method takes no options", k)
 			}
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "unknown option %q (known: %s)", k, spec.describe())
 		}
-		if !found {
-			return Errorf(ErrInvalidArgument, "unknown option %q (known: %s)", k, strings.Join(known, ", "))
+		if got := o[k].Signature().String(); got != want {
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "option %q must be %s, got %s", k, describeSignature(want), describeSignature(got))
 		}
 	}
 	return nil
+}
+
+// describe lists the options as "name (type)", sorted.
+func (spec OptionSpec) describe() string {
+	names := make([]string, 0, len(spec))
+	for k, sig := range spec {
+		names = append(names, fmt.Sprintf("%s %s", k, sig))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// describeSignature names a D-Bus signature for a person: "a boolean (b)".
+func describeSignature(sig string) string {
+	words := map[string]string{
+		"b": "a boolean", "s": "a string", "as": "an array of strings", "o": "an object path",
+		"x": "a 64-bit integer", "t": "an unsigned 64-bit integer", "i": "a 32-bit integer",
+		"u": "an unsigned 32-bit integer", "n": "a 16-bit integer", "q": "an unsigned 16-bit integer",
+		"y": "a byte", "d": "a double", "h": "a file descriptor", "v": "a variant",
+		"a{sv}": "a dictionary of variants", "a{ss}": "a dictionary of strings",
+	}
+	if sig == "" {
+		return "nothing"
+	}
+	if w, ok := words[sig]; ok {
+		return fmt.Sprintf("%s (%s)", w, sig)
+	}
+	return "of type " + sig
 }
 
 // MakeOptions builds an a{sv} from plain values.

@@ -15,10 +15,12 @@ import (
 // containerCommands are the image and system container commands.
 func containerCommands() []*cobra.Command {
 	image := &cobra.Command{Use: "image", Short: "Pull, list and remove container images"}
-	image.AddCommand(imagePullCmd(), imageListCmd(), imageDeleteCmd(), imagePruneCmd())
+	image.AddCommand(withDetach(imagePullCmd(), imageDeleteCmd(), imagePruneCmd())...)
+	image.AddCommand(imageListCmd())
 	ctr := &cobra.Command{Use: "container", Short: "Install and manage system containers"}
-	ctr.AddCommand(containerInstallCmd(), containerUpdateCmd(), containerRollbackCmd(),
-		containerUninstallCmd(), containerListCmd(), containerExecCmd())
+	ctr.AddCommand(withDetach(containerInstallCmd(), containerUpdateCmd(), containerRollbackCmd(),
+		containerUninstallCmd())...)
+	ctr.AddCommand(containerListCmd(), containerExecCmd())
 	return []*cobra.Command{image, ctr}
 }
 
