@@ -45,6 +45,7 @@ type Request struct {
 	Options Options
 	// Caller is the uid of the process that asked.
 	Caller uint32
+	Sender string // unique bus name of the caller
 }
 
 // Transaction is one transaction as the server drives it.
@@ -188,7 +189,7 @@ func (s *Server) begin(sender godbus.Sender, kind, arg string, opts map[string]g
 	if err != nil {
 		return "/", toBus(err)
 	}
-	txn, err := s.eng.Begin(Request{Kind: kind, Arg: arg, Options: Options(opts), Caller: uid})
+	txn, err := s.eng.Begin(Request{Kind: kind, Arg: arg, Options: Options(opts), Caller: uid, Sender: string(sender)})
 	if err != nil {
 		return "/", toBus(err)
 	}
