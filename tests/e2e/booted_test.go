@@ -202,7 +202,8 @@ func TestBootedHost(t *testing.T) {
 		{[]string{"cleanup"}, "org.hostctl.host.cleanup"},
 	} {
 		r := e.hostctl(fixture.BootedUID, tc.args...)
-		if r.Code == 0 || !strings.Contains(r.Stderr, "not authorized for "+tc.action) {
+		// polkit's own refusal, not hostd's rule for a bus without polkit.
+		if r.Code == 0 || !strings.Contains(r.Stderr, "not authorized for "+tc.action) || strings.Contains(r.Stderr, "polkit not running") {
 			t.Fatalf("hostctl %s as %s: exit %d, want a refusal naming %s\nstdout:\n%s\nstderr:\n%s",
 				strings.Join(tc.args, " "), fixture.BootedUser, r.Code, tc.action, r.Stdout, r.Stderr)
 		}
