@@ -344,7 +344,7 @@ func validRefspec(req dbus.Request) error {
 
 // Begin implements dbus.Engine.
 func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
-	if err := authorize(req.Caller, req.Kind); err != nil {
+	if err := e.authorizeBegin(req); err != nil {
 		return nil, err
 	}
 	op, ok := e.operations()[req.Kind]

@@ -32,7 +32,7 @@ func TestClientGoneCancels(t *testing.T) {
 	}{{"SIGKILL", syscall.SIGKILL}, {"SIGINT", syscall.SIGINT}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.srv.SetRate(10 << 10)
-			cmd, out := e.startHostctl("upgrade")
+			cmd, out := e.spawnHostctl("upgrade")
 			e.waitRunning(t)
 			if err := cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
@@ -62,7 +62,7 @@ func TestClientGoneCancels(t *testing.T) {
 
 	t.Run("detach", func(t *testing.T) {
 		e.srv.SetRate(10 << 10)
-		cmd, _ := e.startHostctl("upgrade", "--detach")
+		cmd, _ := e.spawnHostctl("upgrade", "--detach")
 		e.waitRunning(t)
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -82,8 +82,8 @@ func TestClientGoneCancels(t *testing.T) {
 	})
 }
 
-// startHostctl starts hostctl as root without waiting for it.
-func (e *env) startHostctl(args ...string) (*exec.Cmd, *strings.Builder) {
+// spawnHostctl starts hostctl as root without waiting for it.
+func (e *env) spawnHostctl(args ...string) (*exec.Cmd, *strings.Builder) {
 	e.t.Helper()
 	cmd := exec.CommandContext(context.Background(), hostctlBin, args...)
 	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+e.bus.Address)
