@@ -10,6 +10,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/internal/polkit"
 )
 
@@ -58,25 +59,25 @@ func (e *Engine) authorizeBegin(req dbus.Request) error {
 	}
 	action, ok := actionFor(req.Kind)
 	if !ok {
-		return dbus.Errorf(dbus.ErrAccessDenied, "%s: no polkit action covers this kind of change, so only root (uid 0) may; you are uid %d", req.Kind, req.Caller)
+		return errdefs.Errorf(errdefs.ErrUnauthorized, "%s: no polkit action covers this kind of change, so only root (uid 0) may; you are uid %d", req.Kind, req.Caller)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), polkitTimeout)
 	defer cancel()
 	res, err := checkPolkit(ctx, req.Sender, action)
 	if errors.Is(err, polkit.ErrUnavailable) {
-		return dbus.Errorf(dbus.ErrAccessDenied, "not authorized for %s: %s changes the host and, with polkit not running, needs root (uid 0); you are uid %d: run it with sudo", action, req.Kind, req.Caller)
+		return errdefs.Errorf(errdefs.ErrUnauthorized, "not authorized for %s: %s changes the host and, with polkit not running, needs root (uid 0); you are uid %d: run it with sudo", action, req.Kind, req.Caller)
 	}
 	if err != nil {
 		e.log.Warn("polkit did not answer", "action", action, "caller", req.Caller, "err", err)
-		return dbus.Errorf(dbus.ErrAccessDenied, "not authorized for %s: polkit did not answer (%v); try again, or run it as root", action, err)
+		return errdefs.Errorf(errdefs.ErrUnauthorized, "not authorized for %s: polkit did not answer (%v); try again, or run it as root", action, err)
 	}
 	switch res {
 	case polkit.Authorized:
 		return nil
 	case polkit.Challenge:
-		return dbus.Errorf(dbus.ErrAccessDenied, "not authorized for %s: polkit wants an administrator to authenticate, which hostd cannot ask for; run it with sudo", action)
+		return errdefs.Errorf(errdefs.ErrUnauthorized, "not authorized for %s: polkit wants an administrator to authenticate, which hostd cannot ask for; run it with sudo", action)
 	default:
-		return dbus.Errorf(dbus.ErrAccessDenied, "not authorized for %s (uid %d): ask an administrator, or run it with sudo", action, req.Caller)
+		return errdefs.Errorf(errdefs.ErrUnauthorized, "not authorized for %s (uid %d): ask an administrator, or run it with sudo", action, req.Caller)
 	}
 }
 

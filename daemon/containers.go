@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hostctl/hostctl/containers"
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/deploy"
 )
 
@@ -71,7 +73,7 @@ func (e *Engine) host(ctx context.Context) (containers.Host, deploy.Deployment, 
 	}
 	cur, ok := current(deps)
 	if !ok {
-		return containers.Host{}, deploy.Deployment{}, dbus.Errorf(dbus.ErrNotFound, "the sysroot %s has no deployment: deploy one first", e.sr.Path())
+		return containers.Host{}, deploy.Deployment{}, errdefs.Errorf(errdefs.ErrNotFound, "the sysroot %s has no deployment: deploy one first", e.sr.Path())
 	}
 	cfg := e.containerConfig()
 	h := containers.Host{Runtime: cfg.Runtime}
@@ -121,25 +123,59 @@ func (e *Engine) services(ctx context.Context, h containers.Host) (containers.Se
 		err = fmt.Errorf("unknown service manager %q: use systemd or direct", cfg.ServiceManager)
 	}
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrFailed, err)
+		return nil, errdefs.Wrap(errdefs.ErrFailed, err)
 	}
 	return rt.services, nil
 }
 
-// containerEntry is one [containers] line of an origin: IMAGE@DIGEST;VALUES-DIGEST.
+// containerEntry is one [containers] line of an origin:
+// IMAGE@sha256:DIGEST;VALUES-DIGEST, with ";follow" when `hostctl upgrade`
+// moves the container to the newest image of its tag.
 type containerEntry struct {
 	Image, Digest, Values string
+	Follow                bool
 }
 
-func (c containerEntry) String() string { return c.Image + "@" + c.Digest + ";" + c.Values }
+// followFlag marks a container that follows its image's tag.
+const followFlag = "follow"
+
+func (c containerEntry) String() string {
+	s := c.Image + "@" + c.Digest + ";" + c.Values
+	if c.Follow {
+		s += ";" + followFlag
+	}
+	return s
+}
+
+var (
+	imageDigestRe  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	valuesDigestRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
 
 func parseContainerEntry(s string) (containerEntry, error) {
-	ref, values, ok := strings.Cut(s, ";")
-	i := strings.LastIndex(ref, "@")
-	if !ok || i <= 0 || !strings.HasPrefix(ref[i+1:], "sha256:") {
-		return containerEntry{}, fmt.Errorf("origin [containers] entry %q: want IMAGE@sha256:DIGEST;VALUES-DIGEST", s)
+	bad := func(why string) (containerEntry, error) {
+		return containerEntry{}, fmt.Errorf("origin [containers] entry %q: %s; want IMAGE@sha256:DIGEST;VALUES-DIGEST[;follow]", s, why)
 	}
-	return containerEntry{Image: ref[:i], Digest: ref[i+1:], Values: values}, nil
+	fields := strings.Split(s, ";")
+	if len(fields) < 2 || len(fields) > 3 {
+		return bad("wrong number of fields")
+	}
+	ref := fields[0]
+	i := strings.LastIndex(ref, "@")
+	if i <= 0 || !imageDigestRe.MatchString(ref[i+1:]) {
+		return bad("no image digest")
+	}
+	if !valuesDigestRe.MatchString(fields[1]) {
+		return bad("no values digest")
+	}
+	e := containerEntry{Image: ref[:i], Digest: ref[i+1:], Values: fields[1]}
+	if len(fields) == 3 {
+		if fields[2] != followFlag {
+			return bad("unknown flag " + strconv.Quote(fields[2]))
+		}
+		e.Follow = true
+	}
+	return e, nil
 }
 
 // desiredContainers reads the [containers] group of a deployment's origin.
@@ -194,7 +230,7 @@ func (e *Engine) containerChangeStart(ctx context.Context) (containerChange, err
 		for _, err := range bad {
 			errs = append(errs, err)
 		}
-		return containerChange{}, dbus.Errorf(dbus.ErrInvalidArgument, "the default generation's [containers] cannot be read, so no container change is made on top of it: %v; fix or remove the entry in its origin file, or roll back", errors.Join(errs...))
+		return containerChange{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "the default generation's [containers] cannot be read, so no container change is made on top of it: %v; fix or remove the entry in its origin file, or roll back", errors.Join(errs...))
 	}
 	return containerChange{h: h, st: st, want: want}, nil
 }
@@ -250,7 +286,7 @@ func (e *Engine) pauseForTest(ctx context.Context, step string) {
 	<-ctx.Done()
 }
 
-func invalid(err error) error { return dbus.NewError(dbus.ErrInvalidArgument, err) }
+func invalid(err error) error { return errdefs.Wrap(errdefs.ErrInvalidArgument, err) }
 
 func (e *Engine) imagePull(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 	h, _, err := e.host(ctx)
@@ -270,7 +306,7 @@ func (e *Engine) pull(ctx context.Context, t *txn, h containers.Host, name strin
 	})
 	var pe *containers.PolicyError
 	if errors.As(err, &pe) {
-		return nil, dbus.NewError(dbus.ErrAccessDenied, err)
+		return nil, errdefs.Wrap(errdefs.ErrUnauthorized, err)
 	}
 	if err != nil {
 		return nil, err
@@ -289,7 +325,7 @@ func (e *Engine) imageDelete(ctx context.Context, t *txn, opts dbus.Options) (ma
 	t.step("delete", "Deleting image "+t.rec.Arg)
 	img, err := containers.DeleteImage(ctx, e.sr.Repo(), t.rec.Arg)
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrNotFound, err)
+		return nil, errdefs.Wrap(errdefs.ErrNotFound, err)
 	}
 	t.message(fmt.Sprintf("Deleted %s (%s); its layers go at the next `hostctl image prune`.", img.Name, img.Digest))
 	return map[string]any{"image": img.Name, "digest": img.Digest, "changed": true}, nil
@@ -305,7 +341,7 @@ func (e *Engine) imagePrune(ctx context.Context, t *txn, opts dbus.Options) (map
 	for _, d := range deps {
 		want, bad := desiredContainers(d)
 		if len(bad) > 0 {
-			return nil, dbus.Errorf(dbus.ErrInvalidArgument, "deployment %s has [containers] entries that cannot be read, so no image is pruned: fix its origin file first", d.ID())
+			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "deployment %s has [containers] entries that cannot be read, so no image is pruned: fix its origin file first", d.ID())
 		}
 		for _, c := range want {
 			keep[c.Digest] = true
@@ -378,7 +414,7 @@ func (e *Engine) containerInstall(ctx context.Context, t *txn, opts dbus.Options
 		return nil, invalid(err)
 	}
 	if n, err := h.ActiveSlot(name); err != nil || n >= 0 || c.want[name] != (containerEntry{}) {
-		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "a container named %s is already installed: update it (hostctl container update %s) or pick another --name", name, name)
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "a container named %s is already installed: update it (hostctl container update %s) or pick another --name", name, name)
 	}
 	img, err := e.image(ctx, t, h, t.rec.Arg)
 	if err != nil {
@@ -394,7 +430,7 @@ func (e *Engine) containerInstall(ctx context.Context, t *txn, opts dbus.Options
 	if err != nil {
 		return nil, err
 	}
-	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd}
+	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd, Follow: opts.Bool("follow")}
 	e.pauseForTest(ctx, "activate")
 	t.step("activate", "Activating "+name)
 	if err := containers.Activate(h, name, 0); err != nil {
@@ -464,7 +500,7 @@ func activeSlot(h containers.Host, name string) (*containers.Slot, error) {
 		return nil, err
 	}
 	if n < 0 {
-		return nil, dbus.Errorf(dbus.ErrNotFound, "no container named %s is installed: `hostctl container list` shows them", name)
+		return nil, errdefs.Errorf(errdefs.ErrNotFound, "no container named %s is installed: `hostctl container list` shows them", name)
 	}
 	s, err := containers.ReadSlot(h, name, n)
 	if err != nil {
@@ -556,7 +592,7 @@ func (e *Engine) containerUpdate(ctx context.Context, t *txn, opts dbus.Options)
 		return nil, err
 	}
 	vd := containers.ValuesDigest(set)
-	if img.Digest == old.Info.Digest && vd == oldEntry.Values && c.want[name] == oldEntry {
+	if w := c.want[name]; img.Digest == old.Info.Digest && vd == oldEntry.Values && w.Digest == oldEntry.Digest && w.Values == oldEntry.Values {
 		t.message(name + " is up to date: same image and values.")
 		return map[string]any{"name": name, "changed": false}, nil
 	}
@@ -571,7 +607,7 @@ func (e *Engine) containerUpdate(ctx context.Context, t *txn, opts dbus.Options)
 		return nil, err
 	}
 	wasRunning := e.running(ctx, h, name)
-	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd}
+	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd, Follow: c.want[name].Follow}
 	err = e.switchSlot(ctx, t, h, name, n, wasRunning)
 	t.dropTemp(slot.Dir)
 	if err == nil {
@@ -612,12 +648,13 @@ func (e *Engine) containerRollback(ctx context.Context, t *txn, opts dbus.Option
 		return nil, err
 	}
 	if other == nil {
-		return nil, dbus.Errorf(dbus.ErrNotFound, "container %s has no previous version to roll back to", name)
+		return nil, errdefs.Errorf(errdefs.ErrNotFound, "container %s has no previous version to roll back to", name)
 	}
 	entry, err := slotEntry(h, other)
 	if err != nil {
 		return nil, err
 	}
+	entry.Follow = c.want[name].Follow
 	wasRunning := e.running(ctx, h, name)
 	err = e.switchSlot(ctx, t, h, name, other.N, wasRunning)
 	if err == nil {
@@ -678,7 +715,7 @@ func (e *Engine) containerUninstall(ctx context.Context, t *txn, opts dbus.Optio
 func (e *Engine) reconcile(ctx context.Context) error {
 	h, _, err := e.host(ctx)
 	if err != nil {
-		if dbus.ErrorName(err) == dbus.ErrNotFound {
+		if errdefs.IsNotFound(err) {
 			return nil
 		}
 		return err
@@ -798,7 +835,7 @@ func (e *Engine) reconcileOne(ctx context.Context, h containers.Host, name strin
 func (e *Engine) Images() ([]map[string]any, error) {
 	imgs, err := containers.ListImages(context.Background(), e.sr.Repo())
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrFailed, err)
+		return nil, errdefs.Wrap(errdefs.ErrFailed, err)
 	}
 	out := make([]map[string]any, 0, len(imgs))
 	for _, img := range imgs {
@@ -817,7 +854,7 @@ func (e *Engine) Containers() ([]map[string]any, error) {
 	}
 	names, err := h.Installed()
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrFailed, err)
+		return nil, errdefs.Wrap(errdefs.ErrFailed, err)
 	}
 	out := make([]map[string]any, 0, len(names))
 	for _, name := range names {
@@ -863,11 +900,11 @@ func (e *Engine) ContainerExec(caller uint32, name string, args []string, stdin,
 		return -1, err
 	}
 	if st, err := svc.State(ctx, name); err != nil || st != containers.StateRunning {
-		return -1, dbus.Errorf(dbus.ErrInvalidArgument, "container %s is not running (state %s): start it first", name, st)
+		return -1, errdefs.Errorf(errdefs.ErrInvalidArgument, "container %s is not running (state %s): start it first", name, st)
 	}
 	code, err := svc.Exec(ctx, name, args, stdin, stdout, stderr)
 	if err != nil {
-		return -1, dbus.NewError(dbus.ErrFailed, err)
+		return -1, errdefs.Wrap(errdefs.ErrFailed, err)
 	}
 	return int32(code), nil
 }

@@ -17,7 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hostctl/hostctl/containers"
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/deploy"
 )
 
@@ -275,7 +277,7 @@ func (e *Engine) watch() {
 func (e *Engine) History(limit int) ([]dbus.Record, error) {
 	recs, err := e.journal.history(limit)
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrFailed, fmt.Errorf("read history: %w", err))
+		return nil, errdefs.Wrap(errdefs.ErrFailed, fmt.Errorf("read history: %w", err))
 	}
 	out := make([]dbus.Record, 0, len(recs))
 	for _, r := range recs {
@@ -319,17 +321,31 @@ func (e *Engine) operations() map[string]operation {
 		"image-pull":          {validate: needArg("image pull needs an image reference"), run: e.imagePull},
 		"image-delete":        {validate: needArg("image delete needs an image"), run: e.imageDelete},
 		"image-prune":         {run: e.imagePrune},
-		"container-install":   {options: dbus.OptionSpec{"name": "s", "set": "as"}, validate: needArg("container install needs an image"), run: e.containerInstall},
-		"container-update":    {options: dbus.OptionSpec{"set": "as", "rebase": "s"}, validate: needArg("container update needs a container name"), run: e.containerUpdate},
-		"container-rollback":  {validate: needArg("container rollback needs a container name"), run: e.containerRollback},
-		"container-uninstall": {validate: needArg("container uninstall needs a container name"), run: e.containerUninstall},
+		"container-install":   {options: dbus.OptionSpec{"name": "s", "set": "as", "follow": "b"}, validate: needArg("container install needs an image"), run: e.containerInstall},
+		"container-update":    {options: dbus.OptionSpec{"set": "as", "rebase": "s"}, validate: needName("container update"), run: e.containerUpdate},
+		"container-rollback":  {validate: needName("container rollback"), run: e.containerRollback},
+		"container-uninstall": {validate: needName("container uninstall"), run: e.containerUninstall},
 	}
 }
 
 func needArg(msg string) func(dbus.Request) error {
 	return func(req dbus.Request) error {
 		if req.Arg == "" {
-			return dbus.Errorf(dbus.ErrInvalidArgument, "%s", msg)
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s", msg)
+		}
+		return nil
+	}
+}
+
+// needName checks that the argument is a valid container name before it
+// reaches a path.
+func needName(what string) func(dbus.Request) error {
+	return func(req dbus.Request) error {
+		if req.Arg == "" {
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s needs a container name", what)
+		}
+		if err := containers.ValidateName(req.Arg); err != nil {
+			return errdefs.Wrap(errdefs.ErrInvalidArgument, fmt.Errorf("%s: %w", what, err))
 		}
 		return nil
 	}
@@ -337,7 +353,7 @@ func needArg(msg string) func(dbus.Request) error {
 
 func validRefspec(req dbus.Request) error {
 	if _, _, err := deploy.SplitRefspec(req.Arg); err != nil {
-		return dbus.NewError(dbus.ErrInvalidArgument, err)
+		return errdefs.Wrap(errdefs.ErrInvalidArgument, err)
 	}
 	return nil
 }
@@ -349,7 +365,7 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 	}
 	op, ok := e.operations()[req.Kind]
 	if !ok {
-		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "unknown transaction kind %q", req.Kind)
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "unknown transaction kind %q", req.Kind)
 	}
 	if err := req.Options.Check(op.options); err != nil {
 		return nil, err
@@ -362,7 +378,7 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.active != nil {
-		return nil, dbus.Errorf(dbus.ErrBusy, "another transaction is running: %s %s (started by uid %d); wait for it or cancel it with `hostctl cancel`", e.active.Kind(), e.active.ID(), e.active.rec.Caller)
+		return nil, errdefs.Errorf(errdefs.ErrBusy, "another transaction is running: %s %s (started by uid %d); wait for it or cancel it with `hostctl cancel`", e.active.Kind(), e.active.ID(), e.active.rec.Caller)
 	}
 	e.seq++
 	id := strconv.FormatInt(time.Now().UnixNano(), 16) + strconv.FormatUint(e.seq%16, 16)
@@ -384,7 +400,7 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 // authorize says who may change the host: root.
 func authorize(uid uint32, kind string) error {
 	if uid != 0 {
-		return dbus.Errorf(dbus.ErrAccessDenied, "%s changes the host and needs root (uid 0); you are uid %d: run it with sudo", kind, uid)
+		return errdefs.Errorf(errdefs.ErrUnauthorized, "%s changes the host and needs root (uid 0); you are uid %d: run it with sudo", kind, uid)
 	}
 	return nil
 }
@@ -395,7 +411,7 @@ func (e *Engine) Cancel(caller uint32) error {
 	t := e.active
 	e.mu.Unlock()
 	if t == nil {
-		return dbus.Errorf(dbus.ErrNoTransaction, "no transaction is running")
+		return errdefs.Errorf(errdefs.ErrNoTransaction, "no transaction is running")
 	}
 	return t.Cancel(caller)
 }
@@ -403,7 +419,7 @@ func (e *Engine) Cancel(caller uint32) error {
 // drop forgets a transaction that was never started.
 func (e *Engine) drop(t *txn) {
 	t.emit(dbus.Event{State: stateCancelled})
-	t.emit(dbus.Event{Finished: &dbus.Result{Err: dbus.Errorf(dbus.ErrCancelled, "transaction %s cancelled before it started", t.ID())}})
+	t.emit(dbus.Event{Finished: &dbus.Result{Err: errdefs.Errorf(errdefs.ErrCancelled, "transaction %s cancelled before it started", t.ID())}})
 	e.mu.Lock()
 	if e.active == t {
 		e.active = nil
@@ -422,7 +438,7 @@ func (e *Engine) run(ctx context.Context, t *txn) {
 		t.mu.Unlock()
 	}
 	if err := e.journal.putActive(t.rec); err != nil {
-		e.finish(t, nil, dbus.Errorf(dbus.ErrFailed, "write journal: %v", err))
+		e.finish(t, nil, errdefs.Errorf(errdefs.ErrFailed, "write journal: %v", err))
 		return
 	}
 	e.log.Info("transaction started", "txn", t.ID(), "kind", t.Kind(), "arg", t.rec.Arg, "caller", t.rec.Caller)
@@ -436,7 +452,7 @@ func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, dbus.Errorf(dbus.ErrBusy, "the sysroot is locked by another process (ostree admin, rpm-ostree?): try again when it is done")
+		return nil, errdefs.Errorf(errdefs.ErrBusy, "the sysroot is locked by another process (ostree admin, rpm-ostree?): try again when it is done")
 	}
 	defer e.sr.Unlock()
 	opts := dbus.Options(nil)
@@ -445,7 +461,7 @@ func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
 	}
 	op, ok := e.operations()[t.Kind()]
 	if !ok {
-		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "unknown transaction kind %q", t.Kind())
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "unknown transaction kind %q", t.Kind())
 	}
 	return op.run(ctx, t, opts)
 }
@@ -456,7 +472,7 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	state := stateSucceeded
 	switch {
 	case err == nil:
-	case dbus.ErrorName(err) == dbus.ErrCancelled:
+	case errdefs.IsCancelled(err):
 		state = stateCancelled
 	default:
 		state = stateFailed
@@ -508,22 +524,17 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	e.notify()
 }
 
-// classify gives every error its D-Bus name and says which transaction failed.
+// classify gives every error its kind (the dbus package names it on the
+// bus) and says which transaction failed.
 func classify(kind string, err error) error {
 	if err == nil {
 		return nil
 	}
-	name := dbus.ErrFailed
-	var de *dbus.Error
-	switch {
-	case errors.As(err, &de):
-		name = de.Name
-	case errors.Is(err, context.Canceled):
-		name = dbus.ErrCancelled
-	case errors.Is(err, deploy.ErrNotFound), errors.Is(err, deploy.ErrNoRollback):
-		name = dbus.ErrNotFound
+	k := errdefs.Kind(err)
+	if k == errdefs.ErrFailed && (errors.Is(err, deploy.ErrNotFound) || errors.Is(err, deploy.ErrNoRollback)) {
+		k = errdefs.ErrNotFound
 	}
-	return dbus.NewError(name, fmt.Errorf("%s: %w", kind, err))
+	return errdefs.Wrap(k, fmt.Errorf("%s: %w", kind, err))
 }
 
 // recover finishes what a crash interrupted: it removes the unfinished

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/hostctl/hostctl/bootloader"
-	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/deploy"
 )
 
@@ -35,7 +35,7 @@ type changeStart struct {
 func startOf(deps []deploy.Deployment, sysroot string) (changeStart, error) {
 	merge, ok := current(deps)
 	if !ok {
-		return changeStart{}, dbus.Errorf(dbus.ErrNotFound, "the sysroot %s has no deployment: deploy one first", sysroot)
+		return changeStart{}, errdefs.Errorf(errdefs.ErrNotFound, "the sysroot %s has no deployment: deploy one first", sysroot)
 	}
 	def := merge
 	for _, d := range deps {
@@ -59,7 +59,7 @@ func (e *Engine) changeStart(ctx context.Context) (changeStart, error) {
 		return s, err
 	}
 	if s.def.Origin == nil || s.def.Refspec() == "" {
-		return s, dbus.Errorf(dbus.ErrInvalidArgument, "deployment %s has no origin refspec: rebase it to one (hostctl rebase REMOTE:REF)", s.def.ID())
+		return s, errdefs.Errorf(errdefs.ErrInvalidArgument, "deployment %s has no origin refspec: rebase it to one (hostctl rebase REMOTE:REF)", s.def.ID())
 	}
 	return s, nil
 }
@@ -175,7 +175,7 @@ func (e *Engine) writeGeneration(ctx context.Context, t *txn, s changeStart, edi
 	}
 	t.step("verify", "Checking the boot entries")
 	if err := e.verifyBoot(ctx, d); err != nil {
-		return d, dbus.Errorf(dbus.ErrFailed, "wrote %s but the boot entries are wrong: %v", d.ID(), err)
+		return d, errdefs.Errorf(errdefs.ErrFailed, "wrote %s but the boot entries are wrong: %v", d.ID(), err)
 	}
 	return d, nil
 }

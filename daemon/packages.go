@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/deploy"
 	"github.com/hostctl/hostctl/layering"
 	"github.com/hostctl/hostctl/layering/solv"
@@ -17,11 +18,11 @@ import (
 // validPkgChange checks a package change request before it becomes a transaction.
 func validPkgChange(req dbus.Request) error {
 	if len(req.Options.Strings("add")) == 0 && len(req.Options.Strings("remove")) == 0 {
-		return dbus.Errorf(dbus.ErrInvalidArgument, "name at least one package to add or remove")
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "name at least one package to add or remove")
 	}
 	for _, p := range append(req.Options.Strings("add"), req.Options.Strings("remove")...) {
 		if p == "" || strings.ContainsAny(p, ";\n\x00") {
-			return dbus.Errorf(dbus.ErrInvalidArgument, "invalid package name %q", p)
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid package name %q", p)
 		}
 	}
 	return nil
@@ -37,7 +38,7 @@ func requestedAfter(old, add, remove []string, idempotent bool) ([]string, error
 			if idempotent {
 				continue
 			}
-			return nil, dbus.Errorf(dbus.ErrInvalidArgument, "package %q is not layered (layered: %s)", p, listOrNone(old))
+			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "package %q is not layered (layered: %s)", p, listOrNone(old))
 		}
 		out = slices.Delete(out, i, i+1)
 	}
@@ -46,7 +47,7 @@ func requestedAfter(old, add, remove []string, idempotent bool) ([]string, error
 			if idempotent {
 				continue
 			}
-			return nil, dbus.Errorf(dbus.ErrInvalidArgument, "package %q is already requested; pass --idempotent to ignore this", p)
+			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "package %q is already requested; pass --idempotent to ignore this", p)
 		}
 		out = append(out, p)
 	}
@@ -164,7 +165,7 @@ func (e *Engine) layerer(ctx context.Context, t *txn, cur deploy.Deployment, for
 	reposDir := filepath.Join(cur.Path, "etc", "yum.repos.d")
 	repos, err := layering.EnabledRepos(reposDir, layering.TreeVars(cur.Path))
 	if err != nil {
-		return nil, nil, dbus.NewError(dbus.ErrInvalidArgument, err)
+		return nil, nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err)
 	}
 	t.step("metadata", "Updating metadata of "+repoIDs(repos))
 	md, err := layering.RefreshMetadata(ctx, cacheDir, repos, force)
@@ -198,9 +199,9 @@ func layerError(err error) error {
 	var ce *layering.ConflictError
 	switch {
 	case errors.As(err, &us):
-		return dbus.NewError(dbus.ErrUnsupportedScript, err)
+		return errdefs.Wrap(errdefs.ErrRefusedByPolicy, err)
 	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &ce):
-		return dbus.NewError(dbus.ErrInvalidArgument, err)
+		return errdefs.Wrap(errdefs.ErrInvalidArgument, err)
 	}
 	return err
 }

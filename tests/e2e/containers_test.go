@@ -562,3 +562,46 @@ func userKargs(kargs string) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// TestContainerFollowsTag: a container installed with --follow moves to the
+// newest image of its tag at `hostctl upgrade`, in one new generation (here
+// with no OS update: same tree), live at once; without a new image the
+// upgrade says so and makes no deployment.
+func TestContainerFollowsTag(t *testing.T) {
+	c := newCtrEnv(t)
+	image, err := c.reg.Push(c.ctx, helloImage(t, "latest", "hello"), "latest", "follow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	c.mustHostctl("container", "install", "--follow", "--name", "fol", "--set", fmt.Sprintf("PORT=%d", port), image)
+	c.waitAnswer(port, "hello from fol")
+	if v := c.originContainers()["fol"]; !strings.HasSuffix(v, ";follow") {
+		t.Fatalf("origin entry %q does not record --follow", v)
+	}
+	before := c.status().Deployments[0]
+	if out := c.mustHostctl("upgrade"); !strings.Contains(out, "No upgrade available") {
+		t.Fatalf("upgrade with nothing new:\n%s", out)
+	}
+	if d := c.status().Deployments[0]; d.ID != before.ID {
+		t.Fatalf("an upgrade with nothing new made deployment %s", d.ID)
+	}
+
+	if _, err := c.reg.Push(c.ctx, helloImage(t, "latest", "howdy"), "latest", "follow"); err != nil {
+		t.Fatal(err)
+	}
+	out := c.mustHostctl("upgrade")
+	if !strings.Contains(out, "Container fol: "+image+" moved") {
+		t.Fatalf("upgrade after a new image:\n%s", out)
+	}
+	c.waitAnswer(port, "howdy from fol")
+	after := c.status().Deployments[0]
+	if after.ID == before.ID || after.Checksum != before.Checksum || after.Containers[0] == before.Containers[0] {
+		t.Fatalf("upgrade: %+v, before %+v: want a new generation of the same tree with the new digest", after, before)
+	}
+	if v := c.originContainers()["fol"]; !strings.HasSuffix(v, ";follow") {
+		t.Fatalf("origin entry %q lost --follow", v)
+	}
+	c.mustHostctl("rollback")
+	c.waitAnswer(port, "hello from fol")
+}
