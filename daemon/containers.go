@@ -16,8 +16,8 @@ import (
 
 	"github.com/hostctl/hostctl/containers"
 	"github.com/hostctl/hostctl/dbus"
-	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // ContainerConfig configures system containers (Config.Containers).

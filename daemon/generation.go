@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/hostctl/hostctl/bootloader"
-	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // A generation is one deployment: its commit, its kernel arguments and its

@@ -9,8 +9,8 @@ import (
 
 	"github.com/hostctl/hostctl/containers"
 	"github.com/hostctl/hostctl/dbus"
-	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // pullProgress turns libostree's pull progress into transaction progress.

@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/hostctl/hostctl/dbus"
-	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/layering"
 	"github.com/hostctl/hostctl/layering/solv"
 )
