@@ -318,10 +318,10 @@ func (e *Engine) operations() map[string]operation {
 		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b"}, validate: validPkgChange, run: e.pkgChange},
 		"refresh-md": {run: e.refreshMetadata},
 
-		"image-pull":          {validate: needArg("image pull needs an image reference"), run: e.imagePull},
+		"image-pull":          {validate: needImage("image pull", false), run: e.imagePull},
 		"image-delete":        {validate: needArg("image delete needs an image"), run: e.imageDelete},
 		"image-prune":         {run: e.imagePrune},
-		"container-install":   {options: dbus.OptionSpec{"name": "s", "set": "as", "follow": "b"}, validate: needArg("container install needs an image"), run: e.containerInstall},
+		"container-install":   {options: dbus.OptionSpec{"name": "s", "set": "as", "follow": "b"}, validate: needImage("container install", true), run: e.containerInstall},
 		"container-update":    {options: dbus.OptionSpec{"set": "as", "rebase": "s"}, validate: needName("container update"), run: e.containerUpdate},
 		"container-rollback":  {validate: needName("container rollback"), run: e.containerRollback},
 		"container-uninstall": {validate: needName("container uninstall"), run: e.containerUninstall},
@@ -332,6 +332,23 @@ func needArg(msg string) func(dbus.Request) error {
 	return func(req dbus.Request) error {
 		if req.Arg == "" {
 			return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s", msg)
+		}
+		return nil
+	}
+}
+
+// needImage checks that the argument is an image reference (or, where a
+// pulled image may be named by it, a digest) before anything is pulled.
+func needImage(what string, digestOK bool) func(dbus.Request) error {
+	return func(req dbus.Request) error {
+		if req.Arg == "" {
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s needs an image reference, e.g. registry.example.com/app:1", what)
+		}
+		if digestOK && (imageDigestRe.MatchString(req.Arg) || valuesDigestRe.MatchString(req.Arg)) {
+			return nil
+		}
+		if _, err := containers.ParseImageReference(req.Arg); err != nil {
+			return errdefs.Wrap(errdefs.ErrInvalidArgument, fmt.Errorf("%s: invalid image reference %q: %w", what, req.Arg, err))
 		}
 		return nil
 	}
