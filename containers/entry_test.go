@@ -1,4 +1,4 @@
-package daemon
+package containers
 
 import (
 	"strings"
@@ -10,17 +10,17 @@ const (
 	testValues = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 )
 
-// TestParseContainerEntry: the [containers] lines hostd writes read back;
+// TestParseEntry: the [containers] lines hostd writes read back;
 // anything else is refused, never read as a partial entry.
-func TestParseContainerEntry(t *testing.T) {
+func TestParseEntry(t *testing.T) {
 	for _, tc := range []struct {
 		in     string
-		want   containerEntry
+		want   Entry
 		errSub string
 	}{
-		{in: "reg/hello:1@" + testDigest + ";" + testValues, want: containerEntry{Image: "reg/hello:1", Digest: testDigest, Values: testValues}},
-		{in: "reg:5000/hello:1@" + testDigest + ";" + testValues + ";follow", want: containerEntry{Image: "reg:5000/hello:1", Digest: testDigest, Values: testValues, Follow: true}},
-		{in: "oci:/tmp/x:1@" + testDigest + ";" + testValues, want: containerEntry{Image: "oci:/tmp/x:1", Digest: testDigest, Values: testValues}},
+		{in: "reg/hello:1@" + testDigest + ";" + testValues, want: Entry{Image: "reg/hello:1", Digest: testDigest, Values: testValues}},
+		{in: "reg:5000/hello:1@" + testDigest + ";" + testValues + ";follow", want: Entry{Image: "reg:5000/hello:1", Digest: testDigest, Values: testValues, Follow: true}},
+		{in: "oci:/tmp/x:1@" + testDigest + ";" + testValues, want: Entry{Image: "oci:/tmp/x:1", Digest: testDigest, Values: testValues}},
 		{in: "", errSub: "wrong number of fields"},
 		{in: "hello@" + testDigest, errSub: "wrong number of fields"},
 		{in: "hello@" + testDigest + ";" + testValues + ";follow;x", errSub: "wrong number of fields"},
@@ -30,7 +30,7 @@ func TestParseContainerEntry(t *testing.T) {
 		{in: "hello@" + testDigest + ";", errSub: "no values digest"},
 		{in: "hello@" + testDigest + ";" + testValues + ";pin", errSub: `unknown flag "pin"`},
 	} {
-		got, err := parseContainerEntry(tc.in)
+		got, err := ParseEntry(tc.in)
 		if tc.errSub != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.errSub) {
 				t.Errorf("parse %q: %v, want an error with %q", tc.in, err, tc.errSub)
@@ -47,21 +47,21 @@ func TestParseContainerEntry(t *testing.T) {
 	}
 }
 
-// FuzzParseContainerEntry: an entry that parses writes back to the same
+// FuzzParseEntry: an entry that parses writes back to the same
 // line, and what it writes parses to the same entry.
-func FuzzParseContainerEntry(f *testing.F) {
+func FuzzParseEntry(f *testing.F) {
 	f.Add("reg/hello:1@" + testDigest + ";" + testValues)
 	f.Add("h@" + testDigest + ";" + testValues + ";follow")
 	f.Add(";;;")
 	f.Fuzz(func(t *testing.T, s string) {
-		e, err := parseContainerEntry(s)
+		e, err := ParseEntry(s)
 		if err != nil {
 			return
 		}
 		if e.String() != s {
 			t.Fatalf("%q parsed to %+v, which writes %q", s, e, e.String())
 		}
-		again, err := parseContainerEntry(e.String())
+		again, err := ParseEntry(e.String())
 		if err != nil || again != e {
 			t.Fatalf("round trip of %+v: %+v, %v", e, again, err)
 		}
