@@ -67,3 +67,41 @@ func FuzzParseEntry(f *testing.F) {
 		}
 	})
 }
+
+// TestDefaultName: an image's container name is its last path component
+// without tag or digest.
+func TestDefaultName(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"registry.example.com/app:1", "app"},
+		{"127.0.0.1:5000/team/etcd:3.5", "etcd"},
+		{"127.0.0.1:5000/hello", "hello"},
+		{"hello@" + testDigest, "hello"},
+		{"reg:5000/hello:1@" + testDigest, "hello"},
+		{"oci:/tmp/layout:1", "layout"},
+		{"busybox", "busybox"},
+	} {
+		if got := DefaultName(tc.in); got != tc.want {
+			t.Errorf("DefaultName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestIsDigest: a pulled image may be named by its digest, with or without
+// the sha256: prefix; nothing else is a digest.
+func TestIsDigest(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{testDigest, true},
+		{testValues, true},
+		{"sha256:" + testValues[:63], false},
+		{"SHA256:" + testValues, false},
+		{"hello@" + testDigest, false},
+		{"", false},
+	} {
+		if got := IsDigest(tc.in); got != tc.want {
+			t.Errorf("IsDigest(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
