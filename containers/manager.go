@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -730,4 +732,71 @@ func (m *Manager) Exec(ctx context.Context, h Host, name string, args []string, 
 		return -1, errdefs.Wrap(errdefs.ErrFailed, err)
 	}
 	return code, nil
+}
+
+// SyncEtc makes next, the /etc (and root) of the generation that boots next
+// when it is not the one that runs, hold the container files of want as the
+// live /etc holds them: the unit, its enablement links, the tmpfiles.d file
+// and the host files of each container's active slot; and drops the unit,
+// links and tmpfiles.d file of each container in gone. A live change writes
+// the live (booted) /etc, and libostree copies /etc into a new deployment
+// only when it is written, so without this the next boot would start the
+// containers as some earlier change left them in that deployment's /etc.
+func (m *Manager) SyncEtc(live, next Host, want map[string]Entry, gone []string) error {
+	if live.Etc == next.Etc {
+		return nil
+	}
+	next.Dir = live.Dir // the slots are in /var, shared by every deployment
+	var errs []error
+	for _, name := range sortedEntryNames(want) {
+		if n, err := live.ActiveSlot(name); err != nil || n < 0 {
+			continue // reconcile reported it
+		}
+		if _, err := ApplyHostFiles(next, name); err != nil {
+			errs = append(errs, fmt.Errorf("container %s: files for the next boot in %s: %w", name, next.Etc, err))
+			continue
+		}
+		links, _ := filepath.Glob(filepath.Join(live.Etc, "systemd", "system", "*.wants", unitName(name)))
+		for _, l := range links {
+			rel, _ := filepath.Rel(live.Etc, l)
+			dest := filepath.Join(next.Etc, rel)
+			target, err := os.Readlink(l)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if cur, err := os.Readlink(dest); err == nil && cur == target {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			os.Remove(dest)
+			if err := os.Symlink(target, dest); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, name := range gone {
+		if _, ok := want[name]; ok || ValidateName(name) != nil {
+			continue
+		}
+		links, _ := filepath.Glob(filepath.Join(next.Etc, "systemd", "system", "*.wants", unitName(name)))
+		for _, p := range append(links, next.UnitPath(name), next.TmpfilesPath(name)) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sortedEntryNames(m map[string]Entry) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -370,7 +370,23 @@ func (e *Engine) reconcile(ctx context.Context) error {
 		e.log.Error("reconcile: keeping a container whose [containers] entry cannot be read", "container", name, "err", err)
 		keep[name] = true
 	}
-	return e.ctr.Reconcile(ctx, h, want, keep)
+	err = e.ctr.Reconcile(ctx, h, want, keep)
+	if gen.Booted || e.sr.Path() != "/" {
+		return err
+	}
+	// On a booted host the live /etc is the booted deployment's; the
+	// generation that runs (and boots next) has an /etc of its own.
+	var gone []string
+	for _, d := range deps {
+		w, _ := desiredContainers(d)
+		for name := range w {
+			if _, ok := want[name]; !ok && !keep[name] {
+				gone = append(gone, name)
+			}
+		}
+	}
+	next := containers.Host{Etc: filepath.Join(gen.Path, "etc"), Root: gen.Path}
+	return errors.Join(err, e.ctr.SyncEtc(h, next, want, gone))
 }
 
 // Images lists the pulled images (read-only; open to every caller).
