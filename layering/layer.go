@@ -23,8 +23,12 @@ const (
 	PackageChecksumKey = "hostctl.rpm.checksum"
 	// LayeredKey on a layered commit lists the layered packages' NEVRAs, ';'-separated.
 	LayeredKey = "hostctl.layered-packages"
-	// RequestedKey on a layered commit lists the requested packages, ';'-separated.
+	// RequestedKey on a layered commit lists the requested packages it
+	// layers (the active requests), ';'-separated.
 	RequestedKey = "hostctl.requested-packages"
+	// InactiveKey on a layered commit lists the requests its base already
+	// provided, so nothing was layered for them, ';'-separated.
+	InactiveKey = "hostctl.inactive-packages"
 )
 
 // Layerer builds layered trees: the base commit plus packages, committed to
@@ -76,6 +80,12 @@ type Plan struct {
 	Base, BaseVersion string
 	// Requested are the requested packages.
 	Requested []string
+	// Active are the requests the base does not provide: those layered.
+	// Inactive maps each other request to the base packages that already
+	// provide it (rpm-ostree's "inactive requests"); such a request becomes
+	// active again on a base that drops it.
+	Active   []string
+	Inactive map[string][]string
 	// Packages are the packages to add to the base, sorted by name; each
 	// one's Order is its place in the install order scripts run in.
 	Packages []solv.Package
@@ -132,12 +142,43 @@ func (l *Layerer) Resolve(ctx context.Context, base, baseVersion string, repos [
 			return nil, fmt.Errorf("resolve: %w", err)
 		}
 	}
-	pkgs, err := pool.SolveInstall(requested)
+	plan.Inactive = map[string][]string{}
+	for _, r := range requested {
+		if by := pool.InstalledMatches(r); len(by) > 0 {
+			plan.Inactive[r] = by
+		} else {
+			plan.Active = append(plan.Active, r)
+		}
+	}
+	pkgs, err := pool.SolveInstall(plan.Active)
 	if err != nil {
 		return nil, err
 	}
 	plan.Packages = pkgs
 	return plan, nil
+}
+
+// InactiveRequests lists the requests the base provides, sorted.
+func (p *Plan) InactiveRequests() []string {
+	out := make([]string, 0, len(p.Inactive))
+	for r := range p.Inactive {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ProvidedByBaseError refuses a new request that the base already provides.
+type ProvidedByBaseError struct {
+	// Request is the request and By the base packages that provide it.
+	Request string
+	By      []string
+}
+
+// Error names the request, the providers and the way out.
+func (e *ProvidedByBaseError) Error() string {
+	return fmt.Sprintf("package %q is already provided by the base (%s); pass --allow-inactive to request it anyway (it is layered once a base no longer provides it)",
+		e.Request, strings.Join(e.By, " "))
 }
 
 // Result is what Build made.
@@ -263,7 +304,8 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 			deploy.BaseCommitKey: plan.Base,
 			"version":            plan.BaseVersion,
 			LayeredKey:           strings.Join(res.Layered, ";"),
-			RequestedKey:         strings.Join(plan.Requested, ";"),
+			RequestedKey:         strings.Join(plan.Active, ";"),
+			InactiveKey:          strings.Join(plan.InactiveRequests(), ";"),
 		},
 	})
 	if err != nil {
