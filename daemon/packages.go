@@ -184,6 +184,9 @@ func reportBuild(t *txn, b *layering.Result) {
 	}
 	t.message(fmt.Sprintf("Layered %s (downloaded %d, imported %d, %d script(s) run).",
 		strings.Join(b.Layered, " "), len(b.Downloaded), len(b.Imported), b.ScriptsRun))
+	if len(b.Users) > 0 {
+		t.message("Created for the packages: " + strings.Join(b.Users, ", ") + ".")
+	}
 }
 
 // layerer sets up layering for a change whose /etc comes from cur (the merge

@@ -193,6 +193,34 @@ type Result struct {
 	Downloaded, Imported []string
 	// ScriptsRun counts the %post and %posttrans scripts run.
 	ScriptsRun int
+	// Users are the users and groups created in the tree ("user NAME",
+	// "group NAME") for the packages' sysusers.d files and %pre scripts.
+	Users []string
+}
+
+// packageUsers collects the users and groups the packages need: their
+// sysusers.d files, and their %pre scripts that only create users and
+// groups (translated; such a %pre is then not refused, and not run).
+func packageUsers(ctx context.Context, pkgs []*preparedPkg) ([]SysUser, error) {
+	var users []SysUser
+	for _, p := range pkgs {
+		for i, s := range p.scripts.Scripts {
+			if s.Type != "%prein" || s.Action != ScriptRefuse || len(s.Interpreter) != 1 ||
+				(s.Interpreter[0] != "/bin/sh" && s.Interpreter[0] != "/bin/bash" && s.Interpreter[0] != "/usr/bin/sh" && s.Interpreter[0] != "/usr/bin/bash") {
+				continue
+			}
+			if u, ok := PreScriptUsers(s.Body); ok {
+				users = append(users, u...)
+				p.scripts.Scripts[i].Action = ScriptIgnore
+			}
+		}
+		su, err := PackageSysusers(ctx, p.file.Path)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, su...)
+	}
+	return users, nil
 }
 
 type preparedPkg struct {
@@ -224,6 +252,10 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	users, err := packageUsers(ctx, pkgs)
+	if err != nil {
+		return nil, err
+	}
 	var all []*PackageScripts
 	for _, p := range pkgs {
 		all = append(all, p.scripts)
@@ -242,6 +274,13 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	if err := l.Repo.Checkout(ctx, plan.Base, tree, deploy.CheckoutOptions{Devino: devino}); err != nil {
 		return nil, fmt.Errorf("layer packages: %w", err)
 	}
+	// The users and groups the packages need exist before their payloads
+	// are imported, so the files they own keep their owner.
+	added, err := AddSysUsers(tree, users)
+	if err != nil {
+		return nil, fmt.Errorf("layer packages: create the users and groups of the packages: %w", err)
+	}
+	res.Users = added
 	if err := l.payloads(ctx, scratch, tree, pkgs); err != nil {
 		return nil, err
 	}
@@ -394,9 +433,7 @@ func readHeaderScripts(f PackageFile) (*PackageScripts, error) {
 // checksum, else its payload extracted (owners mapped through the base's
 // passwd and group, /etc moved to /usr/etc).
 func (l *Layerer) payloads(ctx context.Context, scratch, tree string, pkgs []*preparedPkg) error {
-	ids, err := LoadIDs(
-		[]string{filepath.Join(tree, "usr/etc/passwd"), filepath.Join(tree, "usr/lib/passwd")},
-		[]string{filepath.Join(tree, "usr/etc/group"), filepath.Join(tree, "usr/lib/group")})
+	ids, err := LoadIDs(idFiles(tree))
 	if err != nil {
 		return fmt.Errorf("layer packages: %w", err)
 	}

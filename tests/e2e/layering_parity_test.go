@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hostctl/hostctl/tests/fixture"
@@ -141,4 +143,70 @@ func TestPkgStatusMatchesTree(t *testing.T) {
 		t.Errorf("after deploy 2: layered %v", d.Layered)
 	}
 	t.Logf("deploy 2: hello-layer in the tree: %v; status: layered %v missing %v", inTree, d.Layered, d.Missing)
+}
+
+// TestPkgUsers: a %pre that only creates a user and group, and a sysusers.d
+// file, give the new tree those users (in usr/lib/passwd and usr/lib/group,
+// which the /etc merge does not touch) before the payloads are imported, so
+// the files they own keep their owner; the base keeps its users.
+func TestPkgUsers(t *testing.T) {
+	e := newEnv(t)
+	srv := e.serveRPMs(nil, nil, nil)
+	e.setRepoFile("layer", fixture.YumRepoFile("layer", srv.URL()))
+	_, baseDir := e.defaultDeployment()
+	basePasswd := readFile(t, filepath.Join(baseDir, "usr/etc/passwd"))
+	out := e.mustHostctl("pkg-add", "hello-users", "hello-sysusers")
+	if !strings.Contains(out, "user hellod") || !strings.Contains(out, "user hellosys") {
+		t.Errorf("pkg-add output does not name the users it created:\n%s", out)
+	}
+	_, dep := e.defaultDeployment()
+	ids := func(file string) map[string][]string {
+		m := map[string][]string{}
+		for _, l := range strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dep, file))), "\n") {
+			f := strings.Split(l, ":")
+			m[f[0]] = f
+		}
+		return m
+	}
+	pw, gr := ids("usr/lib/passwd"), ids("usr/lib/group")
+	for _, c := range []struct{ file, user, group string }{
+		{"usr/share/hello-users/state", "hellod", "hellod"},
+		{"usr/share/hello-sysusers/data", "hellosys", "hellosysgrp"},
+	} {
+		u, g := pw[c.user], gr[c.group]
+		if len(u) != 7 || len(g) < 3 {
+			t.Fatalf("%s/%s not in usr/lib/passwd and usr/lib/group:\n%v\n%v", c.user, c.group, pw, gr)
+		}
+		st, err := os.Lstat(filepath.Join(dep, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if fmt.Sprint(sys.Uid) != u[2] || fmt.Sprint(sys.Gid) != g[2] || st.Mode().Perm() != 0o640 {
+			t.Errorf("/%s: owner %d:%d mode %v, want %s:%s (%s:%s) 0640", c.file, sys.Uid, sys.Gid, st.Mode().Perm(), u[2], g[2], c.user, c.group)
+		}
+	}
+	if u := pw["hellod"]; u[4] != "Hello daemon" || u[5] != "/var/lib/hellod" || u[6] != "/sbin/nologin" || u[3] != gr["hellod"][2] {
+		t.Errorf("hellod: %v", u)
+	}
+	if g := gr["hellosysgrp"]; g[2] != "950" {
+		t.Errorf("hellosysgrp: %v, want gid 950 from the sysusers.d line", g)
+	}
+	if u := pw["hellosys"]; u[4] != "Hello sysusers" || u[5] != "/var/lib/hellosys" {
+		t.Errorf("hellosys: %v", u)
+	}
+	if got := readFile(t, filepath.Join(dep, "usr/etc/passwd")); got != basePasswd {
+		t.Errorf("usr/etc/passwd changed:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(baseDir, "usr/lib/passwd")); err == nil {
+		t.Errorf("the base deployment got a usr/lib/passwd")
+	}
+	// Warm, from the package cache: the users are made again, the owners are the same.
+	e.mustHostctl("pkg-remove", "hello-users")
+	e.mustHostctl("pkg-add", "hello-users")
+	_, dep = e.defaultDeployment()
+	if got := ids("usr/lib/passwd")["hellod"]; len(got) != 7 {
+		t.Errorf("re-layered from the cache: hellod missing from usr/lib/passwd")
+	}
+	e.fsck()
 }
