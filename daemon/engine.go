@@ -208,7 +208,7 @@ func (e *Engine) refresh(ctx context.Context) error {
 	}
 	st := dbus.Status{Sysroot: e.sr.Path(), Deployments: make([]dbus.Deployment, 0, len(deps))}
 	for _, d := range deps {
-		st.Deployments = append(st.Deployments, toAPI(d))
+		st.Deployments = append(st.Deployments, e.withLayered(toAPI(d)))
 	}
 	e.mu.Lock()
 	e.status = st
@@ -317,7 +317,7 @@ func (e *Engine) operations() map[string]operation {
 		"rollback": {run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) }},
 		"cleanup":  {options: dbus.OptionSpec{"pending": "b", "rollback": "b", "repomd": "b"}, run: e.cleanup},
 
-		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b"}, validate: validPkgChange, run: e.pkgChange},
+		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b", "allow-inactive": "b"}, validate: validPkgChange, run: e.pkgChange},
 		"refresh-md": {run: e.refreshMetadata},
 
 		"image-pull":          {validate: needImage("image pull", false), run: e.imagePull},
