@@ -50,6 +50,7 @@ type Engine struct {
 	mu       sync.Mutex
 	active   *txn
 	status   dbus.Status
+	deps     []deploy.Deployment // as of the last refresh
 	watchers []func()
 	seq      uint64
 	lastMod  time.Time
@@ -212,11 +213,22 @@ func (e *Engine) refresh(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	e.status = st
+	e.deps = deps
 	e.lastMod = deployMTime(e.sr)
 	e.mu.Unlock()
 	e.notify()
 	return nil
 }
+
+// cachedDeployments are the deployments as the last refresh read them.
+func (e *Engine) cachedDeployments() []deploy.Deployment {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.deps
+}
+
+// readTimeout bounds a read method's calls (systemd unit states).
+const readTimeout = 10 * time.Second
 
 func toAPI(d deploy.Deployment) dbus.Deployment {
 	out := dbus.Deployment{
