@@ -309,6 +309,10 @@ func (e *Engine) rebase(ctx context.Context, t *txn, refspec string) (map[string
 }
 
 func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
+	var running deploy.Deployment // what runs now: the booted one, else the default
+	if deps, err := e.sr.Deployments(ctx); err == nil {
+		running, _ = current(deps)
+	}
 	t.beginSwap()
 	d, err := e.sr.Rollback(ctx)
 	if err != nil {
@@ -318,7 +322,12 @@ func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
 	if err := e.verifyBoot(ctx, d); err != nil {
 		return nil, errdefs.Errorf(errdefs.ErrFailed, "rolled back to %s but the boot entries are wrong: %v", d.ID(), err)
 	}
-	t.message(fmt.Sprintf("Moving %s to be the default deployment. Reboot to use it.", d.ID()))
+	if d.Checksum == running.Checksum && userKargs(d.Kargs) == userKargs(running.Kargs) {
+		// Only the origin differs (system containers): nothing to reboot for.
+		t.message(fmt.Sprintf("Moving %s to be the default deployment; it runs the same tree, and its system containers are applied now.", d.ID()))
+	} else {
+		t.message(fmt.Sprintf("Moving %s to be the default deployment. Reboot to use it (its system containers are applied now).", d.ID()))
+	}
 	return map[string]any{"deployment": d.ID(), "version": d.Version, "changed": true}, nil
 }
 

@@ -277,7 +277,7 @@ func historyCmd() *cobra.Command {
 					return enc.Encode(recs)
 				}
 				for _, r := range recs {
-					fmt.Fprintf(w, "%s  %-9s %-11s %s", time.Unix(int64(r.Started), 0).UTC().Format(time.RFC3339), r.Kind, r.State, r.ID)
+					fmt.Fprintf(w, "%s  %-19s %-11s %s", time.Unix(int64(r.Started), 0).UTC().Format(time.RFC3339), r.Kind, r.State, r.ID)
 					if r.Error != "" {
 						fmt.Fprintf(w, "  %s", r.Error)
 					}
