@@ -10,6 +10,11 @@ import (
 	"fmt"
 )
 
+// GroupTransient is libostree's origin group for the state of one
+// deployment (pinned=true), which a new deployment made from its origin
+// must not inherit: Deploy drops it.
+const GroupTransient = "libostree-transient"
+
 // ErrStaged means the operation cannot apply to a staged deployment.
 var ErrStaged = errors.New("deployment is staged")
 
