@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -345,4 +346,26 @@ func TestNoChangeNoDeployment(t *testing.T) {
 		}
 		e.unchanged(strings.Join(args, " "), deps, loader, entries)
 	}
+}
+
+// TestKargsCarryOverContainerChange: a container install is a new
+// generation of the same tree; it keeps the kernel arguments a kargs change
+// set, and a kargs change keeps the generation's containers.
+func TestKargsCarryOverContainerChange(t *testing.T) {
+	c := newCtrEnv(t)
+	c.mustHostctl("kargs", "--append=hostctl.c=1")
+	dir := c.layout("1", fixture.HelloExports(fixture.HelloConfigTemplate(true)))
+	port := freePort(t)
+	c.mustHostctl("container", "install", "--name", "karg", "--set", fmt.Sprintf("PORT=%d", port), "oci:"+dir+":1")
+	c.waitAnswer(port, "hello from karg")
+	d := c.status().Deployments[0]
+	if len(d.Containers) != 1 || !hasSeq(userArgs(c.bootEntries()[0]), []string{"hostctl.c=1"}) {
+		t.Fatalf("container install dropped the kernel arguments: %+v %q", d, userArgs(c.bootEntries()[0]))
+	}
+	c.mustHostctl("kargs", "--delete=hostctl.c")
+	d2 := c.status().Deployments[0]
+	if d2.ID == d.ID || !slices.Equal(d2.Containers, d.Containers) || len(userArgs(c.bootEntries()[0])) != 0 {
+		t.Fatalf("kargs on a generation with a container: %+v -> %+v, options %q", d, d2, userArgs(c.bootEntries()[0]))
+	}
+	c.waitAnswer(port, "hello from karg")
 }
