@@ -29,6 +29,9 @@ type changeStart struct {
 	def deploy.Deployment
 	// merge is the booted deployment (else def): /etc, the stateroot's /var.
 	merge deploy.Deployment
+	// kargs, when not nil, are the new generation's kernel arguments
+	// instead of def's (a kargs change).
+	kargs []string
 }
 
 // startOf finds the deployments a change starts from.
@@ -179,9 +182,13 @@ func (e *Engine) writeGeneration(ctx context.Context, t *txn, s changeStart, edi
 		origin = s.def.Origin.Clone()
 	}
 	edit(origin)
+	kargs := kargsOf(s.def)
+	if s.kargs != nil {
+		kargs = s.kargs
+	}
 	t.step("deploy", fmt.Sprintf("Writing the new generation (deployment of %s)", short(s.def.Checksum)))
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: s.def.OSName, Revision: s.def.Checksum, Origin: origin,
-		Kargs: kargsOf(s.def), BeforeSwap: t.beginSwap})
+		Kargs: kargs, BeforeSwap: t.beginSwap})
 	if err != nil {
 		return deploy.Deployment{}, err
 	}

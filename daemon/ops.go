@@ -76,6 +76,7 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 	}
 	if !osUpdate && len(followed) == 0 {
 		t.message("No upgrade available.")
+		t.message("No change.")
 		return res, nil
 	}
 	if osUpdate {
@@ -260,6 +261,10 @@ func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (m
 		if csum == "" {
 			return nil, errdefs.Errorf(errdefs.ErrNotFound, "no commit with version or checksum %q in the history of %s: `hostctl upgrade --check` shows the latest", rev, refspec)
 		}
+	}
+	if csum == baseOf(cur) {
+		t.message(fmt.Sprintf("Commit %s is what the default deployment %s already runs. No change.", short(csum), cur.ID()))
+		return map[string]any{"changed": false, "checksum": csum, "deployment": cur.ID()}, nil
 	}
 	if e.sr.Repo().HasCompleteCommit(csum) {
 		t.message("Commit " + csum[:12] + " is already here; nothing to download.")
