@@ -235,7 +235,9 @@ func (e *Engine) rebase(ctx context.Context, t *txn, refspec string) (map[string
 }
 
 func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
-	t.beginSwap()
+	if err := t.beginSwap(); err != nil {
+		return nil, err
+	}
 	d, err := e.sr.Rollback(ctx)
 	if err != nil {
 		return nil, err
