@@ -45,7 +45,7 @@ func (f fault) String() string { return f.kind + "/" + f.point + "=" + f.action 
 type Faults struct {
 	faults []fault
 
-	mu       sync.Mutex
+	mu   sync.Mutex
 	errs map[string]error // transaction id -> the error injected into it
 }
 
