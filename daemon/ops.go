@@ -142,6 +142,9 @@ func shortVersion(res map[string]any) string {
 // deployCommit deploys csum with origin as the new default and verifies the boot entries.
 func (e *Engine) deployCommit(ctx context.Context, t *txn, csum string, origin *deploy.Origin, res map[string]any) (map[string]any, error) {
 	t.step("deploy", "Deploying "+csum[:12])
+	if err := e.checkBootSpace(ctx, csum); err != nil {
+		return nil, err
+	}
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{Revision: csum, Origin: origin, BeforeSwap: t.beginSwap})
 	if err != nil {
 		return nil, err

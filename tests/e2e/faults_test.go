@@ -102,6 +102,9 @@ type lab struct {
 	l       *faultLab
 	sysroot string
 	hostd   *harness.Hostd
+	// images: the signature lists the pulled images too (for image-pull;
+	// other kinds may leave a pulled image behind, as a cache).
+	images bool
 }
 
 func (l *faultLab) open(sysroot string, bin string, flags ...string) *lab {
@@ -210,7 +213,7 @@ func (x *lab) signature() (string, error) {
 		}
 		fmt.Fprintf(&b, "%s=%s ", n, s.Info.Digest)
 	}
-	if x.l.ctr {
+	if x.images {
 		r := x.hostctl("image", "list", "--json")
 		var imgs []struct{ Name, Digest string }
 		if err := json.Unmarshal([]byte(r.Stdout), &imgs); r.Code != 0 || err != nil {
@@ -444,7 +447,7 @@ func newFaultLab(t *testing.T) *faultLab {
 	if ctr {
 		c := newCtrEnv(t)
 		l.e = c.env
-		tpl := fixture.HelloConfigTemplate(true)
+		tpl := quickStopTemplate(t)
 		img1, err := c.reg.Push(c.ctx, c.layout("1", fixture.HelloExports(tpl)), "1", "hello")
 		if err != nil {
 			t.Fatal(err)
@@ -506,6 +509,7 @@ type learned struct {
 func (l *faultLab) learn(k faultKind) learned {
 	l.t.Helper()
 	x := l.open(l.copySysroot(k.from), hostdBin)
+	x.images = k.kind == "image-pull"
 	before, err := x.signature()
 	if err != nil {
 		l.t.Fatal(err)
@@ -546,6 +550,7 @@ func (l *faultLab) learn(k faultKind) learned {
 func (l *faultLab) runCase(k faultKind, lr learned, idx int, action string) (cell string, problems []string) {
 	point := lr.points[idx]
 	x := l.open(l.copySysroot(k.from), faultHostdBin(l.t), "--fault", k.kind+"/"+point+"="+action)
+	x.images = k.kind == "image-pull"
 	defer func() {
 		x.stop()
 		testutil.RemoveAll(x.sysroot)
@@ -575,6 +580,9 @@ func (l *faultLab) runCase(k faultKind, lr learned, idx int, action string) (cel
 			problems = append(problems, fmt.Sprintf("the client did not report the injected error: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr))
 		}
 		x.hostd.Stop()
+		if logText := x.log(); !strings.Contains(logText, "msg=stopping") {
+			problems = append(problems, "hostd died although the fault only injected an error:\n"+lastLines(logText, 40))
+		}
 		x.hostd = nil
 	}
 	x.start(hostdBin)
@@ -671,4 +679,23 @@ func TestFaultPoints(t *testing.T) {
 	out := filepath.Join(os.TempDir(), "hostctl-fault-table.md")
 	os.WriteFile(out, []byte(table.String()), 0o644)
 	t.Logf("fault table (%d cases, %d failed, %v; also in %s):\n%s", cases, failed, time.Since(start).Round(time.Second), out, table.String())
+}
+
+// quickStopTemplate is the hello image's config.json template with a shell
+// as PID 1 that exits on SIGTERM, so that a stop takes no grace period
+// (busybox httpd as PID 1 of its namespace ignores SIGTERM).
+func quickStopTemplate(t *testing.T) string {
+	t.Helper()
+	var spec map[string]any
+	if err := json.Unmarshal([]byte(fixture.HelloConfigTemplate(true)), &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec["process"].(map[string]any)["args"] = []string{"/bin/busybox", "sh", "-c",
+		"mkdir -p /run/www && echo \"$GREETING from $NAME\" > /run/www/index.html && " +
+			"/bin/busybox httpd -f -p 127.0.0.1:$PORT -h /run/www & trap 'kill $$!; exit 0' TERM; wait"}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
