@@ -61,8 +61,14 @@ type cancellable struct {
 
 func newCancellable(ctx context.Context) *cancellable {
 	c := C.g_cancellable_new()
-	stop := context.AfterFunc(ctx, func() { C.g_cancellable_cancel(c) })
-	return &cancellable{c: c, stop: stop}
+	ran := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { defer close(ran); C.g_cancellable_cancel(c) })
+	return &cancellable{c: c, stop: func() bool {
+		if !stop() {
+			<-ran // the callback started: let it finish before the unref
+		}
+		return true
+	}}
 }
 
 func (c *cancellable) free() {

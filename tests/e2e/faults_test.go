@@ -563,7 +563,7 @@ func (l *faultLab) runCase(k faultKind, lr learned, idx int, action string) (cel
 		logText := x.log()
 		x.hostd = nil
 		if !strings.Contains(logText, "fault point: killing hostd") {
-			return "FAIL: the fault never fired", []string{"kill point not reached\n" + logText}
+			return "FAIL: the fault never fired", []string{fmt.Sprintf("kill point not reached; the client exited %d:\n%s%s\nhostd log:\n%s", r.Code, r.Stdout, r.Stderr, logText)}
 		}
 		if strings.Contains(logText, "msg=stopping") {
 			return "FAIL: hostd was not killed", []string{logText}
@@ -581,7 +581,7 @@ func (l *faultLab) runCase(k faultKind, lr learned, idx int, action string) (cel
 		}
 		x.hostd.Stop()
 		if logText := x.log(); !strings.Contains(logText, "msg=stopping") {
-			problems = append(problems, "hostd died although the fault only injected an error:\n"+lastLines(logText, 40))
+			problems = append(problems, "hostd died although the fault only injected an error:\n"+crashLines(logText))
 		}
 		x.hostd = nil
 	}
@@ -698,4 +698,16 @@ func quickStopTemplate(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// crashLines picks what says why a process died out of its log: the
+// runtime's fatal error or panic line and the first frames after it.
+func crashLines(log string) string {
+	lines := strings.Split(log, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "SIG") {
+			return strings.Join(lines[i:min(len(lines), i+40)], "\n")
+		}
+	}
+	return lastLines(log, 40)
 }
