@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	godbus "github.com/godbus/dbus/v5"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/hostctl/hostctl/bootloader"
@@ -137,6 +138,20 @@ func (x *lab) stop() {
 		}
 	}
 	os.RemoveAll(filepath.Join(x.sysroot, "run"))
+}
+
+// onBus says whether hostd owns its name on the bus (is alive and serving).
+func (x *lab) onBus() bool {
+	conn, err := godbus.Connect(x.l.e.bus.Address)
+	if err != nil {
+		x.l.t.Fatalf("connect to the test bus: %v", err)
+	}
+	defer conn.Close()
+	var has bool
+	if err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, dbus.BusName).Store(&has); err != nil {
+		x.l.t.Fatalf("NameHasOwner: %v", err)
+	}
+	return has
 }
 
 // hostctl runs hostctl as root with a deadline: a client that hangs is a failure.
@@ -556,6 +571,7 @@ func (l *faultLab) runCase(k faultKind, lr learned, idx int, action string) (cel
 		testutil.RemoveAll(x.sysroot)
 	}()
 	r := x.hostctl(k.args...)
+	alive := x.onBus()
 	var temp []string
 	switch action {
 	case "kill":
@@ -565,7 +581,7 @@ func (l *faultLab) runCase(k faultKind, lr learned, idx int, action string) (cel
 		if !strings.Contains(logText, "fault point: killing hostd") {
 			return "FAIL: the fault never fired", []string{fmt.Sprintf("kill point not reached; the client exited %d:\n%s%s\nhostd log:\n%s", r.Code, r.Stdout, r.Stderr, logText)}
 		}
-		if strings.Contains(logText, "msg=stopping") {
+		if alive {
 			return "FAIL: hostd was not killed", []string{logText}
 		}
 		if r.Code == 0 {
@@ -580,8 +596,8 @@ func (l *faultLab) runCase(k faultKind, lr learned, idx int, action string) (cel
 			problems = append(problems, fmt.Sprintf("the client did not report the injected error: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr))
 		}
 		x.hostd.Stop()
-		if logText := x.log(); !strings.Contains(logText, "msg=stopping") {
-			problems = append(problems, "hostd died although the fault only injected an error:\n"+crashLines(logText))
+		if !alive {
+			problems = append(problems, "hostd died although the fault only injected an error:\n"+crashLines(x.log()))
 		}
 		x.hostd = nil
 	}
