@@ -125,6 +125,9 @@ func (e *env) expectNoSpace(what string, want []string, args ...string) {
 		e.t.Errorf("%s on a full disk: %v", what, err)
 	}
 	rec := e.lastHistory()
+	if rec.State != "failed" || !strings.Contains(strings.ToLower(rec.Error), "no space left on device") {
+		e.t.Errorf("%s on a full disk: the history's newest entry is %s %s (%s), want it failed for want of space", what, rec.Kind, rec.State, rec.Error)
+	}
 	e.t.Logf("%s on a full disk: %s at step %v: %s", what, rec.State, rec.Steps[len(rec.Steps)-1:], lastLines(r.Stderr, 1))
 }
 
@@ -176,17 +179,28 @@ func TestDiskFull(t *testing.T) {
 	fill := filler(t, small, 16<<10)
 	e.expectNoSpace("upgrade (pull)", []string{"no space left on device", "pull"}, "upgrade")
 	os.Remove(fill)
+	free := freeBytes(t, small)
 	e.mustHostctl("upgrade")
+	t.Logf("upgrade with space: %d KiB used", (free-freeBytes(t, small))>>10)
 	if got := versions(e.status()); !slices.Equal(got, []string{"2", "1"}) {
 		t.Fatalf("upgrade after space was freed: %v", got)
 	}
 
-	// A layered commit that fills the disk.
+	// A layered commit that fills the disk: the metadata and the packages
+	// are in the cache already (a first pkg-add, removed again), so what
+	// runs out of room is the assembly of the tree and its commit.
 	e.mustHostctl("cleanup", "--rollback")
-	fill = filler(t, small, 16<<10)
+	e.mustHostctl("pkg-add", "hello-layer")
+	e.mustHostctl("pkg-remove", "hello-layer")
+	e.mustHostctl("cleanup", "--rollback")
+	// (300 KiB: room for the copy of the base's rpmdb the resolve reads,
+	// not for the new tree's rpmdb and the commit.)
+	fill = filler(t, small, 300<<10)
 	e.expectNoSpace("pkg-add", []string{"no space left on device"}, "pkg-add", "hello-layer")
 	os.Remove(fill)
+	free = freeBytes(t, small)
 	e.mustHostctl("pkg-add", "hello-layer")
+	t.Logf("pkg-add with space: %d KiB used", (free-freeBytes(t, small))>>10)
 	if st := e.status(); !slices.Equal(st.Deployments[0].Packages, []string{"hello-layer"}) {
 		t.Fatalf("pkg-add after space was freed: %+v", st.Deployments[0])
 	}
