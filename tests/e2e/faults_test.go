@@ -84,16 +84,16 @@ type faultLab struct {
 
 // copySysroot copies a prepared sysroot (hardlinks kept, reflinks where
 // the filesystem has them) into a fresh directory.
-func (l *faultLab) copySysroot(state string) string {
-	l.t.Helper()
+func (l *faultLab) copySysroot(t *testing.T, state string) string {
+	t.Helper()
 	src, ok := l.states[state]
 	if !ok {
-		l.t.Fatalf("no prepared state %q", state)
+		t.Fatalf("no prepared state %q", state)
 	}
-	dst := testutil.TempSysrootDir(l.t)
+	dst := testutil.TempSysrootDir(t)
 	os.Remove(dst)
 	if out, err := exec.Command("cp", "-a", "--reflink=auto", src, dst).CombinedOutput(); err != nil {
-		l.t.Fatalf("copy sysroot: %v\n%s", err, out)
+		t.Fatalf("copy sysroot: %v\n%s", err, out)
 	}
 	return dst
 }
@@ -101,6 +101,8 @@ func (l *faultLab) copySysroot(state string) string {
 // lab is one sysroot under test with its hostd.
 type lab struct {
 	l       *faultLab
+	t       *testing.T
+	bus     *harness.Bus
 	sysroot string
 	hostd   *harness.Hostd
 	// images: the signature lists the pulled images too (for image-pull;
@@ -108,18 +110,18 @@ type lab struct {
 	images bool
 }
 
-func (l *faultLab) open(sysroot string, bin string, flags ...string) *lab {
-	l.t.Helper()
-	x := &lab{l: l, sysroot: sysroot}
+func (l *faultLab) open(t *testing.T, bus *harness.Bus, sysroot string, bin string, flags ...string) *lab {
+	t.Helper()
+	x := &lab{l: l, t: t, bus: bus, sysroot: sysroot}
 	x.start(bin, flags...)
 	return x
 }
 
 func (x *lab) start(bin string, flags ...string) {
-	x.l.t.Helper()
-	h, err := harness.StartHostd(x.l.e.ctx, bin, x.sysroot, x.l.e.bus, append([]string{"--service-manager", "direct"}, flags...)...)
+	x.t.Helper()
+	h, err := harness.StartHostd(x.l.e.ctx, bin, x.sysroot, x.bus, append([]string{"--service-manager", "direct"}, flags...)...)
 	if err != nil {
-		x.l.t.Fatal(err)
+		x.t.Fatal(err)
 	}
 	x.hostd = h
 }
@@ -142,14 +144,14 @@ func (x *lab) stop() {
 
 // onBus says whether hostd owns its name on the bus (is alive and serving).
 func (x *lab) onBus() bool {
-	conn, err := godbus.Connect(x.l.e.bus.Address)
+	conn, err := godbus.Connect(x.bus.Address)
 	if err != nil {
-		x.l.t.Fatalf("connect to the test bus: %v", err)
+		x.t.Fatalf("connect to the test bus: %v", err)
 	}
 	defer conn.Close()
 	var has bool
 	if err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, dbus.BusName).Store(&has); err != nil {
-		x.l.t.Fatalf("NameHasOwner: %v", err)
+		x.t.Fatalf("NameHasOwner: %v", err)
 	}
 	return has
 }
@@ -158,14 +160,14 @@ func (x *lab) onBus() bool {
 func (x *lab) hostctl(args ...string) harness.Result {
 	ctx, cancel := context.WithTimeout(x.l.e.ctx, 2*time.Minute)
 	defer cancel()
-	return harness.Hostctl(ctx, hostctlBin, x.l.e.bus, 0, args...)
+	return harness.Hostctl(ctx, hostctlBin, x.bus, 0, args...)
 }
 
 func (x *lab) must(args ...string) string {
-	x.l.t.Helper()
+	x.t.Helper()
 	r := x.hostctl(args...)
 	if r.Code != 0 {
-		x.l.t.Fatalf("hostctl %s: exit %d\n%s%s\nhostd log:\n%s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr, x.log())
+		x.t.Fatalf("hostctl %s: exit %d\n%s%s\nhostd log:\n%s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr, x.log())
 	}
 	return r.Stdout
 }
@@ -523,7 +525,7 @@ type learned struct {
 // steps from the history; the state it leaves becomes k.makes.
 func (l *faultLab) learn(k faultKind) learned {
 	l.t.Helper()
-	x := l.open(l.copySysroot(k.from), hostdBin)
+	x := l.open(l.t, l.e.bus, l.copySysroot(l.t, k.from), hostdBin)
 	x.images = k.kind == "image-pull"
 	before, err := x.signature()
 	if err != nil {
@@ -562,9 +564,9 @@ func (l *faultLab) learn(k faultKind) learned {
 // runCase arms one fault, runs the kind, brings hostd back without faults
 // and checks every invariant. It returns the table cell: "ok: ..." or
 // "FAIL: ...".
-func (l *faultLab) runCase(k faultKind, lr learned, idx int, action string) (cell string, problems []string) {
+func (l *faultLab) runCase(t *testing.T, bus *harness.Bus, k faultKind, lr learned, idx int, action string) (cell string, problems []string) {
 	point := lr.points[idx]
-	x := l.open(l.copySysroot(k.from), faultHostdBin(l.t), "--fault", k.kind+"/"+point+"="+action)
+	x := l.open(t, bus, l.copySysroot(t, k.from), faultHostdBin(t), "--fault", k.kind+"/"+point+"="+action)
 	x.images = k.kind == "image-pull"
 	defer func() {
 		x.stop()
@@ -638,7 +640,7 @@ func (l *faultLab) runCase(k faultKind, lr learned, idx int, action string) (cel
 			problems = append(problems, "a transaction that failed before its swap changed the host: "+sig)
 		}
 	} else if why, ok := knownGaps[k.label+"/"+point]; ok && action == "error" {
-		l.t.Logf("%s at %s (error) now leaves the host unchanged: drop it from knownGaps (%s)", k.label, point, why)
+		t.Logf("%s at %s (error) now leaves the host unchanged: drop it from knownGaps (%s)", k.label, point, why)
 	}
 	problems = append(problems, x.checkClean(temp)...)
 
@@ -690,31 +692,78 @@ func TestFaultPoints(t *testing.T) {
 	start := time.Now()
 	faultHostdBin(t)
 	l := newFaultLab(t)
-	var table strings.Builder
-	fmt.Fprintf(&table, "| kind | point | kill | error |\n|---|---|---|---|\n")
-	failed := 0
-	cases := 0
 	// HOSTCTL_FAULT_KINDS=upgrade,pkg-add limits the table to those rows
 	// (to debug one kind); every kind is still learned for the states.
 	only := os.Getenv("HOSTCTL_FAULT_KINDS")
+
+	// Learn every kind first (the later kinds start from states the
+	// earlier ones leave), then run the cases in two groups side by side,
+	// each on its own bus: the OS kinds, and the container kinds (their
+	// services listen on one port, so those run one at a time).
+	type row struct {
+		k     faultKind
+		lr    learned
+		point string
+		cells [2]string
+	}
+	var groups [2][]*row
 	for _, k := range l.kinds() {
 		lr := l.learn(k)
 		t.Logf("%s: points %v", k.label, lr.points)
 		if only != "" && !slices.Contains(strings.Split(only, ","), k.label) {
 			continue
 		}
-		for i, p := range lr.points {
-			var cells [2]string
-			for j, action := range []string{"kill", "error"} {
-				cell, problems := l.runCase(k, lr, i, action)
-				cases++
-				if len(problems) > 0 {
-					failed++
-					t.Errorf("%s at %s (%s):\n  %s", k.label, p, action, strings.Join(problems, "\n  "))
-				}
-				cells[j] = cell
+		g := 0
+		if k.ctr {
+			g = 1
+		}
+		for _, p := range lr.points {
+			groups[g] = append(groups[g], &row{k: k, lr: lr, point: p})
+		}
+	}
+	var mu sync.Mutex
+	failed, cases := 0, 0
+	t.Run("cases", func(t *testing.T) {
+		for gi, rows := range groups {
+			if len(rows) == 0 {
+				continue
 			}
-			fmt.Fprintf(&table, "| %s | %s | %s | %s |\n", k.label, p, cells[0], cells[1])
+			t.Run([]string{"os", "containers"}[gi], func(t *testing.T) {
+				t.Parallel()
+				busDir, err := os.MkdirTemp("", "hostctl-bus-")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.RemoveAll(busDir) })
+				bus, err := harness.StartBus(l.e.ctx, busDir, "../../packaging/org.hostctl.Host1.conf")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(bus.Stop)
+				for _, r := range rows {
+					idx := slices.Index(r.lr.points, r.point)
+					for j, action := range []string{"kill", "error"} {
+						cell, problems := l.runCase(t, bus, r.k, r.lr, idx, action)
+						mu.Lock()
+						cases++
+						if len(problems) > 0 {
+							failed++
+						}
+						mu.Unlock()
+						if len(problems) > 0 {
+							t.Errorf("%s at %s (%s):\n  %s", r.k.label, r.point, action, strings.Join(problems, "\n  "))
+						}
+						r.cells[j] = cell
+					}
+				}
+			})
+		}
+	})
+	var table strings.Builder
+	fmt.Fprintf(&table, "| kind | point | kill | error |\n|---|---|---|---|\n")
+	for _, rows := range groups {
+		for _, r := range rows {
+			fmt.Fprintf(&table, "| %s | %s | %s | %s |\n", r.k.label, r.point, r.cells[0], r.cells[1])
 		}
 	}
 	out := filepath.Join(os.TempDir(), "hostctl-fault-table.md")
