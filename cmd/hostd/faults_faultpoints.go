@@ -16,7 +16,7 @@ import (
 func faultFlags(fs *flag.FlagSet) func(*daemon.Config) error {
 	var specs []string
 	fs.Func("fault", "testing: arm a fault point, KIND/STEP=kill|error (KIND or STEP may be *; repeat or separate with commas); "+
-		"kill SIGKILLs hostd right before the step, error fails the transaction there. STEP is a step name as `hostctl history` lists it, after-swap or finish",
+		"kill SIGKILLs hostd right before the step, error fails the transaction there. STEP is a step name as hostctl history lists it, after-swap or finish",
 		func(s string) error { specs = append(specs, s); return nil })
 	return func(cfg *daemon.Config) error {
 		f, err := daemon.ParseFaults(strings.Join(specs, ","))
