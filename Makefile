@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 25m
 
 # System packages the build, the tests and the demo use.
 APT_PACKAGES := gcc make pkg-config libglib2.0-dev libostree-dev ostree rpm createrepo-c dbus dbus-daemon \
-	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs libgpgme-dev systemd-container debootstrap curl util-linux
+	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs libgpgme-dev systemd-container debootstrap curl util-linux polkitd
 
 .PHONY: all deps build test test-short demo fuzz bench vet fmt clean install
 
@@ -65,6 +65,7 @@ install: build
 	install -D -m 0644 packaging/org.hostctl.Host1.service $(DESTDIR)/usr/share/dbus-1/system-services/org.hostctl.Host1.service
 	install -D -m 0644 dbus/org.hostctl.Host1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Host1.xml
 	install -D -m 0644 dbus/org.hostctl.Transaction1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Transaction1.xml
+	install -D -m 0644 packaging/org.hostctl.host.policy $(DESTDIR)/usr/share/polkit-1/actions/org.hostctl.host.policy
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

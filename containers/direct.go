@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hostctl/hostctl/internal/proc"
 )
 
 // Direct is the service manager for hosts whose PID 1 is not systemd (CI
@@ -88,8 +90,9 @@ type runcState struct {
 	Pid    int    `json:"pid"`
 }
 
-func (d *Direct) runc(ctx context.Context, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, d.runtime, append([]string{"--root", d.root}, args...)...)
+// runc runs the runtime in its own process group, killed as a group when ctx is done.
+func (d *Direct) runc(ctx context.Context, args ...string) *proc.Cmd {
+	return proc.Command(ctx, d.runtime, append([]string{"--root", d.root}, args...)...)
 }
 
 func (d *Direct) state(ctx context.Context, name string) (string, error) {
@@ -223,11 +226,16 @@ func (d *Direct) Stop(ctx context.Context, name string) error {
 		// stopTimeout.
 		d.runc(ctx, "kill", name, "TERM").Run()
 		deadline := time.Now().Add(stopTimeout)
+	wait:
 		for time.Now().Before(deadline) {
 			if st, _ := d.state(ctx, name); st != "running" {
 				break
 			}
-			time.Sleep(100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
 	if out, err := d.runc(ctx, "delete", "--force", name).CombinedOutput(); err != nil {
@@ -271,7 +279,7 @@ func runcExec(ctx context.Context, runtime, root, name string, args []string, st
 	full = append(full, "exec")
 	full = append(full, name)
 	full = append(full, args...)
-	cmd := exec.CommandContext(ctx, runtime, full...)
+	cmd := proc.Command(ctx, runtime, full...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	err := cmd.Run()
 	var ee *exec.ExitError

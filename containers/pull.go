@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.podman.io/image/v5/docker"
 	dockerarchive "go.podman.io/image/v5/docker/archive"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/hostctl/hostctl/containers/layer"
 	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/internal/httpx"
 )
 
 // PullProgress is a snapshot of a pull in flight.
@@ -58,6 +60,9 @@ type PullResult struct {
 	// Dropped lists device nodes and FIFOs left out of the layers.
 	Dropped []string
 }
+
+// metadataTimeout bounds fetching an image's manifest, signatures and config.
+const metadataTimeout = 2 * time.Minute
 
 // Pull fetches the image name (docker:// when it names no transport; also
 // oci:, oci-archive:, docker-archive:, dir:) into repo after checking it
@@ -97,20 +102,24 @@ func Pull(ctx context.Context, repo *deploy.Repo, name string, opts PullOptions)
 		}
 	}
 	report(PullProgress{Text: "Fetching the manifest of " + name})
-	src, err := ref.NewImageSource(ctx, sys)
+	// The manifest, signatures and config are small: a registry that does
+	// not deliver them within metadataTimeout is not answering.
+	mctx, mcancel := context.WithTimeout(ctx, metadataTimeout)
+	defer mcancel()
+	src, err := ref.NewImageSource(mctx, sys)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
 	defer src.Close()
 	unparsed := image.UnparsedInstance(src, nil)
-	if ok, err := pc.IsRunningImageAllowed(ctx, unparsed); !ok || err != nil {
+	if ok, err := pc.IsRunningImageAllowed(mctx, unparsed); !ok || err != nil {
 		return nil, &PolicyError{Image: name, Err: err}
 	}
-	img, err := image.FromUnparsedImage(ctx, sys, unparsed)
+	img, err := image.FromUnparsedImage(mctx, sys, unparsed)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
-	mf, _, err := img.Manifest(ctx)
+	mf, _, err := img.Manifest(mctx)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: read manifest: %w", name, err)
 	}
@@ -118,7 +127,7 @@ func Pull(ctx context.Context, repo *deploy.Repo, name string, opts PullOptions)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
-	config, err := img.ConfigBlob(ctx)
+	config, err := img.ConfigBlob(mctx)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: read config: %w", name, err)
 	}
@@ -299,10 +308,13 @@ func importLayer(ctx context.Context, repo *deploy.Repo, src types.ImageSource, 
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return "", err
 	}
-	blob, _, err := src.GetBlob(ctx, info, none.NoCache)
+	rawBlob, _, err := src.GetBlob(ctx, info, none.NoCache)
 	if err != nil {
 		return "", fmt.Errorf("fetch: %w", err)
 	}
+	// A blob that stops flowing fails after httpx.BodyIdleTimeout (the
+	// registry client has no read timeout of its own).
+	blob := httpx.IdleReader(rawBlob, "blob "+info.Digest.String(), 0)
 	defer blob.Close()
 	verifier := info.Digest.Verifier()
 	cr := &countingReader{r: io.TeeReader(blob, verifier), progress: progress}

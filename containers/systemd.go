@@ -19,6 +19,48 @@ type Systemd struct {
 	runtime string
 	root    string // runc --root the units use ("" = runc's default)
 	settle  time.Duration
+	// jobTimeout bounds each job (start, stop, tmpfiles) and daemon-reload.
+	jobTimeout time.Duration
+}
+
+// DefaultJobTimeout is how long hostd waits for a systemd job (a unit's
+// start or stop, daemon-reload) before it gives up on it: systemd's own
+// default start and stop timeouts are 90 s.
+const DefaultJobTimeout = 90 * time.Second
+
+// callTimeout bounds a plain query or unit-file call to systemd.
+const callTimeout = 30 * time.Second
+
+// SetJobTimeout changes how long a job may take (0: DefaultJobTimeout).
+// Call it before the service manager is used.
+func (s *Systemd) SetJobTimeout(d time.Duration) {
+	if d <= 0 {
+		d = DefaultJobTimeout
+	}
+	s.jobTimeout = d
+}
+
+// bounded derives a context that also ends after d.
+func bounded(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}
+
+// waitJob waits for a job's result on ch, at most until ctx (which carries
+// the job deadline of d) is done. A cancel of the parent context reads as
+// cancelled; the deadline as systemd not finishing the job in time.
+func waitJob(ctx context.Context, parent context.Context, d time.Duration, what, unit string, ch <-chan string) error {
+	select {
+	case <-ctx.Done():
+		if err := parent.Err(); err != nil {
+			return fmt.Errorf("%s %s: %w", what, unit, err)
+		}
+		return fmt.Errorf("%s %s: systemd did not finish the job within %v (%w): see journalctl -u %s", what, unit, d, ctx.Err(), unit)
+	case res := <-ch:
+		if res != "done" {
+			return fmt.Errorf("%s %s: the job ended %q", what, unit, res)
+		}
+	}
+	return nil
 }
 
 // NewSystemd connects to systemd. address "" means the system bus; a
@@ -54,7 +96,7 @@ func NewSystemd(ctx context.Context, address, runtime string) (*Systemd, error) 
 	if err != nil {
 		return nil, fmt.Errorf("connect to systemd (%s): %w: is systemd PID 1? choose the direct service manager otherwise", orDefault(address, "system bus"), err)
 	}
-	return &Systemd{conn: conn, runtime: runtime, settle: 1500 * time.Millisecond}, nil
+	return &Systemd{conn: conn, runtime: runtime, settle: 1500 * time.Millisecond, jobTimeout: DefaultJobTimeout}, nil
 }
 
 func orDefault(s, d string) string {
@@ -71,6 +113,8 @@ func (s *Systemd) Close() error { s.conn.Close(); return nil }
 
 // Reload implements ServiceManager.
 func (s *Systemd) Reload(ctx context.Context) error {
+	ctx, cancel := bounded(ctx, s.jobTimeout)
+	defer cancel()
 	if err := s.conn.ReloadContext(ctx); err != nil {
 		return fmt.Errorf("systemd daemon-reload: %w", err)
 	}
@@ -79,6 +123,8 @@ func (s *Systemd) Reload(ctx context.Context) error {
 
 // Enable implements ServiceManager.
 func (s *Systemd) Enable(ctx context.Context, name string) error {
+	ctx, cancel := bounded(ctx, callTimeout)
+	defer cancel()
 	if _, _, err := s.conn.EnableUnitFilesContext(ctx, []string{unitName(name)}, false, true); err != nil {
 		return fmt.Errorf("enable %s: %w", unitName(name), err)
 	}
@@ -87,6 +133,8 @@ func (s *Systemd) Enable(ctx context.Context, name string) error {
 
 // Disable implements ServiceManager.
 func (s *Systemd) Disable(ctx context.Context, name string) error {
+	ctx, cancel := bounded(ctx, callTimeout)
+	defer cancel()
 	if _, err := s.conn.DisableUnitFilesContext(ctx, []string{unitName(name)}, false); err != nil {
 		return fmt.Errorf("disable %s: %w", unitName(name), err)
 	}
@@ -94,19 +142,13 @@ func (s *Systemd) Disable(ctx context.Context, name string) error {
 }
 
 func (s *Systemd) job(ctx context.Context, what, name string, f func(context.Context, string, string, chan<- string) (int, error)) error {
+	jctx, cancel := bounded(ctx, s.jobTimeout)
+	defer cancel()
 	ch := make(chan string, 1)
-	if _, err := f(ctx, unitName(name), "replace", ch); err != nil {
+	if _, err := f(jctx, unitName(name), "replace", ch); err != nil {
 		return fmt.Errorf("%s %s: %w", what, unitName(name), err)
 	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case res := <-ch:
-		if res != "done" {
-			return fmt.Errorf("%s %s: the job ended %q", what, unitName(name), res)
-		}
-	}
-	return nil
+	return waitJob(jctx, ctx, s.jobTimeout, what, unitName(name), ch)
 }
 
 // Start implements ServiceManager. The start job succeeding is not
@@ -167,19 +209,13 @@ func (s *Systemd) createTmpfiles(ctx context.Context, name string) error {
 		{Name: "Conditions", Value: godbus.MakeVariant([]condition{{Type: "ConditionPathExists", Param: conf}})},
 		{Name: "CollectMode", Value: godbus.MakeVariant("inactive-or-failed")},
 	}
+	jctx, cancel := bounded(ctx, s.jobTimeout)
+	defer cancel()
 	ch := make(chan string, 1)
-	if _, err := s.conn.StartTransientUnitContext(ctx, unit, "replace", props, ch); err != nil {
+	if _, err := s.conn.StartTransientUnitContext(jctx, unit, "replace", props, ch); err != nil {
 		return fmt.Errorf("run systemd-tmpfiles --create %s: %w", conf, err)
 	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case res := <-ch:
-		if res != "done" {
-			return fmt.Errorf("systemd-tmpfiles --create %s ended %q: see journalctl -u %s", conf, res, unit)
-		}
-	}
-	return nil
+	return waitJob(jctx, ctx, s.jobTimeout, "systemd-tmpfiles --create "+conf+" in", unit, ch)
 }
 
 // Stop implements ServiceManager. A stop hostd asked for is not a failure
@@ -205,6 +241,8 @@ type unitStatus struct {
 }
 
 func (s *Systemd) unitState(ctx context.Context, name string) (unitStatus, error) {
+	ctx, cancel := bounded(ctx, callTimeout)
+	defer cancel()
 	props, err := s.conn.GetUnitPropertiesContext(ctx, unitName(name))
 	if err != nil {
 		return unitStatus{}, fmt.Errorf("state of %s: %w", unitName(name), err)

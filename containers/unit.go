@@ -3,8 +3,9 @@ package containers
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
+
+	"github.com/hostctl/hostctl/internal/proc"
 )
 
 // DefaultUnitTemplate is the systemd unit of a container whose image has no
@@ -41,11 +42,11 @@ func ProbeRuntime(ctx context.Context, runtime string) (RuntimeFeatures, error) 
 	if runtime == "" {
 		runtime = DefaultRuntime
 	}
-	help, err := exec.CommandContext(ctx, runtime, "--help").CombinedOutput()
+	help, err := proc.Command(ctx, runtime, "--help").CombinedOutput()
 	if err != nil {
 		return RuntimeFeatures{}, fmt.Errorf("run %s --help: %w: install runc or configure another OCI runtime", runtime, err)
 	}
-	runHelp, err := exec.CommandContext(ctx, runtime, "run", "--help").CombinedOutput()
+	runHelp, err := proc.Command(ctx, runtime, "run", "--help").CombinedOutput()
 	if err != nil {
 		return RuntimeFeatures{}, fmt.Errorf("run %s run --help: %w", runtime, err)
 	}

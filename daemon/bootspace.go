@@ -72,7 +72,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // bootFiles are the kernel and initramfs a commit deploys: their sizes and
@@ -159,7 +159,7 @@ func (e *Engine) checkBootSpace(ctx context.Context, commit string) error {
 	free := st.Bavail * uint64(st.Bsize)
 	need := want.KernelSize + want.InitramfsSize + bootSlack
 	if need > free {
-		return dbus.Errorf(dbus.ErrFailed, "not enough space in /boot (%s) for the kernel and initramfs of %s: no space left on device: needs %s in /boot, %s free; "+
+		return errdefs.Errorf(errdefs.ErrNoSpace, "not enough space in /boot (%s) for the kernel and initramfs of %s: no space left on device: needs %s in /boot, %s free; "+
 			"remove the rollback deployment (hostctl cleanup --rollback) or free space in /boot, then try again",
 			boot, commit[:min(12, len(commit))], mib(need), mib(free))
 	}

@@ -7,14 +7,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hostctl/hostctl/containers"
 	"github.com/hostctl/hostctl/dbus"
 	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // ContainerConfig configures system containers (Config.Containers).
@@ -70,7 +73,7 @@ func (e *Engine) host(ctx context.Context) (containers.Host, deploy.Deployment, 
 	}
 	cur, ok := current(deps)
 	if !ok {
-		return containers.Host{}, deploy.Deployment{}, dbus.Errorf(dbus.ErrNotFound, "the sysroot %s has no deployment: deploy one first", e.sr.Path())
+		return containers.Host{}, deploy.Deployment{}, errdefs.Errorf(errdefs.ErrNotFound, "the sysroot %s has no deployment: deploy one first", e.sr.Path())
 	}
 	cfg := e.containerConfig()
 	h := containers.Host{Runtime: cfg.Runtime}
@@ -120,65 +123,138 @@ func (e *Engine) services(ctx context.Context, h containers.Host) (containers.Se
 		err = fmt.Errorf("unknown service manager %q: use systemd or direct", cfg.ServiceManager)
 	}
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrFailed, err)
+		return nil, errdefs.Wrap(errdefs.ErrFailed, err)
 	}
 	return rt.services, nil
 }
 
-// containerEntry is one [containers] line of an origin: IMAGE@DIGEST;VALUES-DIGEST.
+// containerEntry is one [containers] line of an origin:
+// IMAGE@sha256:DIGEST;VALUES-DIGEST, with ";follow" when `hostctl upgrade`
+// moves the container to the newest image of its tag.
 type containerEntry struct {
 	Image, Digest, Values string
+	Follow                bool
 }
 
-func (c containerEntry) String() string { return c.Image + "@" + c.Digest + ";" + c.Values }
+// followFlag marks a container that follows its image's tag.
+const followFlag = "follow"
+
+func (c containerEntry) String() string {
+	s := c.Image + "@" + c.Digest + ";" + c.Values
+	if c.Follow {
+		s += ";" + followFlag
+	}
+	return s
+}
+
+var (
+	imageDigestRe  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	valuesDigestRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
 
 func parseContainerEntry(s string) (containerEntry, error) {
-	ref, values, ok := strings.Cut(s, ";")
-	i := strings.LastIndex(ref, "@")
-	if !ok || i <= 0 || !strings.HasPrefix(ref[i+1:], "sha256:") {
-		return containerEntry{}, fmt.Errorf("origin [containers] entry %q: want IMAGE@sha256:DIGEST;VALUES-DIGEST", s)
+	bad := func(why string) (containerEntry, error) {
+		return containerEntry{}, fmt.Errorf("origin [containers] entry %q: %s; want IMAGE@sha256:DIGEST;VALUES-DIGEST[;follow]", s, why)
 	}
-	return containerEntry{Image: ref[:i], Digest: ref[i+1:], Values: values}, nil
+	fields := strings.Split(s, ";")
+	if len(fields) < 2 || len(fields) > 3 {
+		return bad("wrong number of fields")
+	}
+	ref := fields[0]
+	i := strings.LastIndex(ref, "@")
+	if i <= 0 || !imageDigestRe.MatchString(ref[i+1:]) {
+		return bad("no image digest")
+	}
+	if !valuesDigestRe.MatchString(fields[1]) {
+		return bad("no values digest")
+	}
+	e := containerEntry{Image: ref[:i], Digest: ref[i+1:], Values: fields[1]}
+	if len(fields) == 3 {
+		if fields[2] != followFlag {
+			return bad("unknown flag " + strconv.Quote(fields[2]))
+		}
+		e.Follow = true
+	}
+	return e, nil
 }
 
 // desiredContainers reads the [containers] group of a deployment's origin.
-func desiredContainers(d deploy.Deployment) (map[string]containerEntry, error) {
-	out := map[string]containerEntry{}
+// An entry that does not parse is left out of the set and named in bad (with
+// the error): callers keep such a container as it is, never act on it as if
+// the generation did not have it.
+func desiredContainers(d deploy.Deployment) (want map[string]containerEntry, bad map[string]error) {
+	want, bad = map[string]containerEntry{}, map[string]error{}
 	if d.Origin == nil {
-		return out, nil
+		return want, bad
 	}
-	var errs []error
 	for _, name := range d.Origin.Keys(deploy.GroupContainers) {
 		v, _ := d.Origin.Get(deploy.GroupContainers, name)
 		ce, err := parseContainerEntry(v)
 		if err != nil {
-			errs = append(errs, err)
+			bad[name] = fmt.Errorf("deployment %s: %w", d.ID(), err)
 			continue
 		}
-		out[name] = ce
+		want[name] = ce
 	}
-	return out, errors.Join(errs...)
+	return want, bad
 }
 
-// recordContainer writes (or with entry nil removes) a container in the
-// origin of the current deployment, in place: a container change applies
-// live and needs no new boot entry, and the next deployment carries the
-// group over with the rest of the origin.
-func (e *Engine) recordContainer(ctx context.Context, name string, entry *containerEntry) error {
-	_, cur, err := e.host(ctx)
+// containerChange is where a container change starts: the host, the
+// deployments (the new generation is made from the default one) and the
+// default generation's containers.
+type containerChange struct {
+	h    containers.Host
+	st   changeStart
+	want map[string]containerEntry
+}
+
+// containerChangeStart reads where a container change starts. A default
+// generation whose [containers] group does not parse is refused: nothing is
+// changed on top of a state hostd cannot read.
+func (e *Engine) containerChangeStart(ctx context.Context) (containerChange, error) {
+	h, _, err := e.host(ctx)
 	if err != nil {
-		return err
+		return containerChange{}, err
 	}
-	o := deploy.NewOrigin("")
-	if cur.Origin != nil {
-		o = cur.Origin.Clone()
+	deps, err := e.sr.Deployments(ctx)
+	if err != nil {
+		return containerChange{}, err
 	}
-	if entry == nil {
-		o.Delete(deploy.GroupContainers, name)
-	} else {
-		o.Set(deploy.GroupContainers, name, entry.String())
+	st, err := startOf(deps, e.sr.Path())
+	if err != nil {
+		return containerChange{}, err
 	}
-	return e.sr.SetOrigin(ctx, cur, o)
+	want, bad := desiredContainers(st.def)
+	if len(bad) > 0 {
+		var errs []error
+		for _, err := range bad {
+			errs = append(errs, err)
+		}
+		return containerChange{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "the default generation's [containers] cannot be read, so no container change is made on top of it: %v; fix or remove the entry in its origin file, or roll back", errors.Join(errs...))
+	}
+	return containerChange{h: h, st: st, want: want}, nil
+}
+
+// commitContainers makes the new generation: a deployment of the default
+// one's tree whose [containers] records entry for name (removes it when entry
+// is nil).
+func (e *Engine) commitContainers(ctx context.Context, t *txn, c containerChange, name string, entry *containerEntry) (deploy.Deployment, error) {
+	return e.writeGeneration(ctx, t, c.st, func(o *deploy.Origin) {
+		if entry == nil {
+			o.Delete(deploy.GroupContainers, name)
+		} else {
+			o.Set(deploy.GroupContainers, name, entry.String())
+		}
+	})
+}
+
+// undoTimeout bounds the work that puts the live state back after a failed change.
+const undoTimeout = 2 * time.Minute
+
+// undoContext is the context for putting things back after a failure or a
+// cancel: not the cancelled transaction's, but with a deadline.
+func undoContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), undoTimeout)
 }
 
 // dropTemp forgets a journalled temporary path once it has become part of
@@ -210,7 +286,7 @@ func (e *Engine) pauseForTest(ctx context.Context, step string) {
 	<-ctx.Done()
 }
 
-func invalid(err error) error { return dbus.NewError(dbus.ErrInvalidArgument, err) }
+func invalid(err error) error { return errdefs.Wrap(errdefs.ErrInvalidArgument, err) }
 
 func (e *Engine) imagePull(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 	h, _, err := e.host(ctx)
@@ -230,7 +306,7 @@ func (e *Engine) pull(ctx context.Context, t *txn, h containers.Host, name strin
 	})
 	var pe *containers.PolicyError
 	if errors.As(err, &pe) {
-		return nil, dbus.NewError(dbus.ErrAccessDenied, err)
+		return nil, errdefs.Wrap(errdefs.ErrUnauthorized, err)
 	}
 	if err != nil {
 		return nil, err
@@ -249,7 +325,7 @@ func (e *Engine) imageDelete(ctx context.Context, t *txn, opts dbus.Options) (ma
 	t.step("delete", "Deleting image "+t.rec.Arg)
 	img, err := containers.DeleteImage(ctx, e.sr.Repo(), t.rec.Arg)
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrNotFound, err)
+		return nil, errdefs.Wrap(errdefs.ErrNotFound, err)
 	}
 	t.message(fmt.Sprintf("Deleted %s (%s); its layers go at the next `hostctl image prune`.", img.Name, img.Digest))
 	return map[string]any{"image": img.Name, "digest": img.Digest, "changed": true}, nil
@@ -263,7 +339,10 @@ func (e *Engine) imagePrune(ctx context.Context, t *txn, opts dbus.Options) (map
 		return nil, err
 	}
 	for _, d := range deps {
-		want, _ := desiredContainers(d)
+		want, bad := desiredContainers(d)
+		if len(bad) > 0 {
+			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "deployment %s has [containers] entries that cannot be read, so no image is pruned: fix its origin file first", d.ID())
+		}
 		for _, c := range want {
 			keep[c.Digest] = true
 		}
@@ -318,10 +397,11 @@ func (e *Engine) image(ctx context.Context, t *txn, h containers.Host, name stri
 }
 
 func (e *Engine) containerInstall(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	h, cur, err := e.host(ctx)
+	c, err := e.containerChangeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	h := c.h
 	name := opts.String("name")
 	if name == "" {
 		name = defaultName(t.rec.Arg)
@@ -333,9 +413,8 @@ func (e *Engine) containerInstall(ctx context.Context, t *txn, opts dbus.Options
 	if err != nil {
 		return nil, invalid(err)
 	}
-	want, _ := desiredContainers(cur)
-	if n, err := h.ActiveSlot(name); err != nil || n >= 0 || want[name] != (containerEntry{}) {
-		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "a container named %s is already installed: update it (hostctl container update %s) or pick another --name", name, name)
+	if n, err := h.ActiveSlot(name); err != nil || n >= 0 || c.want[name] != (containerEntry{}) {
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "a container named %s is already installed: update it (hostctl container update %s) or pick another --name", name, name)
 	}
 	img, err := e.image(ctx, t, h, t.rec.Arg)
 	if err != nil {
@@ -351,26 +430,37 @@ func (e *Engine) containerInstall(ctx context.Context, t *txn, opts dbus.Options
 	if err != nil {
 		return nil, err
 	}
-	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd}
+	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd, Follow: opts.Bool("follow")}
 	e.pauseForTest(ctx, "activate")
 	t.step("activate", "Activating "+name)
 	if err := containers.Activate(h, name, 0); err != nil {
 		return nil, err
 	}
-	t.addTemp(h.LinkPath(name))
-	if err := e.recordContainer(ctx, name, &entry); err != nil {
-		return nil, err
-	}
+	// From here the container is live: if hostd dies before the new
+	// generation is written, the reconcile at its start removes it again
+	// (the default generation does not have it), so the slot is no longer a
+	// temporary path.
 	t.dropTemp(slot.Dir)
-	t.dropTemp(h.LinkPath(name))
+	undo := func() {
+		uctx, cancel := undoContext()
+		defer cancel()
+		if _, err := e.removeContainer(uctx, h, name); err != nil {
+			e.log.Warn("remove a container whose install failed", "container", name, "err", err)
+		}
+	}
 	if err := e.applyAndStart(ctx, t, h, name, true); err != nil {
 		t.message("The service did not start; removing " + name + " again.")
-		e.removeContainer(context.WithoutCancel(ctx), h, name)
-		e.recordContainer(context.WithoutCancel(ctx), name, nil)
+		undo()
 		return nil, err
 	}
-	t.message(fmt.Sprintf("Installed %s from %s (%s).", name, img.Name, img.Digest))
-	return map[string]any{"name": name, "image": img.Name, "digest": img.Digest, "slot": int64(0), "changed": true}, nil
+	d, err := e.commitContainers(ctx, t, c, name, &entry)
+	if err != nil {
+		t.message("The new generation could not be written; removing " + name + " again.")
+		undo()
+		return nil, err
+	}
+	t.message(fmt.Sprintf("Installed %s from %s (%s) in generation %s.", name, img.Name, img.Digest, d.ID()))
+	return map[string]any{"name": name, "image": img.Name, "digest": img.Digest, "slot": int64(0), "deployment": d.ID(), "changed": true}, nil
 }
 
 // applyAndStart puts the active slot's files on the host and (re)starts the service.
@@ -410,7 +500,7 @@ func activeSlot(h containers.Host, name string) (*containers.Slot, error) {
 		return nil, err
 	}
 	if n < 0 {
-		return nil, dbus.Errorf(dbus.ErrNotFound, "no container named %s is installed: `hostctl container list` shows them", name)
+		return nil, errdefs.Errorf(errdefs.ErrNotFound, "no container named %s is installed: `hostctl container list` shows them", name)
 	}
 	s, err := containers.ReadSlot(h, name, n)
 	if err != nil {
@@ -441,10 +531,10 @@ func (e *Engine) running(ctx context.Context, h containers.Host, name string) bo
 	return err == nil && st != containers.StateInactive
 }
 
-// switchSlot stops the service, points NAME at slot n, records entry in
-// the generation, puts the host files in place and starts the service
-// again when it ran.
-func (e *Engine) switchSlot(ctx context.Context, t *txn, h containers.Host, name string, n int, entry containerEntry, start bool) error {
+// switchSlot stops the service, points NAME at slot n, puts the host files
+// in place and starts the service again when it ran: the live half of a
+// change; the new generation records it.
+func (e *Engine) switchSlot(ctx context.Context, t *txn, h containers.Host, name string, n int, start bool) error {
 	if svc, err := e.services(ctx, h); err == nil {
 		t.step("stop", "Stopping "+name)
 		if err := svc.Stop(ctx, name); err != nil {
@@ -454,9 +544,6 @@ func (e *Engine) switchSlot(ctx context.Context, t *txn, h containers.Host, name
 	e.pauseForTest(ctx, "activate")
 	t.step("activate", fmt.Sprintf("Activating slot %d of %s", n, name))
 	if err := containers.Activate(h, name, n); err != nil {
-		return err
-	}
-	if err := e.recordContainer(ctx, name, &entry); err != nil {
 		return err
 	}
 	return e.applyAndStart(ctx, t, h, name, start)
@@ -472,10 +559,11 @@ func slotEntry(h containers.Host, s *containers.Slot) (containerEntry, error) {
 
 func (e *Engine) containerUpdate(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 	name := t.rec.Arg
-	h, _, err := e.host(ctx)
+	c, err := e.containerChangeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	h := c.h
 	old, err := activeSlot(h, name)
 	if err != nil {
 		return nil, err
@@ -504,7 +592,7 @@ func (e *Engine) containerUpdate(ctx context.Context, t *txn, opts dbus.Options)
 		return nil, err
 	}
 	vd := containers.ValuesDigest(set)
-	if img.Digest == old.Info.Digest && vd == oldEntry.Values {
+	if w := c.want[name]; img.Digest == old.Info.Digest && vd == oldEntry.Values && w.Digest == oldEntry.Digest && w.Values == oldEntry.Values {
 		t.message(name + " is up to date: same image and values.")
 		return map[string]any{"name": name, "changed": false}, nil
 	}
@@ -519,26 +607,38 @@ func (e *Engine) containerUpdate(ctx context.Context, t *txn, opts dbus.Options)
 		return nil, err
 	}
 	wasRunning := e.running(ctx, h, name)
-	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd}
-	err = e.switchSlot(ctx, t, h, name, n, entry, wasRunning)
+	entry := containerEntry{Image: img.Name, Digest: img.Digest, Values: vd, Follow: c.want[name].Follow}
+	err = e.switchSlot(ctx, t, h, name, n, wasRunning)
 	t.dropTemp(slot.Dir)
-	if err != nil {
-		t.message(fmt.Sprintf("Update of %s failed (%v); rolling back to slot %d.", name, err, old.N))
-		if rerr := e.switchSlot(context.WithoutCancel(ctx), t, h, name, old.N, oldEntry, wasRunning); rerr != nil {
-			return nil, fmt.Errorf("update %s failed: %w; and rolling back failed too: %v", name, err, rerr)
+	if err == nil {
+		var d deploy.Deployment
+		if d, err = e.commitContainers(ctx, t, c, name, &entry); err == nil {
+			t.message(fmt.Sprintf("Updated %s to %s (%s), slot %d, in generation %s.", name, img.Name, img.Digest, n, d.ID()))
+			return map[string]any{"name": name, "image": img.Name, "digest": img.Digest, "slot": int64(n), "deployment": d.ID(), "changed": true}, nil
 		}
-		return nil, fmt.Errorf("update %s failed and was rolled back to the previous version (slot %d): %w", name, old.N, err)
 	}
-	t.message(fmt.Sprintf("Updated %s to %s (%s), slot %d.", name, img.Name, img.Digest, n))
-	return map[string]any{"name": name, "image": img.Name, "digest": img.Digest, "slot": int64(n), "changed": true}, nil
+	t.message(fmt.Sprintf("Update of %s failed (%v); rolling back to slot %d.", name, err, old.N))
+	if rerr := e.switchBack(t, h, name, old.N, wasRunning); rerr != nil {
+		return nil, fmt.Errorf("update %s failed: %w; and rolling back failed too: %v", name, err, rerr)
+	}
+	return nil, fmt.Errorf("update %s failed and was rolled back to the previous version (slot %d): %w", name, old.N, err)
+}
+
+// switchBack puts slot n of name live again after a failed or cancelled
+// change, with a context of its own.
+func (e *Engine) switchBack(t *txn, h containers.Host, name string, n int, start bool) error {
+	uctx, cancel := undoContext()
+	defer cancel()
+	return e.switchSlot(uctx, t, h, name, n, start)
 }
 
 func (e *Engine) containerRollback(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 	name := t.rec.Arg
-	h, _, err := e.host(ctx)
+	c, err := e.containerChangeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	h := c.h
 	cur, err := activeSlot(h, name)
 	if err != nil {
 		return nil, err
@@ -548,18 +648,26 @@ func (e *Engine) containerRollback(ctx context.Context, t *txn, opts dbus.Option
 		return nil, err
 	}
 	if other == nil {
-		return nil, dbus.Errorf(dbus.ErrNotFound, "container %s has no previous version to roll back to", name)
+		return nil, errdefs.Errorf(errdefs.ErrNotFound, "container %s has no previous version to roll back to", name)
 	}
 	entry, err := slotEntry(h, other)
 	if err != nil {
 		return nil, err
 	}
+	entry.Follow = c.want[name].Follow
 	wasRunning := e.running(ctx, h, name)
-	if err := e.switchSlot(ctx, t, h, name, other.N, entry, wasRunning); err != nil {
-		return nil, err
+	err = e.switchSlot(ctx, t, h, name, other.N, wasRunning)
+	if err == nil {
+		var d deploy.Deployment
+		if d, err = e.commitContainers(ctx, t, c, name, &entry); err == nil {
+			t.message(fmt.Sprintf("Rolled %s back to slot %d (%s) in generation %s.", name, other.N, other.Info.Digest, d.ID()))
+			return map[string]any{"name": name, "digest": other.Info.Digest, "slot": int64(other.N), "deployment": d.ID(), "changed": true}, nil
+		}
 	}
-	t.message(fmt.Sprintf("Rolled %s back to slot %d (%s).", name, other.N, other.Info.Digest))
-	return map[string]any{"name": name, "digest": other.Info.Digest, "slot": int64(other.N), "changed": true}, nil
+	if rerr := e.switchBack(t, h, name, cur.N, wasRunning); rerr != nil {
+		return nil, fmt.Errorf("roll back %s failed: %w; and restoring slot %d failed too: %v", name, err, cur.N, rerr)
+	}
+	return nil, fmt.Errorf("roll back %s failed; slot %d is still live: %w", name, cur.N, err)
 }
 
 func (e *Engine) containerUninstall(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
@@ -567,17 +675,26 @@ func (e *Engine) containerUninstall(ctx context.Context, t *txn, opts dbus.Optio
 	if err := containers.ValidateName(name); err != nil {
 		return nil, invalid(err)
 	}
-	h, _, err := e.host(ctx)
+	c, err := e.containerChangeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	h := c.h
 	if _, err := activeSlot(h, name); err != nil {
 		return nil, err
 	}
-	t.step("uninstall", "Stopping and removing "+name)
-	if err := e.recordContainer(ctx, name, nil); err != nil {
+	// The generation first: once it is written the container is gone from
+	// what boots, and a crash before it is removed live is finished by the
+	// reconcile at hostd's start.
+	d, err := e.commitContainers(ctx, t, c, name, nil)
+	if err != nil {
 		return nil, err
 	}
+	// The new generation's /etc is the one to take the host files out of.
+	if h, _, err = e.host(ctx); err != nil {
+		return nil, err
+	}
+	t.step("uninstall", "Stopping and removing "+name)
 	kept, err := e.removeContainer(ctx, h, name)
 	if err != nil {
 		return nil, err
@@ -585,8 +702,8 @@ func (e *Engine) containerUninstall(ctx context.Context, t *txn, opts dbus.Optio
 	for _, k := range kept {
 		t.message("Kept " + k + ": it was changed on the host.")
 	}
-	t.message("Uninstalled " + name + ".")
-	return map[string]any{"name": name, "changed": true}, nil
+	t.message("Uninstalled " + name + " (generation " + d.ID() + ").")
+	return map[string]any{"name": name, "deployment": d.ID(), "changed": true}, nil
 }
 
 // reconcile brings the system containers in line with the booted (or, on a
@@ -596,16 +713,24 @@ func (e *Engine) containerUninstall(ctx context.Context, t *txn, opts dbus.Optio
 // containers it does not name are removed. Run at start and after every
 // transaction, so an OS rollback rolls the containers back too.
 func (e *Engine) reconcile(ctx context.Context) error {
-	h, cur, err := e.host(ctx)
+	h, _, err := e.host(ctx)
 	if err != nil {
-		if dbus.ErrorName(err) == dbus.ErrNotFound {
+		if errdefs.IsNotFound(err) {
 			return nil
 		}
 		return err
 	}
-	want, err := desiredContainers(cur)
+	deps, err := e.sr.Deployments(ctx)
 	if err != nil {
-		e.log.Warn("origin [containers]", "err", err)
+		return err
+	}
+	gen, ok := e.liveGeneration(deps)
+	if !ok {
+		return nil
+	}
+	want, bad := desiredContainers(gen)
+	for name, err := range bad {
+		e.log.Error("reconcile: keeping a container whose [containers] entry cannot be read", "container", name, "err", err)
 	}
 	installed, err := h.Installed()
 	if err != nil {
@@ -617,7 +742,7 @@ func (e *Engine) reconcile(ctx context.Context) error {
 	direct := e.containerConfig().ServiceManager == "direct"
 	var errs []error
 	for _, name := range installed {
-		if _, ok := want[name]; !ok {
+		if _, ok := want[name]; !ok && bad[name] == nil {
 			e.log.Info("reconcile: removing a container the generation does not have", "container", name)
 			if _, err := e.removeContainer(ctx, h, name); err != nil {
 				errs = append(errs, err)
@@ -710,7 +835,7 @@ func (e *Engine) reconcileOne(ctx context.Context, h containers.Host, name strin
 func (e *Engine) Images() ([]map[string]any, error) {
 	imgs, err := containers.ListImages(context.Background(), e.sr.Repo())
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrFailed, err)
+		return nil, errdefs.Wrap(errdefs.ErrFailed, err)
 	}
 	out := make([]map[string]any, 0, len(imgs))
 	for _, img := range imgs {
@@ -729,7 +854,7 @@ func (e *Engine) Containers() ([]map[string]any, error) {
 	}
 	names, err := h.Installed()
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrFailed, err)
+		return nil, errdefs.Wrap(errdefs.ErrFailed, err)
 	}
 	out := make([]map[string]any, 0, len(names))
 	for _, name := range names {
@@ -775,11 +900,11 @@ func (e *Engine) ContainerExec(caller uint32, name string, args []string, stdin,
 		return -1, err
 	}
 	if st, err := svc.State(ctx, name); err != nil || st != containers.StateRunning {
-		return -1, dbus.Errorf(dbus.ErrInvalidArgument, "container %s is not running (state %s): start it first", name, st)
+		return -1, errdefs.Errorf(errdefs.ErrInvalidArgument, "container %s is not running (state %s): start it first", name, st)
 	}
 	code, err := svc.Exec(ctx, name, args, stdin, stdout, stderr)
 	if err != nil {
-		return -1, dbus.NewError(dbus.ErrFailed, err)
+		return -1, errdefs.Wrap(errdefs.ErrFailed, err)
 	}
 	return int32(code), nil
 }

@@ -17,8 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hostctl/hostctl/containers"
 	"github.com/hostctl/hostctl/dbus"
 	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // Config configures an Engine.
@@ -58,8 +60,9 @@ type Engine struct {
 	// ctr is the state of system containers (service manager, runtime features).
 	ctr containerRuntime
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	watching bool
 }
 
 // New opens the sysroot and the state database, recovers an interrupted
@@ -75,6 +78,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	sr, err := deploy.Open(ctx, cfg.Sysroot)
 	if err != nil {
 		return nil, err
+	}
+	if exe, err := os.Executable(); err == nil { // pulls run in `hostd pull-helper`, killed on cancel
+		sr.SetPullHelper(exe)
 	}
 	dbPath, err := stateDBPath(ctx, sr)
 	if err != nil {
@@ -98,6 +104,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := e.reconcile(ctx); err != nil {
 		log.Error("reconcile system containers", "err", err)
 	}
+	e.watching = true
 	go e.watch()
 	return e, nil
 }
@@ -140,20 +147,32 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	if t != nil {
 		t.Cancel(0)
-	}
-	for i := 0; i < 600; i++ {
-		e.mu.Lock()
-		t = e.active
-		e.mu.Unlock()
-		if t == nil || !t.started {
-			break
+		t.mu.Lock()
+		started := t.started
+		t.mu.Unlock()
+		if started {
+			select {
+			case <-t.done:
+			case <-time.After(closeTimeout):
+				// Never close the database under a running transaction:
+				// leave it to the process exit; the journal recovers it.
+				return fmt.Errorf("transaction %s did not stop within %s; the state database is left open", t, closeTimeout)
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+	if e.watching {
+		<-e.done
 	}
 	err := e.journal.close()
 	e.sr.Close()
 	return err
 }
+
+// afterTimeout bounds the work after a transaction (status refresh, reconcile).
+const afterTimeout = 2 * time.Minute
+
+// closeTimeout is how long Close waits for a cancelled transaction to stop.
+const closeTimeout = time.Minute
 
 // Status implements dbus.Engine: it answers from memory.
 func (e *Engine) Status() dbus.Status {
@@ -211,6 +230,14 @@ func toAPI(d deploy.Deployment) dbus.Deployment {
 		if p := d.Origin.Packages(); p != nil {
 			out.Packages = p
 		}
+		for _, name := range d.Origin.Keys(deploy.GroupContainers) {
+			v, _ := d.Origin.Get(deploy.GroupContainers, name)
+			if ce, err := parseContainerEntry(v); err == nil {
+				out.Containers = append(out.Containers, name+"="+ce.Image+"@"+ce.Digest)
+			} else {
+				out.Containers = append(out.Containers, name+"=(unreadable entry: "+v+")")
+			}
+		}
 	}
 	return out
 }
@@ -241,9 +268,11 @@ func (e *Engine) watch() {
 		if busy || deployMTime(e.sr).Equal(last) {
 			continue
 		}
-		if err := e.refresh(context.Background()); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.PollInterval*10+10*time.Second)
+		if err := e.refresh(ctx); err != nil {
 			e.log.Warn("refresh status", "err", err)
 		}
+		cancel()
 	}
 }
 
@@ -251,12 +280,12 @@ func (e *Engine) watch() {
 func (e *Engine) History(limit int) ([]dbus.Record, error) {
 	recs, err := e.journal.history(limit)
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrFailed, fmt.Errorf("read history: %w", err))
+		return nil, errdefs.Wrap(errdefs.ErrFailed, fmt.Errorf("read history: %w", err))
 	}
 	out := make([]dbus.Record, 0, len(recs))
 	for _, r := range recs {
 		rec := dbus.Record{ID: r.ID, Kind: r.Kind, State: r.State, Error: r.Error,
-			Started: uint64(r.Started.Unix()), Steps: r.Steps}
+			Started: uint64(r.Started.Unix()), Steps: r.Steps, Before: r.Before, After: r.After}
 		if !r.Ended.IsZero() {
 			rec.Ended = uint64(r.Ended.Unix())
 		}
@@ -267,8 +296,8 @@ func (e *Engine) History(limit int) ([]dbus.Record, error) {
 
 // operation is one kind of transaction.
 type operation struct {
-	// options are the a{sv} keys the kind accepts.
-	options []string
+	// options are the a{sv} keys the kind accepts and their D-Bus signatures.
+	options dbus.OptionSpec
 	// validate checks the request before the transaction is created (may be nil).
 	validate func(req dbus.Request) error
 	// run does the work; it holds the sysroot lock.
@@ -278,7 +307,7 @@ type operation struct {
 // operations maps each transaction kind to its operation.
 func (e *Engine) operations() map[string]operation {
 	return map[string]operation{
-		"upgrade": {options: []string{"check", "preview", "download-only", "allow-downgrade"}, run: e.upgrade},
+		"upgrade": {options: dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"}, run: e.upgrade},
 		"deploy": {validate: needArg("deploy needs a revision: a commit checksum or a version"),
 			run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) {
 				return e.deployRevision(ctx, t, t.rec.Arg)
@@ -287,25 +316,56 @@ func (e *Engine) operations() map[string]operation {
 			return e.rebase(ctx, t, t.rec.Arg)
 		}},
 		"rollback": {run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) }},
-		"cleanup":  {options: []string{"pending", "rollback", "repomd"}, run: e.cleanup},
+		"cleanup":  {options: dbus.OptionSpec{"pending": "b", "rollback": "b", "repomd": "b"}, run: e.cleanup},
 
-		"pkg-change": {options: []string{"add", "remove", "dry-run", "idempotent"}, validate: validPkgChange, run: e.pkgChange},
+		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b"}, validate: validPkgChange, run: e.pkgChange},
 		"refresh-md": {run: e.refreshMetadata},
 
-		"image-pull":          {validate: needArg("image pull needs an image reference"), run: e.imagePull},
+		"image-pull":          {validate: needImage("image pull", false), run: e.imagePull},
 		"image-delete":        {validate: needArg("image delete needs an image"), run: e.imageDelete},
 		"image-prune":         {run: e.imagePrune},
-		"container-install":   {options: []string{"name", "set"}, validate: needArg("container install needs an image"), run: e.containerInstall},
-		"container-update":    {options: []string{"set", "rebase"}, validate: needArg("container update needs a container name"), run: e.containerUpdate},
-		"container-rollback":  {validate: needArg("container rollback needs a container name"), run: e.containerRollback},
-		"container-uninstall": {validate: needArg("container uninstall needs a container name"), run: e.containerUninstall},
+		"container-install":   {options: dbus.OptionSpec{"name": "s", "set": "as", "follow": "b"}, validate: needImage("container install", true), run: e.containerInstall},
+		"container-update":    {options: dbus.OptionSpec{"set": "as", "rebase": "s"}, validate: needName("container update"), run: e.containerUpdate},
+		"container-rollback":  {validate: needName("container rollback"), run: e.containerRollback},
+		"container-uninstall": {validate: needName("container uninstall"), run: e.containerUninstall},
 	}
 }
 
 func needArg(msg string) func(dbus.Request) error {
 	return func(req dbus.Request) error {
 		if req.Arg == "" {
-			return dbus.Errorf(dbus.ErrInvalidArgument, "%s", msg)
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s", msg)
+		}
+		return nil
+	}
+}
+
+// needImage checks that the argument is an image reference (or, where a
+// pulled image may be named by it, a digest) before anything is pulled.
+func needImage(what string, digestOK bool) func(dbus.Request) error {
+	return func(req dbus.Request) error {
+		if req.Arg == "" {
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s needs an image reference, e.g. registry.example.com/app:1", what)
+		}
+		if digestOK && (imageDigestRe.MatchString(req.Arg) || valuesDigestRe.MatchString(req.Arg)) {
+			return nil
+		}
+		if _, err := containers.ParseImageReference(req.Arg); err != nil {
+			return errdefs.Wrap(errdefs.ErrInvalidArgument, fmt.Errorf("%s: invalid image reference %q: %w", what, req.Arg, err))
+		}
+		return nil
+	}
+}
+
+// needName checks that the argument is a valid container name before it
+// reaches a path.
+func needName(what string) func(dbus.Request) error {
+	return func(req dbus.Request) error {
+		if req.Arg == "" {
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s needs a container name", what)
+		}
+		if err := containers.ValidateName(req.Arg); err != nil {
+			return errdefs.Wrap(errdefs.ErrInvalidArgument, fmt.Errorf("%s: %w", what, err))
 		}
 		return nil
 	}
@@ -313,21 +373,21 @@ func needArg(msg string) func(dbus.Request) error {
 
 func validRefspec(req dbus.Request) error {
 	if _, _, err := deploy.SplitRefspec(req.Arg); err != nil {
-		return dbus.NewError(dbus.ErrInvalidArgument, err)
+		return errdefs.Wrap(errdefs.ErrInvalidArgument, err)
 	}
 	return nil
 }
 
 // Begin implements dbus.Engine.
 func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
-	if err := authorize(req.Caller, req.Kind); err != nil {
+	if err := e.authorizeBegin(req); err != nil {
 		return nil, err
 	}
 	op, ok := e.operations()[req.Kind]
 	if !ok {
-		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "unknown transaction kind %q", req.Kind)
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "unknown transaction kind %q", req.Kind)
 	}
-	if err := req.Options.Check(op.options...); err != nil {
+	if err := req.Options.Check(op.options); err != nil {
 		return nil, err
 	}
 	if op.validate != nil {
@@ -338,11 +398,11 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.active != nil {
-		return nil, dbus.Errorf(dbus.ErrBusy, "another transaction is running: %s %s (started by uid %d); wait for it or cancel it with `hostctl cancel`", e.active.Kind(), e.active.ID(), e.active.rec.Caller)
+		return nil, errdefs.Errorf(errdefs.ErrBusy, "another transaction is running: %s %s (started by uid %d); wait for it or cancel it with `hostctl cancel`", e.active.Kind(), e.active.ID(), e.active.rec.Caller)
 	}
 	e.seq++
 	id := strconv.FormatInt(time.Now().UnixNano(), 16) + strconv.FormatUint(e.seq%16, 16)
-	t := &txn{e: e, rec: &record{ID: id, Kind: req.Kind, Arg: req.Arg, Options: req.Options.Map(), Caller: req.Caller, State: statePending, Started: time.Now().UTC()}}
+	t := &txn{e: e, done: make(chan struct{}), rec: &record{ID: id, Kind: req.Kind, Arg: req.Arg, Options: req.Options.Map(), Caller: req.Caller, State: statePending, Started: time.Now().UTC()}}
 	t.timer = time.AfterFunc(startTimeout, func() {
 		t.mu.Lock()
 		started := t.started
@@ -360,7 +420,7 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 // authorize says who may change the host: root.
 func authorize(uid uint32, kind string) error {
 	if uid != 0 {
-		return dbus.Errorf(dbus.ErrAccessDenied, "%s changes the host and needs root (uid 0); you are uid %d: run it with sudo", kind, uid)
+		return errdefs.Errorf(errdefs.ErrUnauthorized, "%s changes the host and needs root (uid 0); you are uid %d: run it with sudo", kind, uid)
 	}
 	return nil
 }
@@ -371,7 +431,7 @@ func (e *Engine) Cancel(caller uint32) error {
 	t := e.active
 	e.mu.Unlock()
 	if t == nil {
-		return dbus.Errorf(dbus.ErrNoTransaction, "no transaction is running")
+		return errdefs.Errorf(errdefs.ErrNoTransaction, "no transaction is running")
 	}
 	return t.Cancel(caller)
 }
@@ -379,7 +439,7 @@ func (e *Engine) Cancel(caller uint32) error {
 // drop forgets a transaction that was never started.
 func (e *Engine) drop(t *txn) {
 	t.emit(dbus.Event{State: stateCancelled})
-	t.emit(dbus.Event{Finished: &dbus.Result{Err: dbus.Errorf(dbus.ErrCancelled, "transaction %s cancelled before it started", t.ID())}})
+	t.emit(dbus.Event{Finished: &dbus.Result{Err: errdefs.Errorf(errdefs.ErrCancelled, "transaction %s cancelled before it started", t.ID())}})
 	e.mu.Lock()
 	if e.active == t {
 		e.active = nil
@@ -390,9 +450,15 @@ func (e *Engine) drop(t *txn) {
 
 // run does a started transaction's work and records how it ended.
 func (e *Engine) run(ctx context.Context, t *txn) {
+	defer close(t.done)
 	t.setState(stateRunning)
+	if deps, err := e.sr.Deployments(ctx); err == nil {
+		t.mu.Lock()
+		t.rec.Before = defaultID(deps)
+		t.mu.Unlock()
+	}
 	if err := e.journal.putActive(t.rec); err != nil {
-		e.finish(t, nil, dbus.Errorf(dbus.ErrFailed, "write journal: %v", err))
+		e.finish(t, nil, errdefs.Errorf(errdefs.ErrFailed, "write journal: %v", err))
 		return
 	}
 	e.log.Info("transaction started", "txn", t.ID(), "kind", t.Kind(), "arg", t.rec.Arg, "caller", t.rec.Caller)
@@ -406,7 +472,7 @@ func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, dbus.Errorf(dbus.ErrBusy, "the sysroot is locked by another process (ostree admin, rpm-ostree?): try again when it is done")
+		return nil, errdefs.Errorf(errdefs.ErrBusy, "the sysroot is locked by another process (ostree admin, rpm-ostree?): try again when it is done")
 	}
 	defer e.sr.Unlock()
 	opts := dbus.Options(nil)
@@ -415,7 +481,7 @@ func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
 	}
 	op, ok := e.operations()[t.Kind()]
 	if !ok {
-		return nil, dbus.Errorf(dbus.ErrInvalidArgument, "unknown transaction kind %q", t.Kind())
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "unknown transaction kind %q", t.Kind())
 	}
 	return op.run(ctx, t, opts)
 }
@@ -426,7 +492,7 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	state := stateSucceeded
 	switch {
 	case err == nil:
-	case dbus.ErrorName(err) == dbus.ErrCancelled:
+	case errdefs.IsCancelled(err):
 		state = stateCancelled
 	default:
 		state = stateFailed
@@ -439,21 +505,34 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 		t.mu.Unlock()
 		e.removeTemp(temp)
 	}
+	// The work after the transaction has a deadline: nothing it waits for
+	// may keep the engine busy for long.
+	ctx, cancel := context.WithTimeout(context.Background(), afterTimeout)
+	defer cancel()
+	after := ""
+	if deps, derr := e.sr.Deployments(ctx); derr == nil {
+		after = defaultID(deps)
+	}
 	t.mu.Lock()
 	t.rec.State = state
 	t.rec.Ended = time.Now().UTC()
+	t.rec.After = after
 	if err != nil {
 		t.rec.Error = err.Error()
 	}
 	rec := *t.rec
 	t.mu.Unlock()
+	if after != "" && after != rec.Before {
+		// A new default generation: its containers run from now on.
+		e.setLiveGeneration(after)
+	}
 	if jerr := e.journal.finish(&rec); jerr != nil {
 		e.log.Error("journal finish", "txn", rec.ID, "err", jerr)
 	}
-	if rerr := e.refresh(context.Background()); rerr != nil {
+	if rerr := e.refresh(ctx); rerr != nil {
 		e.log.Error("refresh status", "err", rerr)
 	}
-	if rerr := e.reconcile(context.Background()); rerr != nil {
+	if rerr := e.reconcile(ctx); rerr != nil {
 		e.log.Error("reconcile system containers", "err", rerr)
 	}
 	e.mu.Lock()
@@ -465,22 +544,17 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	e.notify()
 }
 
-// classify gives every error its D-Bus name and says which transaction failed.
+// classify gives every error its kind (the dbus package names it on the
+// bus) and says which transaction failed.
 func classify(kind string, err error) error {
 	if err == nil {
 		return nil
 	}
-	name := dbus.ErrFailed
-	var de *dbus.Error
-	switch {
-	case errors.As(err, &de):
-		name = de.Name
-	case errors.Is(err, context.Canceled):
-		name = dbus.ErrCancelled
-	case errors.Is(err, deploy.ErrNotFound), errors.Is(err, deploy.ErrNoRollback):
-		name = dbus.ErrNotFound
+	k := errdefs.Kind(err)
+	if k == errdefs.ErrFailed && (errors.Is(err, deploy.ErrNotFound) || errors.Is(err, deploy.ErrNoRollback)) {
+		k = errdefs.ErrNotFound
 	}
-	return dbus.NewError(name, fmt.Errorf("%s: %w", kind, err))
+	return errdefs.Wrap(k, fmt.Errorf("%s: %w", kind, err))
 }
 
 // recover finishes what a crash interrupted: it removes the unfinished

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // Fault actions.
@@ -130,7 +130,7 @@ func (f *Faults) fire(t *txn, point string) {
 			f.mu.Unlock()
 			return
 		}
-		err := dbus.Errorf(dbus.ErrFailed, "fault injected at %s/%s (hostd --fault %s)", t.Kind(), point, x)
+		err := errdefs.Errorf(errdefs.ErrFailed, "fault injected at %s/%s (hostd --fault %s)", t.Kind(), point, x)
 		f.errs[t.ID()] = err
 		f.mu.Unlock()
 		t.e.log.Warn("fault point: failing the transaction", "txn", t.ID(), "kind", t.Kind(), "point", point, "fault", x.String())

@@ -37,6 +37,9 @@ type record struct {
 	Steps   []string       `json:"steps"`
 	// Temp lists the temporary paths the transaction made, removed on recovery.
 	Temp []string `json:"temp,omitempty"`
+	// Before and After are the default deployment when it began and ended.
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
 }
 
 func openJournal(path string) (*journal, error) {

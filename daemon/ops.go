@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
+	"github.com/hostctl/hostctl/containers"
 	"github.com/hostctl/hostctl/dbus"
 	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // pullProgress turns libostree's pull progress into transaction progress.
@@ -21,22 +24,6 @@ func pullProgress(t *txn) func(deploy.PullProgress) {
 	}
 }
 
-// currentDeployment is the deployment changes start from.
-func (e *Engine) currentDeployment(ctx context.Context) (deploy.Deployment, error) {
-	deps, err := e.sr.Deployments(ctx)
-	if err != nil {
-		return deploy.Deployment{}, err
-	}
-	cur, ok := current(deps)
-	if !ok {
-		return deploy.Deployment{}, dbus.Errorf(dbus.ErrNotFound, "the sysroot %s has no deployment: deploy one first", e.sr.Path())
-	}
-	if cur.Origin == nil || cur.Refspec() == "" {
-		return deploy.Deployment{}, dbus.Errorf(dbus.ErrInvalidArgument, "deployment %s has no origin refspec: rebase it to one (hostctl rebase REMOTE:REF)", cur.ID())
-	}
-	return cur, nil
-}
-
 // baseOf is the base commit of a deployment (its own commit unless layered).
 func baseOf(d deploy.Deployment) string {
 	if d.BaseChecksum != "" {
@@ -46,10 +33,11 @@ func baseOf(d deploy.Deployment) string {
 }
 
 func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	cur, err := e.currentDeployment(ctx)
+	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	cur := st.def
 	refspec := cur.Refspec()
 	if opts.Bool("check") || opts.Bool("preview") {
 		t.step("pull-metadata", "Checking "+refspec+" for updates")
@@ -72,24 +60,97 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 	if err != nil {
 		return nil, err
 	}
-	if !res["update-available"].(bool) {
+	followed, err := e.followContainers(ctx, t, cur)
+	if err != nil {
+		return nil, err
+	}
+	osUpdate := res["update-available"].(bool)
+	if len(followed) > 0 {
+		names := make([]string, 0, len(followed))
+		for n := range followed {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		res["containers"] = names
+		res["update-available"] = true
+	}
+	if !osUpdate && len(followed) == 0 {
 		t.message("No upgrade available.")
 		return res, nil
 	}
-	if err := e.checkNotOlder(cur, csum, opts.Bool("allow-downgrade")); err != nil {
-		return nil, err
+	if osUpdate {
+		if err := e.checkNotOlder(cur, csum, opts.Bool("allow-downgrade")); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Bool("download-only") {
 		t.message(fmt.Sprintf("Downloaded %s; not deployed (--download-only).", shortVersion(res)))
 		return res, nil
 	}
+	setFollowed := func(o *deploy.Origin) {
+		for name, ce := range followed {
+			o.Set(deploy.GroupContainers, name, ce.String())
+		}
+	}
+	if !osUpdate {
+		// Only followed images moved: a new generation of the same tree.
+		d, err := e.writeGeneration(ctx, t, st, setFollowed)
+		if err != nil {
+			return nil, err
+		}
+		res["deployment"], res["changed"] = d.ID(), true
+		t.message(fmt.Sprintf("Deployed %s with the new images of %s.", d.ID(), strings.Join(res["containers"].([]string), ", ")))
+		return res, nil
+	}
 	origin := cur.Origin.Clone()
 	origin.SetOverrideCommit("")
-	target, err := e.relayer(ctx, t, cur, csum)
+	setFollowed(origin)
+	target, err := e.relayer(ctx, t, st, csum)
 	if err != nil {
 		return nil, err
 	}
-	return e.deployCommit(ctx, t, target, origin, res)
+	return e.deployCommit(ctx, t, st, target, origin, res)
+}
+
+// followContainers pulls the images of the default generation's containers
+// that follow a tag (container install --follow) and returns the entries of
+// those whose image moved, for the upgrade's new generation.
+func (e *Engine) followContainers(ctx context.Context, t *txn, def deploy.Deployment) (map[string]containerEntry, error) {
+	want, bad := desiredContainers(def)
+	if len(bad) > 0 {
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "deployment %s has [containers] entries that cannot be read; fix its origin or roll back before upgrading", def.ID())
+	}
+	names := make([]string, 0, len(want))
+	for n, w := range want {
+		if w.Follow {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	sort.Strings(names)
+	h, _, err := e.host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]containerEntry{}
+	for _, name := range names {
+		w := want[name]
+		if _, err := e.pull(ctx, t, h, w.Image); err != nil {
+			return nil, fmt.Errorf("container %s follows %s: %w", name, w.Image, err)
+		}
+		img, err := containers.FindImage(e.sr.Repo(), w.Image)
+		if err != nil {
+			return nil, fmt.Errorf("container %s follows %s: %w", name, w.Image, err)
+		}
+		if img.Digest != w.Digest {
+			t.message(fmt.Sprintf("Container %s: %s moved from %s to %s.", name, w.Image, short(w.Digest), short(img.Digest)))
+			w.Digest = img.Digest
+			out[name] = w
+		}
+	}
+	return out, nil
 }
 
 // describeUpdate compares the current base with a pulled commit.
@@ -122,7 +183,7 @@ func (e *Engine) checkNotOlder(cur deploy.Deployment, csum string, allow bool) e
 		return err
 	}
 	if info.Timestamp.Before(base.Timestamp) {
-		return dbus.Errorf(dbus.ErrInvalidArgument, "upgrade target %s (%s) is older than the current commit (%s): pass allow-downgrade, or use `hostctl deploy` to pick an older revision", csum[:12], info.Timestamp, base.Timestamp)
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "upgrade target %s (%s) is older than the current commit (%s): pass allow-downgrade, or use `hostctl deploy` to pick an older revision", csum[:12], info.Timestamp, base.Timestamp)
 	}
 	return nil
 }
@@ -139,19 +200,22 @@ func shortVersion(res map[string]any) string {
 	return c
 }
 
-// deployCommit deploys csum with origin as the new default and verifies the boot entries.
-func (e *Engine) deployCommit(ctx context.Context, t *txn, csum string, origin *deploy.Origin, res map[string]any) (map[string]any, error) {
+// deployCommit deploys csum with origin as the new default, keeping the
+// kernel arguments of the deployment the change started from, and verifies
+// the boot entries.
+func (e *Engine) deployCommit(ctx context.Context, t *txn, st changeStart, csum string, origin *deploy.Origin, res map[string]any) (map[string]any, error) {
 	t.step("deploy", "Deploying "+csum[:12])
 	if err := e.checkBootSpace(ctx, csum); err != nil {
 		return nil, err
 	}
-	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{Revision: csum, Origin: origin, BeforeSwap: t.beginSwap})
+	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: st.def.OSName, Revision: csum, Origin: origin,
+		Kargs: kargsOf(st.def), BeforeSwap: t.beginSwap})
 	if err != nil {
 		return nil, err
 	}
 	t.step("verify", "Checking the boot entries")
 	if err := e.verifyBoot(ctx, d); err != nil {
-		return nil, dbus.Errorf(dbus.ErrFailed, "deployed %s but the boot entries are wrong: %v", d.ID(), err)
+		return nil, errdefs.Errorf(errdefs.ErrFailed, "deployed %s but the boot entries are wrong: %v", d.ID(), err)
 	}
 	if res == nil {
 		res = map[string]any{}
@@ -169,10 +233,11 @@ var checksumRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // deployRevision deploys a commit of the followed ref, named by checksum
 // ("revision=" prefix accepted) or by version.
 func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (map[string]any, error) {
-	cur, err := e.currentDeployment(ctx)
+	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	cur := st.def
 	refspec := cur.Refspec()
 	rev := strings.TrimPrefix(strings.TrimPrefix(revision, "revision="), "version=")
 	var csum string
@@ -196,7 +261,7 @@ func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (m
 			c = info.Parent
 		}
 		if csum == "" {
-			return nil, dbus.Errorf(dbus.ErrNotFound, "no commit with version or checksum %q in the history of %s: `hostctl upgrade --check` shows the latest", rev, refspec)
+			return nil, errdefs.Errorf(errdefs.ErrNotFound, "no commit with version or checksum %q in the history of %s: `hostctl upgrade --check` shows the latest", rev, refspec)
 		}
 	}
 	if e.sr.Repo().HasCompleteCommit(csum) {
@@ -209,18 +274,23 @@ func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (m
 	}
 	origin := cur.Origin.Clone()
 	origin.SetOverrideCommit(csum)
-	return e.deployCommit(ctx, t, csum, origin, nil)
+	target, err := e.relayer(ctx, t, st, csum)
+	if err != nil {
+		return nil, err
+	}
+	return e.deployCommit(ctx, t, st, target, origin, nil)
 }
 
 // rebase switches the followed refspec and deploys its tip.
 func (e *Engine) rebase(ctx context.Context, t *txn, refspec string) (map[string]any, error) {
-	cur, err := e.currentDeployment(ctx)
+	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	cur := st.def
 	remote, ref, err := deploy.SplitRefspec(refspec)
 	if err != nil {
-		return nil, dbus.NewError(dbus.ErrInvalidArgument, err)
+		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err)
 	}
 	if remote == "" {
 		curRemote, _, _ := deploy.SplitRefspec(cur.Refspec())
@@ -234,7 +304,11 @@ func (e *Engine) rebase(ctx context.Context, t *txn, refspec string) (map[string
 	origin := cur.Origin.Clone()
 	origin.SetRefspec(refspec)
 	origin.SetOverrideCommit("")
-	return e.deployCommit(ctx, t, csum, origin, map[string]any{"refspec": refspec})
+	target, err := e.relayer(ctx, t, st, csum)
+	if err != nil {
+		return nil, err
+	}
+	return e.deployCommit(ctx, t, st, target, origin, map[string]any{"refspec": refspec})
 }
 
 func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
@@ -247,7 +321,7 @@ func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
 	}
 	t.step("verify", "Checking the boot entries")
 	if err := e.verifyBoot(ctx, d); err != nil {
-		return nil, dbus.Errorf(dbus.ErrFailed, "rolled back to %s but the boot entries are wrong: %v", d.ID(), err)
+		return nil, errdefs.Errorf(errdefs.ErrFailed, "rolled back to %s but the boot entries are wrong: %v", d.ID(), err)
 	}
 	t.message(fmt.Sprintf("Moving %s to be the default deployment. Reboot to use it.", d.ID()))
 	return map[string]any{"deployment": d.ID(), "version": d.Version, "changed": true}, nil
@@ -273,7 +347,7 @@ func (e *Engine) cleanup(ctx context.Context, t *txn, opts dbus.Options) (map[st
 	}
 	if deps, err := e.sr.Deployments(ctx); err == nil && len(removed) > 0 && len(deps) > 0 {
 		if err := e.verifyBoot(ctx, deps[0]); err != nil {
-			return nil, dbus.Errorf(dbus.ErrFailed, "cleanup removed deployments but the boot entries are wrong: %v", err)
+			return nil, errdefs.Errorf(errdefs.ErrFailed, "cleanup removed deployments but the boot entries are wrong: %v", err)
 		}
 	}
 	return map[string]any{"removed": ids, "changed": len(removed) > 0}, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hostctl/hostctl/dbus"
 	"github.com/hostctl/hostctl/deploy"
+	"github.com/hostctl/hostctl/errdefs"
 	"github.com/hostctl/hostctl/layering"
 	"github.com/hostctl/hostctl/layering/solv"
 )
@@ -17,11 +18,11 @@ import (
 // validPkgChange checks a package change request before it becomes a transaction.
 func validPkgChange(req dbus.Request) error {
 	if len(req.Options.Strings("add")) == 0 && len(req.Options.Strings("remove")) == 0 {
-		return dbus.Errorf(dbus.ErrInvalidArgument, "name at least one package to add or remove")
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "name at least one package to add or remove")
 	}
 	for _, p := range append(req.Options.Strings("add"), req.Options.Strings("remove")...) {
 		if p == "" || strings.ContainsAny(p, ";\n\x00") {
-			return dbus.Errorf(dbus.ErrInvalidArgument, "invalid package name %q", p)
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid package name %q", p)
 		}
 	}
 	return nil
@@ -37,7 +38,7 @@ func requestedAfter(old, add, remove []string, idempotent bool) ([]string, error
 			if idempotent {
 				continue
 			}
-			return nil, dbus.Errorf(dbus.ErrInvalidArgument, "package %q is not layered (layered: %s)", p, listOrNone(old))
+			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "package %q is not layered (layered: %s)", p, listOrNone(old))
 		}
 		out = slices.Delete(out, i, i+1)
 	}
@@ -46,7 +47,7 @@ func requestedAfter(old, add, remove []string, idempotent bool) ([]string, error
 			if idempotent {
 				continue
 			}
-			return nil, dbus.Errorf(dbus.ErrInvalidArgument, "package %q is already requested; pass --idempotent to ignore this", p)
+			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "package %q is already requested; pass --idempotent to ignore this", p)
 		}
 		out = append(out, p)
 	}
@@ -64,10 +65,11 @@ func listOrNone(l []string) string {
 // against the base of the current deployment, builds the layered commit and
 // deploys it (or the base itself when nothing stays layered).
 func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	cur, err := e.currentDeployment(ctx)
+	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	cur := st.def
 	old := cur.Origin.Packages()
 	requested, err := requestedAfter(old, opts.Strings("add"), opts.Strings("remove"), opts.Bool("idempotent"))
 	if err != nil {
@@ -86,9 +88,9 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 			t.message("Would deploy the base commit " + base[:12] + " without layered packages.")
 			return map[string]any{"changed": false, "dry-run": true}, nil
 		}
-		return e.deployCommit(ctx, t, base, origin, res)
+		return e.deployCommit(ctx, t, st, base, origin, res)
 	}
-	l, repos, err := e.layerer(ctx, t, cur, false)
+	l, repos, err := e.layerer(ctx, t, st.merge, false)
 	if err != nil {
 		return nil, err
 	}
@@ -116,18 +118,18 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 	}
 	reportBuild(t, built)
 	res["downloaded"] = built.Downloaded
-	return e.deployCommit(ctx, t, built.Commit, origin, res)
+	return e.deployCommit(ctx, t, st, built.Commit, origin, res)
 }
 
-// relayer layers the packages the current deployment requests onto a new
-// base (an upgrade), from the package cache where nothing changed. With
-// nothing requested it returns the base itself.
-func (e *Engine) relayer(ctx context.Context, t *txn, cur deploy.Deployment, base string) (string, error) {
-	requested := cur.Origin.Packages()
+// relayer layers the packages the default deployment requests onto a new
+// base (an upgrade, a deploy, a rebase), from the package cache where nothing
+// changed. With nothing requested it returns the base itself.
+func (e *Engine) relayer(ctx context.Context, t *txn, st changeStart, base string) (string, error) {
+	requested := st.def.Origin.Packages()
 	if len(requested) == 0 {
 		return base, nil
 	}
-	l, repos, err := e.layerer(ctx, t, cur, false)
+	l, repos, err := e.layerer(ctx, t, st.merge, false)
 	if err != nil {
 		return "", err
 	}
@@ -155,14 +157,15 @@ func reportBuild(t *txn, b *layering.Result) {
 		strings.Join(b.Layered, " "), len(b.Downloaded), len(b.Imported), b.ScriptsRun))
 }
 
-// layerer sets up layering for the current deployment: its stateroot's
-// cache, the repos of its /etc/yum.repos.d with their metadata refreshed.
+// layerer sets up layering for a change whose /etc comes from cur (the merge
+// deployment): its stateroot's cache, the repos of its /etc/yum.repos.d with
+// their metadata refreshed.
 func (e *Engine) layerer(ctx context.Context, t *txn, cur deploy.Deployment, force bool) (*layering.Layerer, []layering.RepoMetadata, error) {
 	cacheDir := filepath.Join(e.sr.Path(), "ostree", "deploy", cur.OSName, "var", "cache", "hostctl")
 	reposDir := filepath.Join(cur.Path, "etc", "yum.repos.d")
 	repos, err := layering.EnabledRepos(reposDir, layering.TreeVars(cur.Path))
 	if err != nil {
-		return nil, nil, dbus.NewError(dbus.ErrInvalidArgument, err)
+		return nil, nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err)
 	}
 	t.step("metadata", "Updating metadata of "+repoIDs(repos))
 	md, err := layering.RefreshMetadata(ctx, cacheDir, repos, force)
@@ -196,20 +199,20 @@ func layerError(err error) error {
 	var ce *layering.ConflictError
 	switch {
 	case errors.As(err, &us):
-		return dbus.NewError(dbus.ErrUnsupportedScript, err)
+		return errdefs.Wrap(errdefs.ErrRefusedByPolicy, err)
 	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &ce):
-		return dbus.NewError(dbus.ErrInvalidArgument, err)
+		return errdefs.Wrap(errdefs.ErrInvalidArgument, err)
 	}
 	return err
 }
 
 // refreshMetadata refreshes the rpm-md metadata of the enabled repositories.
 func (e *Engine) refreshMetadata(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
-	cur, err := e.currentDeployment(ctx)
+	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
-	_, md, err := e.layerer(ctx, t, cur, true)
+	_, md, err := e.layerer(ctx, t, st.merge, true)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // Transaction states.
@@ -35,6 +36,8 @@ type txn struct {
 	cancel   context.CancelFunc
 	timer    *time.Timer
 	lastProg time.Time
+	// done is closed when a started transaction's run has ended.
+	done chan struct{}
 }
 
 // ID implements dbus.Transaction.
@@ -73,11 +76,11 @@ func (t *txn) Start(caller uint32) error {
 	t.mu.Lock()
 	if caller != 0 && caller != t.rec.Caller {
 		t.mu.Unlock()
-		return dbus.Errorf(dbus.ErrAccessDenied, "transaction %s belongs to uid %d", t.rec.ID, t.rec.Caller)
+		return errdefs.Errorf(errdefs.ErrUnauthorized, "transaction %s belongs to uid %d", t.rec.ID, t.rec.Caller)
 	}
 	if t.started || t.rec.State != statePending {
 		t.mu.Unlock()
-		return dbus.Errorf(dbus.ErrInvalidArgument, "transaction %s is already %s", t.rec.ID, t.rec.State)
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "transaction %s is already %s", t.rec.ID, t.rec.State)
 	}
 	t.started = true
 	if t.timer != nil {
@@ -93,13 +96,13 @@ func (t *txn) Start(caller uint32) error {
 // Cancel implements dbus.Transaction.
 func (t *txn) Cancel(caller uint32) error {
 	if caller != 0 && caller != t.rec.Caller {
-		return dbus.Errorf(dbus.ErrAccessDenied, "cancelling transaction %s needs root", t.rec.ID)
+		return errdefs.Errorf(errdefs.ErrUnauthorized, "cancelling transaction %s needs root", t.rec.ID)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
 	case t.swapping:
-		return dbus.Errorf(dbus.ErrNotCancellable, "transaction %s (%s) is swapping the bootloader entries and cannot be cancelled now; it will finish in a moment", t.rec.ID, t.rec.Kind)
+		return errdefs.Errorf(errdefs.ErrNotCancellable, "transaction %s (%s) is swapping the bootloader entries and cannot be cancelled now; it will finish in a moment", t.rec.ID, t.rec.Kind)
 	case !t.started:
 		t.rec.State = stateCancelled
 		go t.e.drop(t)

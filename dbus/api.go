@@ -6,11 +6,13 @@ package dbus
 
 import (
 	_ "embed"
-	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // Names of the API on the bus.
@@ -30,103 +32,6 @@ var (
 	TransactionXML string
 )
 
-// Error names that cross the bus.
-const (
-	ErrorPrefix          = "org.hostctl.Host1.Error."
-	ErrBusy              = ErrorPrefix + "Busy"
-	ErrAccessDenied      = ErrorPrefix + "AccessDenied"
-	ErrInvalidArgument   = ErrorPrefix + "InvalidArgument"
-	ErrNotFound          = ErrorPrefix + "NotFound"
-	ErrCancelled         = ErrorPrefix + "Cancelled"
-	ErrNotCancellable    = ErrorPrefix + "NotCancellable"
-	ErrNoTransaction     = ErrorPrefix + "NoTransaction"
-	ErrUnsupportedScript = ErrorPrefix + "UnsupportedScript"
-	ErrFailed            = ErrorPrefix + "Failed"
-)
-
-// Error is an error with a D-Bus error name. The daemon returns it for
-// everything a caller should tell apart; clients get it back from calls and
-// from a transaction's Finished signal.
-type Error struct {
-	// Name is one of the Err* names.
-	Name string
-	// Err is the cause; its text is the message that crosses the bus.
-	Err error
-}
-
-// NewError wraps err under a D-Bus error name.
-func NewError(name string, err error) *Error { return &Error{Name: name, Err: err} }
-
-// Errorf formats an error under a D-Bus error name.
-func Errorf(name, format string, args ...any) *Error {
-	return &Error{Name: name, Err: fmt.Errorf(format, args...)}
-}
-
-func (e *Error) Error() string { return e.Err.Error() }
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-// ErrorName returns the D-Bus name of err: the name of the first *Error in
-// its chain, or ErrFailed.
-func ErrorName(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Name
-	}
-	return ErrFailed
-}
-
-// IsError tells whether err carries the D-Bus error name.
-func IsError(err error, name string) bool {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Name == name
-	}
-	var de godbus.Error
-	if errors.As(err, &de) {
-		return de.Name == name
-	}
-	var dp *godbus.Error
-	if errors.As(err, &dp) {
-		return dp.Name == name
-	}
-	return false
-}
-
-// toBus turns an error into the reply that crosses the bus.
-func toBus(err error) *godbus.Error {
-	if err == nil {
-		return nil
-	}
-	return godbus.NewError(ErrorName(err), []any{err.Error()})
-}
-
-// fromBus turns a call's error back into an *Error with its name.
-func fromBus(err error) error {
-	if err == nil {
-		return nil
-	}
-	var de godbus.Error
-	if errors.As(err, &de) && strings.HasPrefix(de.Name, ErrorPrefix) {
-		return &Error{Name: de.Name, Err: errors.New(busErrorText(de))}
-	}
-	var dp *godbus.Error
-	if errors.As(err, &dp) && strings.HasPrefix(dp.Name, ErrorPrefix) {
-		return &Error{Name: dp.Name, Err: errors.New(busErrorText(*dp))}
-	}
-	return err
-}
-
-func busErrorText(e godbus.Error) string {
-	if len(e.Body) > 0 {
-		if s, ok := e.Body[0].(string); ok {
-			return s
-		}
-	}
-	return e.Name
-}
-
 // Deployment is one deployment as the API shows it.
 type Deployment struct {
 	ID           string   `json:"id"`
@@ -139,16 +44,22 @@ type Deployment struct {
 	BaseChecksum string   `json:"base-checksum,omitempty"`
 	Kargs        string   `json:"kargs"`
 	Packages     []string `json:"packages"`
-	Booted       bool     `json:"booted"`
-	Default      bool     `json:"default"`
-	Pinned       bool     `json:"pinned"`
-	Staged       bool     `json:"staged"`
+	// Containers are the generation's system containers, NAME=IMAGE@DIGEST.
+	Containers []string `json:"containers"`
+	Booted     bool     `json:"booted"`
+	Default    bool     `json:"default"`
+	Pinned     bool     `json:"pinned"`
+	Staged     bool     `json:"staged"`
 }
 
 func (d Deployment) toBus() map[string]godbus.Variant {
 	pkgs := d.Packages
 	if pkgs == nil {
 		pkgs = []string{}
+	}
+	ctrs := d.Containers
+	if ctrs == nil {
+		ctrs = []string{}
 	}
 	return map[string]godbus.Variant{
 		"id":            godbus.MakeVariant(d.ID),
@@ -161,6 +72,7 @@ func (d Deployment) toBus() map[string]godbus.Variant {
 		"base-checksum": godbus.MakeVariant(d.BaseChecksum),
 		"kargs":         godbus.MakeVariant(d.Kargs),
 		"packages":      godbus.MakeVariant(pkgs),
+		"containers":    godbus.MakeVariant(ctrs),
 		"booted":        godbus.MakeVariant(d.Booted),
 		"default":       godbus.MakeVariant(d.Default),
 		"pinned":        godbus.MakeVariant(d.Pinned),
@@ -181,6 +93,7 @@ func deploymentFromBus(m map[string]godbus.Variant) Deployment {
 		BaseChecksum: o.String("base-checksum"),
 		Kargs:        o.String("kargs"),
 		Packages:     o.Strings("packages"),
+		Containers:   o.Strings("containers"),
 		Booted:       o.Bool("booted"),
 		Default:      o.Bool("default"),
 		Pinned:       o.Bool("pinned"),
@@ -211,6 +124,10 @@ type Record struct {
 	Started uint64   `json:"started"`
 	Ended   uint64   `json:"ended"`
 	Steps   []string `json:"steps"`
+	// Before and After are the default deployment (generation) when the
+	// transaction began and when it ended.
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
 }
 
 func (r Record) toBus() map[string]godbus.Variant {
@@ -222,18 +139,21 @@ func (r Record) toBus() map[string]godbus.Variant {
 		"id": godbus.MakeVariant(r.ID), "kind": godbus.MakeVariant(r.Kind),
 		"state": godbus.MakeVariant(r.State), "error": godbus.MakeVariant(r.Error),
 		"started": godbus.MakeVariant(r.Started), "ended": godbus.MakeVariant(r.Ended),
-		"steps": godbus.MakeVariant(steps),
+		"steps":  godbus.MakeVariant(steps),
+		"before": godbus.MakeVariant(r.Before), "after": godbus.MakeVariant(r.After),
 	}
 }
 
 func recordFromBus(m map[string]godbus.Variant) Record {
 	o := Options(m)
 	return Record{ID: o.String("id"), Kind: o.String("kind"), State: o.String("state"), Error: o.String("error"),
-		Started: uint64(o.Int64("started")), Ended: uint64(o.Int64("ended")), Steps: o.Strings("steps")}
+		Started: uint64(o.Int64("started")), Ended: uint64(o.Int64("ended")), Steps: o.Strings("steps"),
+		Before: o.String("before"), After: o.String("after")}
 }
 
-// Options is an a{sv} with typed, forgiving accessors: a missing key or a
-// value of another type reads as the zero value.
+// Options is an a{sv} with typed accessors: a missing key reads as the zero
+// value. Accessors forgive a value of another type (it reads as the zero
+// value too), so a method checks its options with Check first.
 type Options map[string]godbus.Variant
 
 // Bool reads a boolean.
@@ -275,21 +195,61 @@ func (o Options) Map() map[string]any {
 	return out
 }
 
-// Check refuses keys that are not among known, so a typo is an error rather
-// than an option silently ignored.
-func (o Options) Check(known ...string) error {
+// OptionSpec names the options a method accepts and the D-Bus signature
+// each must have: "b", "s", "as", "x", "t", "u", "i"...
+type OptionSpec map[string]string
+
+// Check refuses an option that spec does not name and one whose value is
+// not of the signature spec gives, naming the option, the type wanted and
+// the type given (errdefs.ErrInvalidArgument). A typo or a mistyped value is
+// an error rather than an option silently ignored or read as its zero value.
+func (o Options) Check(spec OptionSpec) error {
+	keys := make([]string, 0, len(o))
 	for k := range o {
-		found := false
-		for _, n := range known {
-			if k == n {
-				found = true
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		want, ok := spec[k]
+		if !ok {
+			if len(spec) == 0 {
+				return errdefs.Errorf(errdefs.ErrInvalidArgument, "unknown option %q: this method takes no options", k)
 			}
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "unknown option %q (known: %s)", k, spec.describe())
 		}
-		if !found {
-			return Errorf(ErrInvalidArgument, "unknown option %q (known: %s)", k, strings.Join(known, ", "))
+		if got := o[k].Signature().String(); got != want {
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "option %q must be %s, got %s", k, describeSignature(want), describeSignature(got))
 		}
 	}
 	return nil
+}
+
+// describe lists the options as "name (type)", sorted.
+func (spec OptionSpec) describe() string {
+	names := make([]string, 0, len(spec))
+	for k, sig := range spec {
+		names = append(names, fmt.Sprintf("%s %s", k, sig))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// describeSignature names a D-Bus signature for a person: "a boolean (b)".
+func describeSignature(sig string) string {
+	words := map[string]string{
+		"b": "a boolean", "s": "a string", "as": "an array of strings", "o": "an object path",
+		"x": "a 64-bit integer", "t": "an unsigned 64-bit integer", "i": "a 32-bit integer",
+		"u": "an unsigned 32-bit integer", "n": "a 16-bit integer", "q": "an unsigned 16-bit integer",
+		"y": "a byte", "d": "a double", "h": "a file descriptor", "v": "a variant",
+		"a{sv}": "a dictionary of variants", "a{ss}": "a dictionary of strings",
+	}
+	if sig == "" {
+		return "nothing"
+	}
+	if w, ok := words[sig]; ok {
+		return fmt.Sprintf("%s (%s)", w, sig)
+	}
+	return "of type " + sig
 }
 
 // MakeOptions builds an a{sv} from plain values.

@@ -14,15 +14,40 @@ import (
 type Client struct {
 	conn *godbus.Conn
 	obj  godbus.BusObject
+	// Detach makes the transactions this client begins outlive it: without
+	// it, hostd cancels them when the client leaves the bus before they
+	// finished, and Txn.Run cancels them when its context is done.
+	Detach bool
 }
 
-// Connect reaches hostd on the system bus, or the bus DBUS_SYSTEM_BUS_ADDRESS names.
+// Connect reaches hostd on the system bus, or the bus DBUS_SYSTEM_BUS_ADDRESS
+// names. ctx bounds the connecting only: the connection stays open until
+// Close, so a client whose context is cancelled (Ctrl-C) can still tell hostd
+// to cancel and hear how the transaction ended.
 func Connect(ctx context.Context) (*Client, error) {
-	conn, err := godbus.ConnectSystemBus(godbus.WithContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("connect to the system bus: %w (is dbus running? DBUS_SYSTEM_BUS_ADDRESS names another bus)", err)
+	type result struct {
+		conn *godbus.Conn
+		err  error
 	}
-	return NewClient(conn), nil
+	ch := make(chan result, 1)
+	go func() {
+		conn, err := godbus.ConnectSystemBus()
+		ch <- result{conn, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("connect to the system bus: %w (is dbus running? DBUS_SYSTEM_BUS_ADDRESS names another bus)", r.err)
+		}
+		return NewClient(r.conn), nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		return nil, fmt.Errorf("connect to the system bus: %w", ctx.Err())
+	}
 }
 
 // NewClient uses an open connection.
@@ -95,11 +120,16 @@ func (c *Client) History(ctx context.Context, limit int) ([]Record, error) {
 func (c *Client) Cancel(ctx context.Context) error { return c.call(ctx, "Cancel", nil) }
 
 func (c *Client) begin(ctx context.Context, method string, args ...any) (*Txn, error) {
+	if c.Detach && len(args) > 0 {
+		if opts, ok := args[len(args)-1].(map[string]godbus.Variant); ok {
+			opts[detachOption] = godbus.MakeVariant(true)
+		}
+	}
 	var path godbus.ObjectPath
 	if err := c.call(ctx, method, &path, args...); err != nil {
 		return nil, err
 	}
-	return &Txn{c: c, Path: path}, nil
+	return &Txn{c: c, Path: path, Detached: c.Detach}, nil
 }
 
 // Upgrade begins an upgrade.
@@ -213,11 +243,21 @@ func (c *Client) list(ctx context.Context, method string) ([]map[string]any, err
 type Txn struct {
 	c    *Client
 	Path godbus.ObjectPath
+	// Detached is set when the transaction outlives its client.
+	Detached bool
 }
 
+// ErrLeftRunning is returned (wrapped) by Run when its context was done
+// while following a detached transaction: the transaction goes on in hostd.
+var ErrLeftRunning = errors.New("left the transaction running")
+
 // Run subscribes to the transaction's signals, starts it and waits for its
-// end, passing every Progress and Message to onEvent (which may be nil). When
-// ctx is cancelled, Run asks hostd to cancel and still waits for the end.
+// end, passing every Progress and Message to onEvent (which may be nil).
+// When ctx is cancelled, Run asks hostd to cancel and still waits for the
+// end: the result is then an error for which errdefs.IsCancelled holds, or,
+// when the cancel came too late (the bootloader swap had begun), how the
+// transaction ended. A detached transaction is not cancelled: Run returns
+// at once with ErrLeftRunning.
 func (t *Txn) Run(ctx context.Context, onEvent func(Event)) (Result, error) {
 	conn := t.c.conn
 	match := []godbus.MatchOption{godbus.WithMatchObjectPath(t.Path), godbus.WithMatchInterface(TransactionInterface)}
@@ -248,9 +288,15 @@ func (t *Txn) Run(ctx context.Context, onEvent func(Event)) (Result, error) {
 		select {
 		case <-done:
 			done = nil
+			if t.Detached {
+				return Result{}, fmt.Errorf("%w: transaction %s goes on in hostd (`hostctl status` and `hostctl history` tell how it ends): %w", ErrLeftRunning, t.Path, ctx.Err())
+			}
 			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			obj.CallWithContext(cctx, TransactionInterface+".Cancel", 0)
+			call := obj.CallWithContext(cctx, TransactionInterface+".Cancel", 0)
 			cancel()
+			if call.Err != nil && onEvent != nil {
+				onEvent(Event{Message: "Cannot cancel: " + fromBus(call.Err).Error()})
+			}
 		case sig, ok := <-ch:
 			if !ok {
 				return Result{}, errors.New("connection to hostd closed before the transaction finished")

@@ -79,17 +79,3 @@ func TestContractMatchesMethods(t *testing.T) {
 		}
 	}
 }
-
-func TestErrorNames(t *testing.T) {
-	err := Errorf(ErrBusy, "another transaction is running: upgrade 1")
-	if ErrorName(err) != ErrBusy || !IsError(err, ErrBusy) {
-		t.Fatalf("name of %v", err)
-	}
-	back := fromBus(*toBus(err))
-	if !IsError(back, ErrBusy) || back.Error() != err.Error() {
-		t.Fatalf("round trip over the bus: %v", back)
-	}
-	if ErrorName(godbus.ErrMsgNoObject) != ErrFailed {
-		t.Fatal("foreign errors are Failed")
-	}
-}

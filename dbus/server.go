@@ -3,12 +3,15 @@ package dbus
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/introspect"
 	"github.com/godbus/dbus/v5/prop"
+
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // Engine is the daemon side of the API: what the server exports.
@@ -45,6 +48,10 @@ type Request struct {
 	Options Options
 	// Caller is the uid of the process that asked.
 	Caller uint32
+	// Sender is the caller's unique bus name (":1.42"). Unless the caller
+	// passed the option detach, the server cancels the transaction when
+	// this name leaves the bus before the transaction finished.
+	Sender string
 }
 
 // Transaction is one transaction as the server drives it.
@@ -92,15 +99,36 @@ type Server struct {
 	mu    sync.Mutex
 	// KeepFinished is how long a finished transaction object stays on the bus.
 	keepFinished time.Duration
+	// txnMethods are the Transaction1 methods of the contract.
+	txnMethods []contractMethod
+
+	// clients are the live transactions of each caller that did not detach,
+	// by unique bus name: when the name leaves the bus, they are cancelled.
+	clientsMu sync.Mutex
+	clients   map[string][]Transaction
 }
 
 // Serve exports eng at HostPath on conn and takes BusName. It fails when
 // another process owns the name.
 func Serve(conn *godbus.Conn, eng Engine) (*Server, error) {
-	s := &Server{conn: conn, eng: eng, keepFinished: time.Minute}
-	if err := conn.Export(hostObject{s}, HostPath, HostInterface); err != nil {
+	s := &Server{conn: conn, eng: eng, keepFinished: time.Minute, clients: map[string][]Transaction{}}
+	hostMethods, err := contractMethods(HostXML, HostInterface)
+	if err != nil {
+		return nil, err
+	}
+	if s.txnMethods, err = contractMethods(TransactionXML, TransactionInterface); err != nil {
+		return nil, err
+	}
+	table, err := methodTable(hostObject{s}, hostMethods, HostInterface)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.ExportMethodTable(table, HostPath, HostInterface); err != nil {
 		return nil, fmt.Errorf("export %s: %w", HostPath, err)
 	}
+	sigs := make(chan *godbus.Signal, 64)
+	conn.Signal(sigs)
+	go s.watchClients(sigs)
 	if err := conn.Export(introspect.Introspectable(HostXML), HostPath, "org.freedesktop.DBus.Introspectable"); err != nil {
 		return nil, fmt.Errorf("export introspection: %w", err)
 	}
@@ -178,30 +206,57 @@ func (s *Server) callerUID(sender godbus.Sender) (uint32, error) {
 	var uid uint32
 	err := s.conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixUser", 0, string(sender)).Store(&uid)
 	if err != nil {
-		return 0, Errorf(ErrAccessDenied, "cannot tell who is calling (%v)", err)
+		return 0, errdefs.Errorf(errdefs.ErrUnauthorized, "cannot tell who is calling (%v)", err)
 	}
 	return uid, nil
 }
+
+// detachOption is the option every changing method accepts: the server
+// strips it before Begin; true starts a transaction that outlives its client.
+const detachOption = "detach"
 
 func (s *Server) begin(sender godbus.Sender, kind, arg string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
 	uid, err := s.callerUID(sender)
 	if err != nil {
 		return "/", toBus(err)
 	}
-	txn, err := s.eng.Begin(Request{Kind: kind, Arg: arg, Options: Options(opts), Caller: uid})
+	o := make(Options, len(opts))
+	for k, v := range opts {
+		o[k] = v
+	}
+	detach := false
+	if v, ok := o[detachOption]; ok {
+		if err := (Options{detachOption: v}).Check(OptionSpec{detachOption: "b"}); err != nil {
+			return "/", toBus(err)
+		}
+		detach = v.Value().(bool)
+		delete(o, detachOption)
+	}
+	txn, err := s.eng.Begin(Request{Kind: kind, Arg: arg, Options: o, Caller: uid, Sender: string(sender)})
 	if err != nil {
 		return "/", toBus(err)
 	}
 	path := TransactionPath(txn.ID())
-	if err := s.exportTransaction(path, txn); err != nil {
+	watch := ""
+	if !detach {
+		watch = string(sender)
+	}
+	if err := s.exportTransaction(path, txn, watch); err != nil {
+		txn.Cancel(0)
 		return "/", toBus(err)
 	}
 	return path, nil
 }
 
-func (s *Server) exportTransaction(path godbus.ObjectPath, txn Transaction) error {
+// exportTransaction puts txn on the bus at path; with client set, the
+// transaction is cancelled when that bus name leaves before it finished.
+func (s *Server) exportTransaction(path godbus.ObjectPath, txn Transaction, client string) error {
 	obj := &transactionObject{s: s, txn: txn}
-	if err := s.conn.Export(obj, path, TransactionInterface); err != nil {
+	table, err := methodTable(obj, s.txnMethods, TransactionInterface)
+	if err != nil {
+		return err
+	}
+	if err := s.conn.ExportMethodTable(table, path, TransactionInterface); err != nil {
 		return fmt.Errorf("export transaction: %w", err)
 	}
 	if err := s.conn.Export(introspect.Introspectable(TransactionXML), path, "org.freedesktop.DBus.Introspectable"); err != nil {
@@ -235,6 +290,9 @@ func (s *Server) exportTransaction(path godbus.ObjectPath, txn Transaction) erro
 				data[k] = godbus.MakeVariant(v)
 			}
 			s.conn.Emit(path, TransactionInterface+".Finished", r.Err == nil, name, msg, data)
+			if client != "" {
+				s.unwatchClient(client, txn)
+			}
 			time.AfterFunc(s.keepFinished, func() {
 				s.conn.Export(nil, path, TransactionInterface)
 				s.conn.Export(nil, path, "org.freedesktop.DBus.Introspectable")
@@ -242,7 +300,85 @@ func (s *Server) exportTransaction(path godbus.ObjectPath, txn Transaction) erro
 			})
 		}
 	})
+	if client != "" {
+		s.watchClient(client, txn)
+	}
 	return nil
+}
+
+// nameOwnerChanged is the match rule for the bus telling that name changed owner.
+func nameOwnerChanged(name string) []godbus.MatchOption {
+	return []godbus.MatchOption{godbus.WithMatchSender("org.freedesktop.DBus"), godbus.WithMatchInterface("org.freedesktop.DBus"),
+		godbus.WithMatchMember("NameOwnerChanged"), godbus.WithMatchArg(0, name)}
+}
+
+// watchClient cancels txn when client leaves the bus before txn finished:
+// a client that was killed, or whose user pressed Ctrl-C, does not leave
+// hostd busy.
+func (s *Server) watchClient(client string, txn Transaction) {
+	s.clientsMu.Lock()
+	first := len(s.clients[client]) == 0
+	s.clients[client] = append(s.clients[client], txn)
+	s.clientsMu.Unlock()
+	if first {
+		if err := s.conn.AddMatchSignal(nameOwnerChanged(client)...); err != nil {
+			fmt.Fprintf(os.Stderr, "hostd: cannot watch client %s (%v); its transaction %s will not be cancelled if it leaves\n", client, err, txn.ID())
+		}
+	}
+	// The client may have left before the match rule was in place.
+	var has bool
+	if err := s.conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, client).Store(&has); err == nil && !has {
+		s.clientGone(client)
+	}
+}
+
+// unwatchClient forgets a finished transaction of client.
+func (s *Server) unwatchClient(client string, txn Transaction) {
+	s.clientsMu.Lock()
+	list := s.clients[client]
+	for i, t := range list {
+		if t == txn {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	last := len(list) == 0 && len(s.clients[client]) > 0
+	if len(list) == 0 {
+		delete(s.clients, client)
+	} else {
+		s.clients[client] = list
+	}
+	s.clientsMu.Unlock()
+	if last {
+		s.conn.RemoveMatchSignal(nameOwnerChanged(client)...)
+	}
+}
+
+// watchClients reads the bus's NameOwnerChanged signals until the
+// connection closes.
+func (s *Server) watchClients(sigs <-chan *godbus.Signal) {
+	for sig := range sigs {
+		if sig.Name != "org.freedesktop.DBus.NameOwnerChanged" {
+			continue
+		}
+		var name, oldOwner, newOwner string
+		if godbus.Store(sig.Body, &name, &oldOwner, &newOwner) != nil || newOwner != "" || !strings.HasPrefix(name, ":") {
+			continue
+		}
+		s.clientGone(name)
+	}
+}
+
+// clientGone cancels the live transactions of a client that left the bus.
+// A transaction past its point of no return refuses; it then finishes as
+// it would have.
+func (s *Server) clientGone(client string) {
+	s.clientsMu.Lock()
+	list := append([]Transaction(nil), s.clients[client]...)
+	s.clientsMu.Unlock()
+	for _, t := range list {
+		go t.Cancel(0)
+	}
 }
 
 // hostObject carries the org.hostctl.Host1 methods.
@@ -277,6 +413,9 @@ func (h hostObject) Cleanup(sender godbus.Sender, opts map[string]godbus.Variant
 func (h hostObject) PkgChange(sender godbus.Sender, add, remove []string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
 	o := map[string]godbus.Variant{}
 	for k, v := range opts {
+		if k == "add" || k == "remove" {
+			return "/", toBus(errdefs.Errorf(errdefs.ErrInvalidArgument, "option %q: name the packages in the %s argument of PkgChange, not in its options", k, k))
+		}
 		o[k] = v
 	}
 	if len(add) > 0 {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -57,22 +58,30 @@ func gstring(p *C.char) string {
 type cancellable struct {
 	c    *C.GCancellable
 	stop func() bool
+	// started is set when the AfterFunc callback begins, fired is closed
+	// when it has finished cancelling.
+	started atomic.Bool
+	fired   chan struct{}
 }
 
 func newCancellable(ctx context.Context) *cancellable {
-	c := C.g_cancellable_new()
-	ran := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { defer close(ran); C.g_cancellable_cancel(c) })
-	return &cancellable{c: c, stop: func() bool {
-		if !stop() {
-			<-ran // the callback started: let it finish before the unref
-		}
-		return true
-	}}
+	cc := &cancellable{c: C.g_cancellable_new(), fired: make(chan struct{})}
+	cc.stop = context.AfterFunc(ctx, func() {
+		cc.started.Store(true)
+		defer close(cc.fired)
+		C.g_cancellable_cancel(cc.c)
+	})
+	return cc
 }
 
+// free releases the GCancellable. context.AfterFunc's stop does not wait for
+// a callback that already started, so when stop reports it too late, free
+// waits for that callback to return before the unref: g_cancellable_cancel
+// never runs on a freed object.
 func (c *cancellable) free() {
-	c.stop()
+	if !c.stop() {
+		<-c.fired
+	}
 	C.g_object_unref(C.gpointer(c.c))
 }
 

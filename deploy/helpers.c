@@ -44,6 +44,19 @@ hc_pull (OstreeRepo *repo, const char *remote, const char *ref,
   if (depth != 0)
     g_variant_builder_add (&b, "{s@v}", "depth",
                            g_variant_new_variant (g_variant_new_int32 (depth)));
+  /* Fetch limits. libostree 2022.7 (Debian 12) knows n-network-retries only
+   * (its curl fetcher has a fixed 30 s connect timeout and no read timeout);
+   * from 2023.7 it also honours the low-speed pair, as curl's
+   * LOW_SPEED_LIMIT/TIME: a request slower than 1000 B/s for 30 s fails.
+   * Older versions ignore keys they do not know. The stall that no option
+   * covers on 2022.7 (a remote that accepts and never answers) is handled
+   * by running the pull in a helper process that Go kills. */
+  g_variant_builder_add (&b, "{s@v}", "n-network-retries",
+                         g_variant_new_variant (g_variant_new_uint32 (3)));
+  g_variant_builder_add (&b, "{s@v}", "low-speed-limit-bytes",
+                         g_variant_new_variant (g_variant_new_uint32 (1000)));
+  g_variant_builder_add (&b, "{s@v}", "low-speed-time-seconds",
+                         g_variant_new_variant (g_variant_new_uint32 (30)));
   GVariant *opts = g_variant_ref_sink (g_variant_builder_end (&b));
 
   gboolean ok = ostree_repo_pull_with_options (repo, remote, opts, progress, cancellable, error);
@@ -305,4 +318,21 @@ hc_commit_metadata (OstreeRepo *repo, const char *commit, char **out_subject, GE
   g_variant_unref (meta);
   g_variant_unref (v);
   return (char **) g_ptr_array_free (out, FALSE);
+}
+
+OstreeRepo *
+hc_open_sysroot_repo (const char *repo_path, const char *sysroot_path,
+                      GCancellable *cancellable, GError **error)
+{
+  GFile *rf = g_file_new_for_path (repo_path);
+  GFile *sf = g_file_new_for_path (sysroot_path);
+  OstreeRepo *repo = ostree_repo_new_for_sysroot_path (rf, sf);
+  g_object_unref (rf);
+  g_object_unref (sf);
+  if (!ostree_repo_open (repo, cancellable, error))
+    {
+      g_object_unref (repo);
+      return NULL;
+    }
+  return repo;
 }

@@ -14,6 +14,12 @@ gboolean hc_pull (OstreeRepo *repo, const char *remote, const char *ref,
                   const char *override_commit, int flags, int depth, char **subdirs,
                   uintptr_t handle, GCancellable *cancellable, GError **error);
 
+/* hc_open_sysroot_repo opens a new OstreeRepo object for REPO_PATH of the
+ * sysroot at SYSROOT_PATH (whose etc/ostree/remotes.d holds its remotes),
+ * independent of the sysroot's own, so a pull can run without it. */
+OstreeRepo *hc_open_sysroot_repo (const char *repo_path, const char *sysroot_path,
+                                  GCancellable *cancellable, GError **error);
+
 /* hc_commit_info loads COMMIT and returns its version metadata (or NULL),
  * its timestamp, its parent (or NULL) and the string metadata KEY2 (or NULL). */
 gboolean hc_commit_info (OstreeRepo *repo, const char *commit, char **out_version,

@@ -49,6 +49,15 @@ func SplitRefspec(refspec string) (remote, ref string, err error) {
 // commit it now points at. Objects already present are not fetched again.
 // Cancelling ctx stops the pull; what was written stays as loose objects that
 // a later pull reuses or a cleanup prunes, and no ref moves.
+//
+// With a pull helper configured (SetPullHelper), the pull runs in that
+// process, which is killed (as a process group) when ctx is done or when the
+// remote sends nothing for the stall timeout: libostree 2022.7 does not
+// abort a request in flight on cancel, so a remote that accepts the
+// connection and never answers would otherwise hold the pull forever.
+// Without one, it runs in this process. Either way the sysroot is not locked
+// for the length of the pull: Deployments and the other reads answer while
+// it runs.
 func (s *Sysroot) Pull(ctx context.Context, refspec string, opts PullOptions) (string, error) {
 	remote, ref, err := SplitRefspec(refspec)
 	if err != nil {
@@ -57,39 +66,63 @@ func (s *Sysroot) Pull(ctx context.Context, refspec string, opts PullOptions) (s
 	if remote == "" {
 		return "", fmt.Errorf("pull %s: no remote in refspec: use REMOTE:REF", refspec)
 	}
+	req := pullRequest{
+		Sysroot: s.path, Repo: s.RepoPath(), Remote: remote, Ref: ref, Commit: opts.Commit,
+		CommitOnly: opts.CommitOnly, Depth: opts.Depth, Subdirs: opts.Subdirs,
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-
-	cremote, cref := C.CString(remote), C.CString(ref)
-	defer cfree(cremote)
-	defer cfree(cref)
-	ccommit := cstr(opts.Commit, true)
-	defer cfree(ccommit)
-	flags := C.int(0)
-	if opts.CommitOnly {
-		flags |= pullFlagCommitOnly
+	helper, stall := s.pullHelper, s.pullStall
+	s.mu.Unlock()
+	var csum string
+	if helper != "" {
+		csum, err = pullInHelper(ctx, helper, stall, req, opts.Progress)
+	} else {
+		csum, err = pullInProcess(ctx, req, opts.Progress)
 	}
-	var handle cgo.Handle
-	if opts.Progress != nil {
-		handle = cgo.NewHandle(progressFunc(opts.Progress))
-		defer handle.Delete()
-	}
-	subdirs := cstrv(opts.Subdirs)
-	defer freeStrv(subdirs, len(opts.Subdirs))
-	c := newCancellable(ctx)
-	defer c.free()
-	var gerr *C.GError
-	if C.hc_pull(s.repo, cremote, cref, ccommit, flags, C.int(opts.Depth), subdirs, C.uintptr_t(handle), c.c, &gerr) == 0 {
-		return "", fmt.Errorf("pull %s: %w", refspec, gerror(gerr))
-	}
-	if opts.Commit != "" {
-		return opts.Commit, nil
-	}
-	csum, err := s.resolveLocked(remote + ":" + ref)
 	if err != nil {
 		return "", fmt.Errorf("pull %s: %w", refspec, err)
 	}
 	return csum, nil
+}
+
+// pullInProcess runs the pull on a repo object of its own, so the
+// sysroot's lock is not held while the network is waited for.
+func pullInProcess(ctx context.Context, req pullRequest, progress func(PullProgress)) (string, error) {
+	crepo, csysroot := C.CString(req.Repo), C.CString(req.Sysroot)
+	defer cfree(crepo)
+	defer cfree(csysroot)
+	c := newCancellable(ctx)
+	defer c.free()
+	var gerr *C.GError
+	repo := C.hc_open_sysroot_repo(crepo, csysroot, c.c, &gerr)
+	if repo == nil {
+		return "", fmt.Errorf("open repo %s: %w", req.Repo, gerror(gerr))
+	}
+	defer C.g_object_unref(C.gpointer(repo))
+
+	cremote, cref := C.CString(req.Remote), C.CString(req.Ref)
+	defer cfree(cremote)
+	defer cfree(cref)
+	ccommit := cstr(req.Commit, true)
+	defer cfree(ccommit)
+	flags := C.int(0)
+	if req.CommitOnly {
+		flags |= pullFlagCommitOnly
+	}
+	var handle cgo.Handle
+	if progress != nil {
+		handle = cgo.NewHandle(progressFunc(progress))
+		defer handle.Delete()
+	}
+	subdirs := cstrv(req.Subdirs)
+	defer freeStrv(subdirs, len(req.Subdirs))
+	if C.hc_pull(repo, cremote, cref, ccommit, flags, C.int(req.Depth), subdirs, C.uintptr_t(handle), c.c, &gerr) == 0 {
+		return "", gerror(gerr)
+	}
+	if req.Commit != "" {
+		return req.Commit, nil
+	}
+	return resolveRev(repo, req.Remote+":"+req.Ref)
 }
 
 // Remote is a configured remote.

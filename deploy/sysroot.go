@@ -38,6 +38,11 @@ type Sysroot struct {
 	sr     *C.OstreeSysroot
 	repo   *C.OstreeRepo
 	locked bool
+
+	// pullHelper is the program Pull re-executes (PullHelperArg), "" to pull in process.
+	pullHelper string
+	// pullStall is how long a pull helper may go without progress before it is killed.
+	pullStall time.Duration
 }
 
 // Open loads the sysroot at path. "/" opens the running host's sysroot, whose

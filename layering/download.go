@@ -3,6 +3,7 @@ package layering
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hostctl/hostctl/internal/httpx"
 	"github.com/hostctl/hostctl/layering/rpmmd"
 	"github.com/hostctl/hostctl/layering/solv"
 )
@@ -40,14 +42,13 @@ type PackageFile struct {
 	Downloaded bool
 }
 
-// httpClient returns a client that also reads file:// URLs.
+// httpClient returns c, or a client with connect, TLS handshake and
+// response header deadlines that also reads file:// URLs.
 func httpClient(c *http.Client) *http.Client {
 	if c != nil {
 		return c
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
-	return &http.Client{Transport: t}
+	return httpx.NewClient(httpx.Timeouts{})
 }
 
 // fetchPackage returns the cached file of pkg, downloading it from repo's
@@ -98,7 +99,8 @@ func downloadVerified(ctx context.Context, client *http.Client, url, dest string
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	body := httpx.IdleReader(resp.Body, url, 0)
+	defer body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
@@ -111,11 +113,14 @@ func downloadVerified(ctx context.Context, client *http.Client, url, dest string
 			os.Remove(tmp.Name())
 		}
 	}()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxPackageSize+1))
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, maxPackageSize+1))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
+		if errors.Is(err, httpx.ErrStalled) {
+			return err
+		}
 		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	if n > maxPackageSize {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostctl/hostctl/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,7 +47,11 @@ func runScripts(ctx context.Context, scratch, tree string, scripts []ScriptJob) 
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		return fmt.Errorf("run package scripts: %w", err)
 	}
-	if out, err := exec.CommandContext(ctx, "rofiles-fuse", "--copyup", tree, mnt).CombinedOutput(); err != nil {
+	if out, err := proc.Command(ctx, "rofiles-fuse", "--copyup", tree, mnt).CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			unmount(mnt)
+			return fmt.Errorf("run package scripts: mount the tree: %w", err)
+		}
 		return fmt.Errorf("run package scripts: rofiles-fuse %s: %v: %s", tree, err, bytes.TrimSpace(out))
 	}
 	defer unmount(mnt)
@@ -97,10 +102,19 @@ func runScript(ctx context.Context, root, file string, s ScriptJob) error {
 		args = append(args, "/run/hostctl-script")
 	}
 	args = append(args, s.Arg)
-	cmd := exec.CommandContext(ctx, "bwrap", args...)
+	// bwrap runs in its own process group: a cancel sends it TERM, then
+	// KILL; --die-with-parent and its PID namespace take the script and
+	// everything it started down with it.
+	cmd := proc.Command(ctx, "bwrap", args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
+		switch {
+		case errors.Is(err, context.Canceled):
+			return fmt.Errorf("package %s: %s script cancelled: %w", s.Package, s.Type, err)
+		case errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("package %s: %s script did not finish within %v and was killed (it may wait for input, the network or a service, none of which the sandbox has): %w", s.Package, s.Type, scriptTimeout, err)
+		}
 		return fmt.Errorf("package %s: %s script failed: %v: %s", s.Package, s.Type, err, strings.TrimSpace(out.String()))
 	}
 	return nil

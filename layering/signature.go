@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/hostctl/hostctl/internal/httpx"
+	"github.com/hostctl/hostctl/internal/proc"
 )
 
 // SignatureError is a package whose signature is missing or does not verify
@@ -52,7 +54,7 @@ func newKeyring(ctx context.Context, client *http.Client, tmp, root string, repo
 		if err := os.WriteFile(kf, data, 0o600); err != nil {
 			return nil, err
 		}
-		if out, err := exec.CommandContext(ctx, "rpmkeys", "--dbpath", dir, "--import", kf).CombinedOutput(); err != nil {
+		if out, err := proc.Command(ctx, "rpmkeys", "--dbpath", dir, "--import", kf).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("repo %s: import gpgkey %s: %v: %s", repo.ID, url, err, bytes.TrimSpace(out))
 		}
 	}
@@ -71,18 +73,22 @@ func readKey(ctx context.Context, client *http.Client, root, url string) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	body := httpx.IdleReader(resp.Body, url, 0)
+	defer body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return io.ReadAll(io.LimitReader(body, 1<<20))
 }
 
 // verify checks the header and payload signatures of the RPM at path with
 // `rpmkeys --checksig`: a valid signature by an imported key is required,
 // digests alone are not enough.
 func (k *keyring) verify(ctx context.Context, path string, pkg PackageFile, repoID string) error {
-	out, err := exec.CommandContext(ctx, "rpmkeys", "--dbpath", k.dbpath, "--checksig", path).CombinedOutput()
+	out, err := proc.Command(ctx, "rpmkeys", "--dbpath", k.dbpath, "--checksig", path).CombinedOutput()
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("check the signature of %s: %w", pkg.NEVRA(), err)
+	}
 	verdict := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), path+":"))
 	if err != nil || !strings.Contains(verdict, "signatures OK") {
 		if verdict == "" && err != nil {

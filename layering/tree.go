@@ -8,9 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
+
+	"github.com/hostctl/hostctl/internal/proc"
 )
 
 // RPMDBPath is where a tree keeps its rpmdb (the sqlite backend).
@@ -243,7 +244,7 @@ func registerPackages(ctx context.Context, tree string, rpms []string) error {
 	args := []string{"--root", tree, "--dbpath", "/" + RPMDBPath, "--define", "_db_backend sqlite",
 		"--justdb", "--nodeps", "--noscripts", "--notriggers", "--ignorearch", "-i"}
 	args = append(args, rpms...)
-	cmd := exec.CommandContext(ctx, "rpm", args...)
+	cmd := proc.Command(ctx, "rpm", args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("record the layered packages in the rpmdb of the new tree: rpm: %v: %s", err, bytes.TrimSpace(out))

@@ -81,6 +81,13 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 		if len(d.Packages) > 0 {
 			field("LayeredPackages", strings.Join(d.Packages, " "))
 		}
+		for i, c := range d.Containers {
+			if i == 0 {
+				field("Containers", c)
+			} else {
+				fmt.Fprintf(w, "%26s %s\n", "", c)
+			}
+		}
 		if d.Pinned {
 			field("Pinned", "yes")
 		}
@@ -267,6 +274,9 @@ func historyCmd() *cobra.Command {
 						fmt.Fprintf(w, "  %s", r.Error)
 					}
 					fmt.Fprintln(w)
+					if r.Before != r.After && r.After != "" {
+						fmt.Fprintf(w, "%22s generation %s -> %s\n", "", orNone(r.Before), r.After)
+					}
 				}
 				return nil
 			})
@@ -275,4 +285,11 @@ func historyCmd() *cobra.Command {
 	cmd.Flags().IntVarP(&limit, "limit", "n", 20, "how many to show (0: all)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }

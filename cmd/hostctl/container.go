@@ -15,10 +15,12 @@ import (
 // containerCommands are the image and system container commands.
 func containerCommands() []*cobra.Command {
 	image := &cobra.Command{Use: "image", Short: "Pull, list and remove container images"}
-	image.AddCommand(imagePullCmd(), imageListCmd(), imageDeleteCmd(), imagePruneCmd())
+	image.AddCommand(withDetach(imagePullCmd(), imageDeleteCmd(), imagePruneCmd())...)
+	image.AddCommand(imageListCmd())
 	ctr := &cobra.Command{Use: "container", Short: "Install and manage system containers"}
-	ctr.AddCommand(containerInstallCmd(), containerUpdateCmd(), containerRollbackCmd(),
-		containerUninstallCmd(), containerListCmd(), containerExecCmd())
+	ctr.AddCommand(withDetach(containerInstallCmd(), containerUpdateCmd(), containerRollbackCmd(),
+		containerUninstallCmd())...)
+	ctr.AddCommand(containerListCmd(), containerExecCmd())
 	return []*cobra.Command{image, ctr}
 }
 
@@ -84,8 +86,9 @@ func imageListCmd() *cobra.Command {
 func containerInstallCmd() *cobra.Command {
 	var name string
 	var set []string
+	var follow bool
 	cmd := &cobra.Command{
-		Use:   "install [--name NAME] [--set KEY=VALUE]... IMAGE",
+		Use:   "install [--name NAME] [--set KEY=VALUE]... [--follow] IMAGE",
 		Short: "Install a system container from an image and start its service",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -96,6 +99,9 @@ func containerInstallCmd() *cobra.Command {
 			if len(set) > 0 {
 				opts["set"] = set
 			}
+			if follow {
+				opts["follow"] = true
+			}
 			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
 				return c.ContainerInstall(ctx, args[0], opts)
 			})
@@ -103,6 +109,7 @@ func containerInstallCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&name, "name", "", "container name (default: the image's last path component)")
 	cmd.Flags().StringArrayVar(&set, "set", nil, "template value KEY=VALUE (repeatable)")
+	cmd.Flags().BoolVar(&follow, "follow", false, "follow the image's tag: `hostctl upgrade` moves the container to its newest image, in the same generation as the OS")
 	return cmd
 }
 

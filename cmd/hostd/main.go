@@ -15,9 +15,13 @@ import (
 
 	"github.com/hostctl/hostctl/daemon"
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/deploy"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == deploy.PullHelperArg {
+		os.Exit(deploy.RunPullHelper(os.Stdin, os.Stdout))
+	}
 	sysroot := flag.String("sysroot", "/", "sysroot to manage (a directory for a host that is not booted)")
 	verbose := flag.Bool("verbose", false, "log debug messages")
 	var ctr daemon.ContainerConfig

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/hostctl/hostctl/internal/httpx"
 )
 
 // NeverExpire as Source.MetadataExpire means metadata never goes stale.
@@ -49,6 +51,9 @@ type Cache struct {
 	Types []string
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// IdleTimeout fails a download whose body sends nothing for that long;
+	// 0 means httpx.BodyIdleTimeout.
+	IdleTimeout time.Duration
 }
 
 // Metadata is one repository's metadata as it is in the cache.
@@ -89,9 +94,7 @@ func (c *Cache) client() *http.Client {
 	if c.Client != nil {
 		return c.Client
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
-	return &http.Client{Transport: t}
+	return httpx.NewClient(httpx.Timeouts{})
 }
 
 func (c *Cache) repoDir(id string) (string, error) {
@@ -289,7 +292,8 @@ func (c *Cache) open(ctx context.Context, base, rel string) (io.Reader, func(), 
 		resp.Body.Close()
 		return nil, nil, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
-	return resp.Body, func() { resp.Body.Close() }, nil
+	body := httpx.IdleReader(resp.Body, u, c.IdleTimeout)
+	return body, func() { body.Close() }, nil
 }
 
 // NewHash returns the hash rpm-md names typ (sha1 or its old name sha,

@@ -25,10 +25,17 @@ import (
 type ctrEnv struct {
 	*env
 	reg     *fixture.Registry
-	dep     string // the current deployment's checkout
 	ctrDir  string // the stateroot's var/lib/containers/hostctl
 	runcDir string
 	layers  map[string]string // name -> blob digest of the fixture layers
+}
+
+// depDir is the default deployment's checkout: every container change
+// makes a new one.
+func (c *ctrEnv) depDir() string {
+	c.t.Helper()
+	d := c.status().Deployments[0]
+	return deploymentPath(c.sysroot, d.OSName, d.Checksum, d.Serial)
 }
 
 func newCtrEnv(t *testing.T) *ctrEnv {
@@ -42,7 +49,6 @@ func newCtrEnv(t *testing.T) *ctrEnv {
 	c := &ctrEnv{env: e, layers: map[string]string{}}
 	st := e.status()
 	d := st.Deployments[0]
-	c.dep = deploymentPath(e.sysroot, d.OSName, d.Checksum, d.Serial)
 	c.ctrDir = filepath.Join(e.sysroot, "ostree", "deploy", d.OSName, "var", "lib", "containers", "hostctl")
 	c.runcDir = filepath.Join(e.sysroot, "run", "hostctl", "runc")
 	t.Cleanup(func() {
@@ -63,7 +69,7 @@ func newCtrEnv(t *testing.T) *ctrEnv {
 	t.Cleanup(c.reg.Stop)
 	c.writePolicy(`{"default":[{"type":"insecureAcceptAnything"}]}`)
 	reg := fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", c.reg.Addr)
-	if err := os.WriteFile(filepath.Join(c.dep, "etc", "containers", "registries.conf"), []byte(reg), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(c.depDir(), "etc", "containers", "registries.conf"), []byte(reg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -71,7 +77,7 @@ func newCtrEnv(t *testing.T) *ctrEnv {
 
 func (c *ctrEnv) writePolicy(policy string) {
 	c.t.Helper()
-	dir := filepath.Join(c.dep, "etc", "containers")
+	dir := filepath.Join(c.depDir(), "etc", "containers")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		c.t.Fatal(err)
 	}
@@ -213,9 +219,9 @@ func (c *ctrEnv) assertGone(name string) {
 	c.t.Helper()
 	for _, p := range []string{
 		filepath.Join(c.ctrDir, name), filepath.Join(c.ctrDir, name+".0"), filepath.Join(c.ctrDir, name+".1"),
-		filepath.Join(c.dep, "etc", "systemd", "system", name+".service"),
-		filepath.Join(c.dep, "etc", "tmpfiles.d", name+".conf"),
-		filepath.Join(c.dep, "etc", "hostctl-test", name+".conf"),
+		filepath.Join(c.depDir(), "etc", "systemd", "system", name+".service"),
+		filepath.Join(c.depDir(), "etc", "tmpfiles.d", name+".conf"),
+		filepath.Join(c.depDir(), "etc", "hostctl-test", name+".conf"),
 	} {
 		if exists(p) {
 			c.t.Errorf("%s is left behind", p)
@@ -263,11 +269,11 @@ func TestContainersLifecycle(t *testing.T) {
 	if got := c.slotTarget("web1"); got != "web1.0" {
 		t.Fatalf("web1 -> %q", got)
 	}
-	unit, err := os.ReadFile(filepath.Join(c.dep, "etc", "systemd", "system", "web1.service"))
+	unit, err := os.ReadFile(filepath.Join(c.depDir(), "etc", "systemd", "system", "web1.service"))
 	if err != nil || !strings.Contains(string(unit), "ExecStart=") || !strings.Contains(string(unit), "'web1'") {
 		t.Fatalf("unit: %v\n%s", err, unit)
 	}
-	if b, err := os.ReadFile(filepath.Join(c.dep, "etc", "hostctl-test", "web1.conf")); err != nil || string(b) != fmt.Sprintf("port=%d\n", p1) {
+	if b, err := os.ReadFile(filepath.Join(c.depDir(), "etc", "hostctl-test", "web1.conf")); err != nil || string(b) != fmt.Sprintf("port=%d\n", p1) {
 		t.Fatalf("hostfs file: %v %q", err, b)
 	}
 	if v := c.originContainers()["web1"]; !strings.HasPrefix(v, image+"@sha256:") || !strings.Contains(v, ";") {
@@ -355,17 +361,14 @@ func TestContainersFollowGenerations(t *testing.T) {
 	c.publish("2")
 	c.mustHostctl("upgrade")
 	// The new deployment has its own /etc: write the containers policy there too.
-	st := c.status()
-	d := st.Deployments[0]
-	c.dep = deploymentPath(c.sysroot, d.OSName, d.Checksum, d.Serial)
 	c.writePolicy(`{"default":[{"type":"insecureAcceptAnything"}]}`)
 	port := freePort(t)
 	c.mustHostctl("container", "install", "--name", "gen", "--set", fmt.Sprintf("PORT=%d", port), "oci:"+dir+":1")
 	c.waitAnswer(port, "hello from gen")
 
-	c.mustHostctl("rollback") // to version 1, whose origin has no containers
+	c.mustHostctl("rollback") // to the generation before the install, which has no containers
 	waitUntil(t, 10*time.Second, "gen to go", func() bool { return get(port) == "" && !exists(filepath.Join(c.ctrDir, "gen")) })
-	c.mustHostctl("rollback") // forward to version 2 again
+	c.mustHostctl("rollback") // forward to the generation with the container again
 	c.waitAnswer(port, "hello from gen")
 	if l := c.list()["gen"]; l.State != "running" {
 		t.Fatalf("after rolling forward: %+v", l)
@@ -483,4 +486,122 @@ func (c *ctrEnv) refs() string {
 		}
 	}
 	return strings.Join(keep, " ")
+}
+
+// TestContainerChangesAreGenerations: every container change is a new
+// deployment of the same tree whose origin records the new set; it is live
+// at once, `hostctl rollback` brings the previous set back live at once, and
+// status and history show the generations.
+func TestContainerChangesAreGenerations(t *testing.T) {
+	c := newCtrEnv(t)
+	dir := c.layout("1", fixture.HelloExports(fixture.HelloConfigTemplate(true)))
+	before := c.status().Deployments[0]
+	port := freePort(t)
+
+	c.mustHostctl("container", "install", "--name", "gen", "--set", fmt.Sprintf("PORT=%d", port), "oci:"+dir+":1")
+	c.waitAnswer(port, "hello from gen")
+	st := c.status()
+	installed := st.Deployments[0]
+	if installed.ID == before.ID || installed.Checksum != before.Checksum || userKargs(installed.Kargs) != userKargs(before.Kargs) {
+		t.Fatalf("install: default %s (kargs %q), before %s (kargs %q): want a new deployment of the same commit and kargs",
+			installed.ID, installed.Kargs, before.ID, before.Kargs)
+	}
+	if len(installed.Containers) != 1 || !strings.HasPrefix(installed.Containers[0], "gen=") {
+		t.Fatalf("status containers of the new generation: %q", installed.Containers)
+	}
+	if len(st.Deployments) < 2 || st.Deployments[1].ID != before.ID || len(st.Deployments[1].Containers) != 0 {
+		t.Fatalf("the previous generation is not the rollback entry, unchanged: %+v", st.Deployments)
+	}
+	if h := c.lastHistory(); h.Before != before.ID || h.After != installed.ID {
+		t.Fatalf("history: before %q after %q, want %s -> %s", h.Before, h.After, before.ID, installed.ID)
+	}
+	if out := c.mustHostctl("status"); !strings.Contains(out, "Containers: gen=") {
+		t.Fatalf("status does not show the generation's containers:\n%s", out)
+	}
+
+	// Update: another generation; rollback brings the old values back live.
+	c.mustHostctl("container", "update", "--set", "GREETING=bonjour", "gen")
+	c.waitAnswer(port, "bonjour from gen")
+	updated := c.status().Deployments[0]
+	if updated.ID == installed.ID {
+		t.Fatalf("update made no new generation")
+	}
+	if v := c.originContainers()["gen"]; !strings.Contains(v, ";") {
+		t.Fatalf("origin after update: %q", v)
+	}
+	c.mustHostctl("rollback")
+	c.waitAnswer(port, "hello from gen") // at once, no reboot
+	if d := c.status().Deployments[0]; d.ID != installed.ID {
+		t.Fatalf("after rollback the default is %s, want %s", d.ID, installed.ID)
+	}
+	c.mustHostctl("rollback")
+	c.waitAnswer(port, "bonjour from gen")
+
+	// Uninstall is a generation too; rolling it back brings the container back.
+	c.mustHostctl("container", "uninstall", "gen")
+	waitUntil(t, 10*time.Second, "gen to go", func() bool { return get(port) == "" })
+	if d := c.status().Deployments[0]; len(d.Containers) != 0 || d.ID == updated.ID {
+		t.Fatalf("after uninstall: %+v", d)
+	}
+	c.mustHostctl("rollback")
+	c.waitAnswer(port, "bonjour from gen") // re-rendered from the image in the repo
+	if l := c.list()["gen"]; l.State != "running" {
+		t.Fatalf("after rolling the uninstall back: %+v", l)
+	}
+	c.fsck()
+}
+
+// userKargs is a kernel command line without libostree's ostree= argument,
+// which names the boot.N directory of the current bootversion.
+func userKargs(kargs string) string {
+	var out []string
+	for _, a := range strings.Fields(kargs) {
+		if !strings.HasPrefix(a, "ostree=") {
+			out = append(out, a)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// TestContainerFollowsTag: a container installed with --follow moves to the
+// newest image of its tag at `hostctl upgrade`, in one new generation (here
+// with no OS update: same tree), live at once; without a new image the
+// upgrade says so and makes no deployment.
+func TestContainerFollowsTag(t *testing.T) {
+	c := newCtrEnv(t)
+	image, err := c.reg.Push(c.ctx, helloImage(t, "latest", "hello"), "latest", "follow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	c.mustHostctl("container", "install", "--follow", "--name", "fol", "--set", fmt.Sprintf("PORT=%d", port), image)
+	c.waitAnswer(port, "hello from fol")
+	if v := c.originContainers()["fol"]; !strings.HasSuffix(v, ";follow") {
+		t.Fatalf("origin entry %q does not record --follow", v)
+	}
+	before := c.status().Deployments[0]
+	if out := c.mustHostctl("upgrade"); !strings.Contains(out, "No upgrade available") {
+		t.Fatalf("upgrade with nothing new:\n%s", out)
+	}
+	if d := c.status().Deployments[0]; d.ID != before.ID {
+		t.Fatalf("an upgrade with nothing new made deployment %s", d.ID)
+	}
+
+	if _, err := c.reg.Push(c.ctx, helloImage(t, "latest", "howdy"), "latest", "follow"); err != nil {
+		t.Fatal(err)
+	}
+	out := c.mustHostctl("upgrade")
+	if !strings.Contains(out, "Container fol: "+image+" moved") {
+		t.Fatalf("upgrade after a new image:\n%s", out)
+	}
+	c.waitAnswer(port, "howdy from fol")
+	after := c.status().Deployments[0]
+	if after.ID == before.ID || after.Checksum != before.Checksum || after.Containers[0] == before.Containers[0] {
+		t.Fatalf("upgrade: %+v, before %+v: want a new generation of the same tree with the new digest", after, before)
+	}
+	if v := c.originContainers()["fol"]; !strings.HasSuffix(v, ";follow") {
+		t.Fatalf("origin entry %q lost --follow", v)
+	}
+	c.mustHostctl("rollback")
+	c.waitAnswer(port, "hello from fol")
 }

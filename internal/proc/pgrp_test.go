@@ -1,0 +1,5 @@
+package proc
+
+import "syscall"
+
+func syscallGetpgrp() int { return syscall.Getpgrp() }

@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostctl/hostctl/tests/fixture"
+)
+
+// helloImage writes an OCI layout of the hello image whose manifest's
+// default greeting is greeting, and returns its directory.
+func helloImage(t *testing.T, tag, greeting string) string {
+	t.Helper()
+	base, err := fixture.BusyboxLayer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := fixture.HelloExports(fixture.HelloConfigTemplate(true))
+	for i := range ents {
+		if ents[i].Name == "exports/manifest.json" {
+			ents[i].Body = strings.Replace(ents[i].Body, `"GREETING": "hello"`, fmt.Sprintf("%q: %q", "GREETING", greeting), 1)
+		}
+	}
+	exports, err := fixture.Layer(ents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout-"+tag)
+	if _, err := fixture.OCILayout(dir, tag, [][]byte{base, exports}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestBootedContainersFollowGenerations is issue 13's end-to-end case on the
+// booted host, with hostd and the containers under the machine's systemd: a
+// container-only change is live at once, survives a reboot, and rolling it
+// back is live at once; an OS upgrade and a container update before the
+// reboot make one generation; rolling back and rebooting brings the old OS
+// and the old container back together.
+func TestBootedContainersFollowGenerations(t *testing.T) {
+	for _, bin := range []string{"skopeo", "docker-registry"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed: %v", bin, err)
+		}
+	}
+	e := newBootedEnv(t)
+	reg, err := fixture.StartRegistry(e.ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	image1, err := reg.Push(e.ctx, helloImage(t, "1", "hello"), "1", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	image2, err := reg.Push(e.ctx, helloImage(t, "2", "howdy"), "2", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The machine's /etc (the booted deployment's, carried into every new
+	// one by libostree's /etc merge): the test registry is plain HTTP and
+	// its images are not signed.
+	setup := fmt.Sprintf(`mkdir -p /etc/containers &&
+printf '%%s' '{"default":[{"type":"insecureAcceptAnything"}]}' > /etc/containers/policy.json &&
+printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' > /etc/containers/registries.conf`, reg.Addr)
+	if r := e.host.Run(e.ctx, 0, "sh", "-c", setup); r.Code != 0 {
+		t.Fatalf("configure /etc/containers in the machine: %s%s", r.Stdout, r.Stderr)
+	}
+	// The machine shares the host's network: its containers answer here.
+	port := freePort(t)
+	answers := func(want string) {
+		t.Helper()
+		waitUntil(t, 30*time.Second, fmt.Sprintf("port %d to answer %q", port, want), func() bool {
+			return strings.TrimSpace(get(port)) == want
+		})
+	}
+
+	e.mustHostctl("container", "install", "--name", "web", "--set", fmt.Sprintf("PORT=%d", port), image1)
+	answers("hello from web")
+	if st, err := e.host.UnitActiveState(e.ctx, "web.service"); err != nil || st != "active" {
+		t.Fatalf("web.service under the machine's systemd: %q, %v", st, err)
+	}
+	e.boot() // survives a reboot: systemd starts the generation's unit
+	answers("hello from web")
+	booted, _ := bootedAndDefault(t, e.status())
+	if len(booted.Containers) != 1 || !strings.HasPrefix(booted.Containers[0], "web="+image1+"@sha256:") {
+		t.Fatalf("the booted generation's containers: %q", booted.Containers)
+	}
+
+	// A container-only change is live at once; rolling it back too.
+	e.mustHostctl("container", "update", "--set", "GREETING=hi", "web")
+	answers("hi from web")
+	e.mustHostctl("rollback")
+	answers("hello from web")
+	e.boot()
+	answers("hello from web")
+
+	// The OS and the container in one pending generation.
+	e.publish("2")
+	e.mustHostctl("upgrade")
+	e.mustHostctl("container", "update", "--rebase", image2, "web")
+	answers("howdy from web") // live at once, on the old OS
+	booted, def := bootedAndDefault(t, e.status())
+	if booted.Version != "1" || def.Version != "2" || !strings.HasPrefix(def.Containers[0], "web="+image2+"@") {
+		t.Fatalf("before the reboot: booted %s %q, default %s %q; want 1 and 2 with image 2", booted.Version, booted.Containers, def.Version, def.Containers)
+	}
+	e.boot()
+	e.expectBooted("2")
+	answers("howdy from web")
+
+	// Back to version 1 with image 1 and its old values.
+	e.mustHostctl("rollback")
+	answers("hello from web")
+	e.boot()
+	e.expectBooted("1")
+	answers("hello from web")
+	if out := e.mustHostctl("history"); !strings.Contains(out, "container-update") || !strings.Contains(out, "generation") {
+		t.Fatalf("history does not show the generations:\n%s", out)
+	}
+}
