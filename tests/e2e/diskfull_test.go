@@ -196,7 +196,7 @@ func TestDiskFull(t *testing.T) {
 	// (300 KiB: room for the copy of the base's rpmdb the resolve reads,
 	// not for the new tree's rpmdb and the commit.)
 	fill = filler(t, small, 300<<10)
-	e.expectNoSpace("pkg-add", []string{"no space left on device"}, "pkg-add", "hello-layer")
+	e.expectNoSpace("pkg-add", []string{"no space left on device", "Error.NoSpace"}, "pkg-add", "hello-layer")
 	os.Remove(fill)
 	free = freeBytes(t, small)
 	e.mustHostctl("pkg-add", "hello-layer")
@@ -208,7 +208,7 @@ func TestDiskFull(t *testing.T) {
 	// A container image import that fills the disk.
 	if ctr {
 		fill = filler(t, small, 128<<10)
-		e.expectNoSpace("image pull", []string{"no space left on device"}, "image", "pull", img)
+		e.expectNoSpace("image pull", []string{"no space left on device", "Error.NoSpace"}, "image", "pull", img)
 		os.Remove(fill)
 		e.mustHostctl("image", "pull", img)
 		if out := e.mustHostctl("image", "list"); !strings.Contains(out, img) {
@@ -239,7 +239,7 @@ func TestDiskFull(t *testing.T) {
 	moveOnto(t, saved, boot)
 	e.startHostd()
 	fill = filler(t, boot, 32<<10)
-	e.expectNoSpace("upgrade (new kernel, /boot full)", []string{"no space left on device", "in /boot", "MiB free"}, "upgrade")
+	e.expectNoSpace("upgrade (new kernel, /boot full)", []string{"no space left on device", "in /boot", "MiB free", "Error.NoSpace"}, "upgrade")
 	os.Remove(fill)
 	e.mustHostctl("upgrade")
 	if got := versions(e.status()); !slices.Equal(got, []string{"2", "1"}) {

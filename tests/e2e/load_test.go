@@ -180,12 +180,13 @@ func TestLoad(t *testing.T) {
 	switch {
 	case len(slow) == 0:
 	case slices.Contains(slow, "ListContainers"):
-		// Known blocking path on this branch: every ListContainers re-reads
-		// the sysroot (libostree reload and commit metadata of each
-		// deployment) under the sysroot mutex, which pulls and deploys hold;
-		// the CPU it burns slows the other reads too. Issue 12 item 1
-		// (reads answer from memory) removes it. Errors above still fail.
-		t.Skipf("p99 over 100ms for %v: ListContainers reads the sysroot under its lock at every call (daemon.Engine.Containers), a known blocking path (issue 12 item 1); the numbers:\n%s", slow, report.String())
+		// Known slow path: every ListContainers re-reads the sysroot
+		// (libostree reload and each deployment's commit metadata) under
+		// the sysroot mutex and, in direct mode, runs `runc state` for each
+		// container; the CPU that burns slows the other reads too. Issue
+		// 12 item 1 (lists answer from memory) removes it. Errors above
+		// still fail the test.
+		t.Skipf("p99 over 100ms for %v: ListContainers reads the sysroot under its lock and runs runc state at every call (daemon.Engine.Containers), a known slow path (issue 12 item 1); the numbers:\n%s", slow, report.String())
 	default:
 		t.Errorf("p99 over 100ms for %v (want at most 100ms each)", slow)
 	}
