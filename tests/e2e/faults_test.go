@@ -599,7 +599,13 @@ func (l *faultLab) runCase(t *testing.T, bus *harness.Bus, k faultKind, lr learn
 	switch action {
 	case "kill":
 		x.hostd.Stop() // it is dead already; this waits for its exit
+		// The harness copies hostd's output from a pipe: its last lines
+		// may land a moment after the exit.
 		logText := x.log()
+		for deadline := time.Now().Add(3 * time.Second); !strings.Contains(logText, "fault point: killing hostd") && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			logText = x.log()
+		}
 		x.hostd = nil
 		if !strings.Contains(logText, "fault point: killing hostd") {
 			return "FAIL: the fault never fired", []string{fmt.Sprintf("kill point not reached; the client exited %d:\n%s%s\nhostd log:\n%s", r.Code, r.Stdout, r.Stderr, logText)}
