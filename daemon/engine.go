@@ -57,8 +57,8 @@ type Engine struct {
 	seq      uint64
 	lastMod  time.Time
 
-	// ctr is the state of system containers (service manager, runtime features).
-	ctr containerRuntime
+	// ctr runs the system containers (service manager, runtime features).
+	ctr *containers.Manager
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -93,6 +93,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: log, sr: sr, journal: j, stop: make(chan struct{}), done: make(chan struct{})}
+	e.ctr = e.newContainers()
 	if err := e.recover(ctx); err != nil {
 		e.Close()
 		return nil, err
@@ -163,6 +164,7 @@ func (e *Engine) Close() error {
 	if e.watching {
 		<-e.done
 	}
+	e.ctr.Close()
 	err := e.journal.close()
 	e.sr.Close()
 	return err
@@ -232,7 +234,7 @@ func toAPI(d deploy.Deployment) dbus.Deployment {
 		}
 		for _, name := range d.Origin.Keys(deploy.GroupContainers) {
 			v, _ := d.Origin.Get(deploy.GroupContainers, name)
-			if ce, err := parseContainerEntry(v); err == nil {
+			if ce, err := containers.ParseEntry(v); err == nil {
 				out.Containers = append(out.Containers, name+"="+ce.Image+"@"+ce.Digest)
 			} else {
 				out.Containers = append(out.Containers, name+"=(unreadable entry: "+v+")")
@@ -347,7 +349,7 @@ func needImage(what string, digestOK bool) func(dbus.Request) error {
 		if req.Arg == "" {
 			return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s needs an image reference, e.g. registry.example.com/app:1", what)
 		}
-		if digestOK && (imageDigestRe.MatchString(req.Arg) || valuesDigestRe.MatchString(req.Arg)) {
+		if digestOK && containers.IsDigest(req.Arg) {
 			return nil
 		}
 		if _, err := containers.ParseImageReference(req.Arg); err != nil {

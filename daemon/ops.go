@@ -115,7 +115,7 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 // followContainers pulls the images of the default generation's containers
 // that follow a tag (container install --follow) and returns the entries of
 // those whose image moved, for the upgrade's new generation.
-func (e *Engine) followContainers(ctx context.Context, t *txn, def deploy.Deployment) (map[string]containerEntry, error) {
+func (e *Engine) followContainers(ctx context.Context, t *txn, def deploy.Deployment) (map[string]containers.Entry, error) {
 	want, bad := desiredContainers(def)
 	if len(bad) > 0 {
 		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "deployment %s has [containers] entries that cannot be read; fix its origin or roll back before upgrading", def.ID())
@@ -130,14 +130,14 @@ func (e *Engine) followContainers(ctx context.Context, t *txn, def deploy.Deploy
 		return nil, nil
 	}
 	sort.Strings(names)
-	h, _, err := e.host(ctx)
+	h, err := e.host(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]containerEntry{}
+	out := map[string]containers.Entry{}
 	for _, name := range names {
 		w := want[name]
-		if _, err := e.pull(ctx, t, h, w.Image); err != nil {
+		if _, err := e.ctr.Pull(ctx, h, w.Image, reporter{t}); err != nil {
 			return nil, fmt.Errorf("container %s follows %s: %w", name, w.Image, err)
 		}
 		img, err := containers.FindImage(e.sr.Repo(), w.Image)

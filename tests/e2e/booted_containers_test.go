@@ -75,9 +75,17 @@ printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' > /etc/containers/regi
 	port := freePort(t)
 	answers := func(want string) {
 		t.Helper()
-		waitUntil(t, 30*time.Second, fmt.Sprintf("port %d to answer %q", port, want), func() bool {
-			return strings.TrimSpace(get(port)) == want
-		})
+		deadline := time.Now().Add(30 * time.Second)
+		got := ""
+		for time.Now().Before(deadline) {
+			if got = strings.TrimSpace(get(port)); got == want {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		diag := e.host.Run(e.ctx, 0, "sh", "-c", "systemctl status web.service --no-pager; ls -l /var/lib/containers/hostctl/; cat /etc/systemd/system/web.service")
+		t.Fatalf("port %d answers %q, want %q\n%s%s\nweb.service's journal:\n%s\nhostd's journal:\n%s", port, got, want,
+			diag.Stdout, diag.Stderr, e.host.Machine.Journal(e.ctx, "web.service"), e.host.Machine.Journal(e.ctx, "hostd.service"))
 	}
 
 	e.mustHostctl("container", "install", "--name", "web", "--set", fmt.Sprintf("PORT=%d", port), image1)
