@@ -17,6 +17,7 @@ import (
 
 	godbus "github.com/godbus/dbus/v5"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 
 	"github.com/hostctl/hostctl/bootloader"
 	"github.com/hostctl/hostctl/containers"
@@ -150,6 +151,18 @@ func (x *lab) stop() {
 		}
 	}
 	os.RemoveAll(filepath.Join(x.sysroot, "run"))
+	// A container whose runc parent was the killed hostd can outlive runc
+	// delete: end what still runs with its root in this sysroot.
+	procs, _ := filepath.Glob("/proc/[0-9]*/root")
+	for _, p := range procs {
+		if root, err := os.Readlink(p); err == nil && strings.HasPrefix(root, x.sysroot+"/") {
+			var pid int
+			if _, err := fmt.Sscanf(p, "/proc/%d/root", &pid); err == nil {
+				x.t.Logf("process %d (root %s) outlived runc delete; killing it", pid, root)
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+	}
 }
 
 // onBus says whether hostd owns its name on the bus (is alive and serving).
