@@ -16,6 +16,7 @@ func TestActionFor(t *testing.T) {
 		{"pkg-change", actionPackages},
 		{"refresh-md", actionPackages},
 		{"kargs", actionKargs},
+		{"pin", actionUpgrade},
 		{"image-pull", actionContainers},
 		{"image-prune", actionContainers},
 		{"container-install", actionContainers},

@@ -54,6 +54,11 @@ func (e *Engine) host(ctx context.Context) (containers.Host, error) {
 	if err != nil {
 		return containers.Host{}, err
 	}
+	return e.hostOf(deps)
+}
+
+// hostOf is host for a list of deployments already read.
+func (e *Engine) hostOf(deps []deploy.Deployment) (containers.Host, error) {
 	cur, ok := current(deps)
 	if !ok {
 		return containers.Host{}, errdefs.Errorf(errdefs.ErrNotFound, "the sysroot %s has no deployment: deploy one first", e.sr.Path())
@@ -405,8 +410,11 @@ func (e *Engine) Images() ([]map[string]any, error) {
 
 // Containers lists the installed system containers (read-only; open to every caller).
 func (e *Engine) Containers() ([]map[string]any, error) {
-	ctx := context.Background()
-	h, err := e.host(ctx)
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	// The deployments as last read, not the sysroot: a read never waits
+	// for a transaction that holds it.
+	h, err := e.hostOf(e.cachedDeployments())
 	if err != nil {
 		return nil, err
 	}

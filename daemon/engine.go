@@ -53,6 +53,7 @@ type Engine struct {
 	mu       sync.Mutex
 	active   *txn
 	status   dbus.Status
+	deps     []deploy.Deployment // as of the last refresh
 	watchers []func()
 	seq      uint64
 	lastMod  time.Time
@@ -211,15 +212,26 @@ func (e *Engine) refresh(ctx context.Context) error {
 	}
 	st := dbus.Status{Sysroot: e.sr.Path(), Deployments: make([]dbus.Deployment, 0, len(deps))}
 	for _, d := range deps {
-		st.Deployments = append(st.Deployments, toAPI(d))
+		st.Deployments = append(st.Deployments, e.withLayered(toAPI(d)))
 	}
 	e.mu.Lock()
 	e.status = st
+	e.deps = deps
 	e.lastMod = deployMTime(e.sr)
 	e.mu.Unlock()
 	e.notify()
 	return nil
 }
+
+// cachedDeployments are the deployments as the last refresh read them.
+func (e *Engine) cachedDeployments() []deploy.Deployment {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.deps
+}
+
+// readTimeout bounds a read method's calls (systemd unit states).
+const readTimeout = 10 * time.Second
 
 func toAPI(d deploy.Deployment) dbus.Deployment {
 	out := dbus.Deployment{
@@ -319,8 +331,10 @@ func (e *Engine) operations() map[string]operation {
 		}},
 		"rollback": {run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) }},
 		"cleanup":  {options: dbus.OptionSpec{"pending": "b", "rollback": "b", "repomd": "b"}, run: e.cleanup},
+		"kargs":    {options: dbus.OptionSpec{"edits": "as"}, validate: validKargs, run: e.kargs},
+		"pin":      {options: dbus.OptionSpec{"unpin": "b"}, validate: validPin, run: e.pin},
 
-		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b"}, validate: validPkgChange, run: e.pkgChange},
+		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b", "allow-inactive": "b"}, validate: validPkgChange, run: e.pkgChange},
 		"refresh-md": {run: e.refreshMetadata},
 
 		"image-pull":          {validate: needImage("image pull", false), run: e.imagePull},

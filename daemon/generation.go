@@ -29,6 +29,9 @@ type changeStart struct {
 	def deploy.Deployment
 	// merge is the booted deployment (else def): /etc, the stateroot's /var.
 	merge deploy.Deployment
+	// kargs, when not nil, are the new generation's kernel arguments
+	// instead of def's (a kargs change).
+	kargs []string
 }
 
 // startOf finds the deployments a change starts from.
@@ -78,6 +81,18 @@ func kargsOf(d deploy.Deployment) []string {
 		out = append(out, a.String())
 	}
 	return out
+}
+
+// userKargs is a kernel command line without libostree's ostree= argument
+// (which names the boot directory of the current bootversion).
+func userKargs(kargs string) string {
+	var out []string
+	for _, a := range kargsOf(deploy.Deployment{Kargs: kargs}) {
+		if !strings.HasPrefix(a, "ostree=") {
+			out = append(out, a)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // defaultID is the ID of the default deployment, or "" when there is none.
@@ -167,9 +182,13 @@ func (e *Engine) writeGeneration(ctx context.Context, t *txn, s changeStart, edi
 		origin = s.def.Origin.Clone()
 	}
 	edit(origin)
+	kargs := kargsOf(s.def)
+	if s.kargs != nil {
+		kargs = s.kargs
+	}
 	t.step("deploy", fmt.Sprintf("Writing the new generation (deployment of %s)", short(s.def.Checksum)))
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: s.def.OSName, Revision: s.def.Checksum, Origin: origin,
-		Kargs: kargsOf(s.def), BeforeSwap: t.beginSwap})
+		Kargs: kargs, BeforeSwap: t.beginSwap})
 	if err != nil {
 		return deploy.Deployment{}, err
 	}

@@ -76,6 +76,7 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 	}
 	if !osUpdate && len(followed) == 0 {
 		t.message("No upgrade available.")
+		t.message("No change.")
 		return res, nil
 	}
 	if osUpdate {
@@ -264,6 +265,10 @@ func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (m
 			return nil, errdefs.Errorf(errdefs.ErrNotFound, "no commit with version or checksum %q in the history of %s: `hostctl upgrade --check` shows the latest", rev, refspec)
 		}
 	}
+	if csum == baseOf(cur) {
+		t.message(fmt.Sprintf("Commit %s is what the default deployment %s already runs. No change.", short(csum), cur.ID()))
+		return map[string]any{"changed": false, "checksum": csum, "deployment": cur.ID()}, nil
+	}
 	if e.sr.Repo().HasCompleteCommit(csum) {
 		t.message("Commit " + csum[:12] + " is already here; nothing to download.")
 	} else {
@@ -312,6 +317,10 @@ func (e *Engine) rebase(ctx context.Context, t *txn, refspec string) (map[string
 }
 
 func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
+	var running deploy.Deployment // what runs now: the booted one, else the default
+	if deps, err := e.sr.Deployments(ctx); err == nil {
+		running, _ = current(deps)
+	}
 	if err := t.beginSwap(); err != nil {
 		return nil, err
 	}
@@ -323,7 +332,12 @@ func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
 	if err := e.verifyBoot(ctx, d); err != nil {
 		return nil, errdefs.Errorf(errdefs.ErrFailed, "rolled back to %s but the boot entries are wrong: %v", d.ID(), err)
 	}
-	t.message(fmt.Sprintf("Moving %s to be the default deployment. Reboot to use it.", d.ID()))
+	if d.Checksum == running.Checksum && userKargs(d.Kargs) == userKargs(running.Kargs) {
+		// Only the origin differs (system containers): nothing to reboot for.
+		t.message(fmt.Sprintf("Moving %s to be the default deployment; it runs the same tree, and its system containers are applied now.", d.ID()))
+	} else {
+		t.message(fmt.Sprintf("Moving %s to be the default deployment. Reboot to use it (its system containers are applied now).", d.ID()))
+	}
 	return map[string]any{"deployment": d.ID(), "version": d.Version, "changed": true}, nil
 }
 

@@ -102,7 +102,14 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 	if err != nil {
 		return nil, layerError(err)
 	}
+	if err := checkInactive(plan, old, opts.Bool("allow-inactive")); err != nil {
+		return nil, err
+	}
 	res["packages"] = plan.NEVRAs()
+	if inactive := plan.InactiveRequests(); len(inactive) > 0 {
+		res["inactive"] = inactive
+		t.message("Inactive requests (provided by the base): " + strings.Join(inactive, " "))
+	}
 	if opts.Bool("dry-run") {
 		t.message("Would layer: " + listOrNone(plan.NEVRAs()))
 		res["dry-run"] = true
@@ -141,6 +148,9 @@ func (e *Engine) relayer(ctx context.Context, t *txn, st changeStart, base strin
 	if err != nil {
 		return "", layerError(err)
 	}
+	if inactive := plan.InactiveRequests(); len(inactive) > 0 {
+		t.message("Inactive requests (provided by the base): " + strings.Join(inactive, " "))
+	}
 	built, err := l.Build(ctx, plan)
 	if err != nil {
 		return "", layerError(err)
@@ -152,9 +162,31 @@ func (e *Engine) relayer(ctx context.Context, t *txn, st changeStart, base strin
 	return built.Commit, nil
 }
 
+// checkInactive refuses a request new to this change (not in old) that the
+// base already provides, unless allowInactive: layering it would change
+// nothing, and rpm-ostree refuses it the same way.
+func checkInactive(plan *layering.Plan, old []string, allowInactive bool) error {
+	if allowInactive {
+		return nil
+	}
+	for _, r := range plan.InactiveRequests() {
+		if !slices.Contains(old, r) {
+			return errdefs.Wrap(errdefs.ErrInvalidArgument, &layering.ProvidedByBaseError{Request: r, By: plan.Inactive[r]})
+		}
+	}
+	return nil
+}
+
 func reportBuild(t *txn, b *layering.Result) {
+	if len(b.Layered) == 0 {
+		t.message("No package layered: every request is provided by the base.")
+		return
+	}
 	t.message(fmt.Sprintf("Layered %s (downloaded %d, imported %d, %d script(s) run).",
 		strings.Join(b.Layered, " "), len(b.Downloaded), len(b.Imported), b.ScriptsRun))
+	if len(b.Users) > 0 {
+		t.message("Created for the packages: " + strings.Join(b.Users, ", ") + ".")
+	}
 }
 
 // layerer sets up layering for a change whose /etc comes from cur (the merge
@@ -264,6 +296,36 @@ func (e *Engine) keepBase(ctx context.Context, base string) error {
 		}
 	}
 	return nil
+}
+
+// withLayered adds to a deployment what its commit really layers (the
+// layered NEVRAs, the requests the base provided when it was built) and the
+// requests of its origin the commit does not carry, so status never hides a
+// difference between the request and the tree.
+func (e *Engine) withLayered(d dbus.Deployment) dbus.Deployment {
+	if len(d.Packages) == 0 && d.BaseChecksum == "" {
+		return d
+	}
+	_, meta, err := e.sr.Repo().CommitMetadata(d.Checksum)
+	if err != nil {
+		e.log.Warn("read the layered packages of a deployment", "deployment", d.ID, "err", err)
+		return d
+	}
+	split := func(k string) []string {
+		if meta[k] == "" {
+			return nil
+		}
+		return strings.Split(meta[k], ";")
+	}
+	d.Layered = split(layering.LayeredKey)
+	d.Inactive = split(layering.InactiveKey)
+	built := append(split(layering.RequestedKey), d.Inactive...)
+	for _, p := range d.Packages {
+		if !slices.Contains(built, p) {
+			d.Missing = append(d.Missing, p)
+		}
+	}
+	return d
 }
 
 // prunePackageCache empties the package and metadata caches of what no

@@ -44,6 +44,12 @@ type Deployment struct {
 	BaseChecksum string   `json:"base-checksum,omitempty"`
 	Kargs        string   `json:"kargs"`
 	Packages     []string `json:"packages"`
+	// Layered are the NEVRAs its commit layers on the base (commit metadata),
+	// Inactive the requests its base provided (nothing layered for them),
+	// Missing the requests of the origin the commit carries neither way.
+	Layered  []string `json:"layered,omitempty"`
+	Inactive []string `json:"inactive,omitempty"`
+	Missing  []string `json:"missing,omitempty"`
 	// Containers are the generation's system containers, NAME=IMAGE@DIGEST.
 	Containers []string `json:"containers"`
 	Booted     bool     `json:"booted"`
@@ -73,11 +79,21 @@ func (d Deployment) toBus() map[string]godbus.Variant {
 		"kargs":         godbus.MakeVariant(d.Kargs),
 		"packages":      godbus.MakeVariant(pkgs),
 		"containers":    godbus.MakeVariant(ctrs),
+		"layered":       godbus.MakeVariant(nonNil(d.Layered)),
+		"inactive":      godbus.MakeVariant(nonNil(d.Inactive)),
+		"missing":       godbus.MakeVariant(nonNil(d.Missing)),
 		"booted":        godbus.MakeVariant(d.Booted),
 		"default":       godbus.MakeVariant(d.Default),
 		"pinned":        godbus.MakeVariant(d.Pinned),
 		"staged":        godbus.MakeVariant(d.Staged),
 	}
+}
+
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
 
 func deploymentFromBus(m map[string]godbus.Variant) Deployment {
@@ -94,6 +110,9 @@ func deploymentFromBus(m map[string]godbus.Variant) Deployment {
 		Kargs:        o.String("kargs"),
 		Packages:     o.Strings("packages"),
 		Containers:   o.Strings("containers"),
+		Layered:      o.Strings("layered"),
+		Inactive:     o.Strings("inactive"),
+		Missing:      o.Strings("missing"),
 		Booted:       o.Bool("booted"),
 		Default:      o.Bool("default"),
 		Pinned:       o.Bool("pinned"),

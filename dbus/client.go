@@ -168,6 +168,25 @@ func (c *Client) PkgChange(ctx context.Context, add, remove []string, opts map[s
 	return c.begin(ctx, "PkgChange", add, remove, MakeOptions(opts))
 }
 
+// Kargs begins editing the default deployment's kernel arguments; each
+// edit is OP=ARG (append, append-if-missing, delete, delete-if-present,
+// replace, set), applied in order.
+func (c *Client) Kargs(ctx context.Context, edits []string, opts map[string]any) (*Txn, error) {
+	if edits == nil {
+		edits = []string{}
+	}
+	return c.begin(ctx, "Kargs", edits, MakeOptions(opts))
+}
+
+// Pin begins pinning the deployment with that id, or unpinning it when pinned is false.
+func (c *Client) Pin(ctx context.Context, deployment string, pinned bool, opts map[string]any) (*Txn, error) {
+	o := MakeOptions(opts)
+	if !pinned {
+		o["unpin"] = godbus.MakeVariant(true)
+	}
+	return c.begin(ctx, "Pin", deployment, o)
+}
+
 // RefreshMd begins refreshing repository metadata.
 func (c *Client) RefreshMd(ctx context.Context, opts map[string]any) (*Txn, error) {
 	return c.begin(ctx, "RefreshMd", MakeOptions(opts))

@@ -427,6 +427,24 @@ func (h hostObject) PkgChange(sender godbus.Sender, add, remove []string, opts m
 	return h.s.begin(sender, "pkg-change", "", o)
 }
 
+// Kargs starts editing the default deployment's kernel arguments.
+func (h hostObject) Kargs(sender godbus.Sender, edits []string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	o := map[string]godbus.Variant{}
+	for k, v := range opts {
+		if k == "edits" {
+			return "/", toBus(errdefs.Errorf(errdefs.ErrInvalidArgument, "option %q: give the edits in the edits argument of Kargs, not in its options", k))
+		}
+		o[k] = v
+	}
+	o["edits"] = godbus.MakeVariant(edits)
+	return h.s.begin(sender, "kargs", "", o)
+}
+
+// Pin starts pinning (or unpinning) a deployment.
+func (h hostObject) Pin(sender godbus.Sender, deployment string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "pin", deployment, opts)
+}
+
 // RefreshMd starts a metadata refresh.
 func (h hostObject) RefreshMd(sender godbus.Sender, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
 	return h.s.begin(sender, "refresh-md", "", opts)

@@ -60,7 +60,9 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (Deployment, e
 	}
 	crev := C.CString(opts.Revision)
 	defer cfree(crev)
-	corigin := C.CString(string(opts.Origin.Marshal()))
+	origin := opts.Origin.Clone()
+	origin.DeleteGroup(GroupTransient) // the old deployment's pin is not the new one's
+	corigin := C.CString(string(origin.Marshal()))
 	defer cfree(corigin)
 	kargs := cstrv(opts.Kargs)
 	defer freeStrv(kargs, len(opts.Kargs))

@@ -23,8 +23,12 @@ const (
 	PackageChecksumKey = "hostctl.rpm.checksum"
 	// LayeredKey on a layered commit lists the layered packages' NEVRAs, ';'-separated.
 	LayeredKey = "hostctl.layered-packages"
-	// RequestedKey on a layered commit lists the requested packages, ';'-separated.
+	// RequestedKey on a layered commit lists the requested packages it
+	// layers (the active requests), ';'-separated.
 	RequestedKey = "hostctl.requested-packages"
+	// InactiveKey on a layered commit lists the requests its base already
+	// provided, so nothing was layered for them, ';'-separated.
+	InactiveKey = "hostctl.inactive-packages"
 )
 
 // Layerer builds layered trees: the base commit plus packages, committed to
@@ -76,6 +80,12 @@ type Plan struct {
 	Base, BaseVersion string
 	// Requested are the requested packages.
 	Requested []string
+	// Active are the requests the base does not provide: those layered.
+	// Inactive maps each other request to the base packages that already
+	// provide it (rpm-ostree's "inactive requests"); such a request becomes
+	// active again on a base that drops it.
+	Active   []string
+	Inactive map[string][]string
 	// Packages are the packages to add to the base, sorted by name; each
 	// one's Order is its place in the install order scripts run in.
 	Packages []solv.Package
@@ -132,12 +142,43 @@ func (l *Layerer) Resolve(ctx context.Context, base, baseVersion string, repos [
 			return nil, fmt.Errorf("resolve: %w", err)
 		}
 	}
-	pkgs, err := pool.SolveInstall(requested)
+	plan.Inactive = map[string][]string{}
+	for _, r := range requested {
+		if by := pool.InstalledMatches(r); len(by) > 0 {
+			plan.Inactive[r] = by
+		} else {
+			plan.Active = append(plan.Active, r)
+		}
+	}
+	pkgs, err := pool.SolveInstall(plan.Active)
 	if err != nil {
 		return nil, err
 	}
 	plan.Packages = pkgs
 	return plan, nil
+}
+
+// InactiveRequests lists the requests the base provides, sorted.
+func (p *Plan) InactiveRequests() []string {
+	out := make([]string, 0, len(p.Inactive))
+	for r := range p.Inactive {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ProvidedByBaseError refuses a new request that the base already provides.
+type ProvidedByBaseError struct {
+	// Request is the request and By the base packages that provide it.
+	Request string
+	By      []string
+}
+
+// Error names the request, the providers and the way out.
+func (e *ProvidedByBaseError) Error() string {
+	return fmt.Sprintf("package %q is already provided by the base (%s); pass --allow-inactive to request it anyway (it is layered once a base no longer provides it)",
+		e.Request, strings.Join(e.By, " "))
 }
 
 // Result is what Build made.
@@ -152,6 +193,34 @@ type Result struct {
 	Downloaded, Imported []string
 	// ScriptsRun counts the %post and %posttrans scripts run.
 	ScriptsRun int
+	// Users are the users and groups created in the tree ("user NAME",
+	// "group NAME") for the packages' sysusers.d files and %pre scripts.
+	Users []string
+}
+
+// packageUsers collects the users and groups the packages need: their
+// sysusers.d files, and their %pre scripts that only create users and
+// groups (translated; such a %pre is then not refused, and not run).
+func packageUsers(ctx context.Context, pkgs []*preparedPkg) ([]SysUser, error) {
+	var users []SysUser
+	for _, p := range pkgs {
+		for i, s := range p.scripts.Scripts {
+			if s.Type != "%prein" || s.Action != ScriptRefuse || len(s.Interpreter) != 1 ||
+				(s.Interpreter[0] != "/bin/sh" && s.Interpreter[0] != "/bin/bash" && s.Interpreter[0] != "/usr/bin/sh" && s.Interpreter[0] != "/usr/bin/bash") {
+				continue
+			}
+			if u, ok := PreScriptUsers(s.Body); ok {
+				users = append(users, u...)
+				p.scripts.Scripts[i].Action = ScriptIgnore
+			}
+		}
+		su, err := PackageSysusers(ctx, p.file.Path)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, su...)
+	}
+	return users, nil
 }
 
 type preparedPkg struct {
@@ -183,6 +252,10 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	users, err := packageUsers(ctx, pkgs)
+	if err != nil {
+		return nil, err
+	}
 	var all []*PackageScripts
 	for _, p := range pkgs {
 		all = append(all, p.scripts)
@@ -201,6 +274,13 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	if err := l.Repo.Checkout(ctx, plan.Base, tree, deploy.CheckoutOptions{Devino: devino}); err != nil {
 		return nil, fmt.Errorf("layer packages: %w", err)
 	}
+	// The users and groups the packages need exist before their payloads
+	// are imported, so the files they own keep their owner.
+	added, err := AddSysUsers(tree, users)
+	if err != nil {
+		return nil, fmt.Errorf("layer packages: create the users and groups of the packages: %w", err)
+	}
+	res.Users = added
 	if err := l.payloads(ctx, scratch, tree, pkgs); err != nil {
 		return nil, err
 	}
@@ -263,7 +343,8 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 			deploy.BaseCommitKey: plan.Base,
 			"version":            plan.BaseVersion,
 			LayeredKey:           strings.Join(res.Layered, ";"),
-			RequestedKey:         strings.Join(plan.Requested, ";"),
+			RequestedKey:         strings.Join(plan.Active, ";"),
+			InactiveKey:          strings.Join(plan.InactiveRequests(), ";"),
 		},
 	})
 	if err != nil {
@@ -352,9 +433,7 @@ func readHeaderScripts(f PackageFile) (*PackageScripts, error) {
 // checksum, else its payload extracted (owners mapped through the base's
 // passwd and group, /etc moved to /usr/etc).
 func (l *Layerer) payloads(ctx context.Context, scratch, tree string, pkgs []*preparedPkg) error {
-	ids, err := LoadIDs(
-		[]string{filepath.Join(tree, "usr/etc/passwd"), filepath.Join(tree, "usr/lib/passwd")},
-		[]string{filepath.Join(tree, "usr/etc/group"), filepath.Join(tree, "usr/lib/group")})
+	ids, err := LoadIDs(idFiles(tree))
 	if err != nil {
 		return fmt.Errorf("layer packages: %w", err)
 	}

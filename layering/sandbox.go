@@ -60,12 +60,16 @@ func runScripts(ctx context.Context, scratch, tree string, scripts []ScriptJob) 
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("run package scripts: %w", err)
 	}
+	booted := filepath.Join(dir, "ostree-booted")
+	if err := os.WriteFile(booted, nil, 0o644); err != nil {
+		return fmt.Errorf("run package scripts: %w", err)
+	}
 	for i, s := range scripts {
 		file := filepath.Join(dir, fmt.Sprintf("%d-%s", i, strings.TrimPrefix(s.Type, "%")))
 		if err := os.WriteFile(file, []byte(s.Body), 0o644); err != nil {
 			return fmt.Errorf("run package scripts: %w", err)
 		}
-		if err := runScript(ctx, mnt, file, s); err != nil {
+		if err := runScript(ctx, mnt, file, booted, s); err != nil {
 			return err
 		}
 	}
@@ -76,7 +80,7 @@ func runScripts(ctx context.Context, scratch, tree string, scripts []ScriptJob) 
 	return nil
 }
 
-func runScript(ctx context.Context, root, file string, s ScriptJob) error {
+func runScript(ctx context.Context, root, file, booted string, s ScriptJob) error {
 	ctx, cancel := context.WithTimeout(ctx, scriptTimeout)
 	defer cancel()
 	args := []string{
@@ -84,12 +88,20 @@ func runScript(ctx context.Context, root, file string, s ScriptJob) error {
 		"--bind", root, "/",
 		"--bind", filepath.Join(root, "usr/etc"), "/etc",
 		"--proc", "/proc", "--dev", "/dev",
-		"--tmpfs", "/tmp", "--tmpfs", "/var", "--tmpfs", "/run",
+		"--perms", "1777", "--tmpfs", "/tmp",
+		"--tmpfs", "/var", "--perms", "1777", "--dir", "/var/tmp",
+		"--tmpfs", "/run",
+		// Scripts that check for an image-based host (systemd's, dracut's,
+		// rpm-ostree-aware ones) find the marker libostree's boot leaves.
+		"--ro-bind", booted, "/run/ostree-booted",
 		"--ro-bind", file, "/run/hostctl-script",
 		"--chdir", "/",
 		"--clearenv",
 		"--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin",
 		"--setenv", "LANG", "C.UTF-8",
+		// No systemd runs in the sandbox: systemctl enable/preset and
+		// friends work on the tree, as under rpm-ostree.
+		"--setenv", "SYSTEMD_OFFLINE", "1",
 		"--setenv", "RPM_PACKAGE_NAME", s.Package,
 		"--",
 	}

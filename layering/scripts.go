@@ -126,7 +126,7 @@ func scriptKinds() []scriptKind {
 		return scriptKind{ScriptPolicyEntry{typ, a, why}, fam, 0, 0, sense}
 	}
 	return []scriptKind{
-		plain("%prein", ScriptRefuse, "would run against the live system before the payload; use sysusers.d/tmpfiles.d instead", tagPrein, tagPreinProg),
+		plain("%prein", ScriptRefuse, "would run against the live system before the payload; use sysusers.d/tmpfiles.d instead (a %pre that only creates users and groups with getent/groupadd/useradd is translated to sysusers.d entries)", tagPrein, tagPreinProg),
 		plain("%post", ScriptRun, "runs in the sandbox against the new tree", tagPostin, tagPostinProg),
 		plain("%preun", ScriptIgnore, whyRemoval, tagPreun, tagPreunProg),
 		plain("%postun", ScriptIgnore, whyRemoval, tagPostun, tagPostunProg),

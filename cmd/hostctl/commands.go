@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,8 +79,15 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 		} else {
 			field("Commit", d.Checksum)
 		}
-		if len(d.Packages) > 0 {
-			field("LayeredPackages", strings.Join(d.Packages, " "))
+		if active := without(d.Packages, d.Inactive); len(active) > 0 {
+			field("LayeredPackages", strings.Join(active, " "))
+		}
+		if len(d.Inactive) > 0 {
+			field("InactiveRequests", strings.Join(d.Inactive, " "))
+		}
+		if len(d.Missing) > 0 {
+			field("NotLayered", strings.Join(d.Missing, " ")+" (requested, but not in this deployment's commit)")
+			field("CommitLayers", listOrNone(d.Layered))
 		}
 		for i, c := range d.Containers {
 			if i == 0 {
@@ -269,7 +277,7 @@ func historyCmd() *cobra.Command {
 					return enc.Encode(recs)
 				}
 				for _, r := range recs {
-					fmt.Fprintf(w, "%s  %-9s %-11s %s", time.Unix(int64(r.Started), 0).UTC().Format(time.RFC3339), r.Kind, r.State, r.ID)
+					fmt.Fprintf(w, "%s  %-19s %-11s %s", time.Unix(int64(r.Started), 0).UTC().Format(time.RFC3339), r.Kind, r.State, r.ID)
 					if r.Error != "" {
 						fmt.Fprintf(w, "  %s", r.Error)
 					}
@@ -292,4 +300,22 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// without returns the items of l not in drop, in order.
+func without(l, drop []string) []string {
+	var out []string
+	for _, x := range l {
+		if !slices.Contains(drop, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, " ")
 }

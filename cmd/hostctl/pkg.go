@@ -18,7 +18,7 @@ func packageCommands() []*cobra.Command {
 }
 
 func pkgChangeCmd(use, alias, short string, add bool) *cobra.Command {
-	var dryRun, idempotent bool
+	var dryRun, idempotent, allowInactive bool
 	cmd := &cobra.Command{
 		Use:     use + " PKG...",
 		Aliases: []string{alias},
@@ -32,6 +32,9 @@ func pkgChangeCmd(use, alias, short string, add bool) *cobra.Command {
 			if idempotent {
 				opts["idempotent"] = true
 			}
+			if allowInactive {
+				opts["allow-inactive"] = true
+			}
 			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
 				if add {
 					return c.PkgChange(ctx, args, nil, opts)
@@ -42,6 +45,9 @@ func pkgChangeCmd(use, alias, short string, add bool) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "resolve and show what would change; write nothing")
 	cmd.Flags().BoolVar(&idempotent, "idempotent", false, "do nothing for packages already requested (or not layered)")
+	if add {
+		cmd.Flags().BoolVar(&allowInactive, "allow-inactive", false, "request a package the base already provides (layered once a base no longer does)")
+	}
 	return cmd
 }
 

@@ -136,6 +136,27 @@ func TestSolve(t *testing.T) {
 		}
 	})
 
+	t.Run("installed matches", func(t *testing.T) {
+		p, _ := f.pool(t, "")
+		for _, c := range []struct {
+			spec string
+			want []string
+		}{
+			{"base", []string{"base-1.0-1.noarch"}},
+			{"libbase", []string{"base-1.0-1.noarch"}},
+			{"libbase >= 1.0", []string{"base-1.0-1.noarch"}},
+			{"base-1.0", []string{"base-1.0-1.noarch"}},
+			{"libbase >= 2.0", nil},
+			{"app", nil},
+			{"applib", nil},
+			{"nosuch", nil},
+		} {
+			if got := p.InstalledMatches(c.spec); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("InstalledMatches(%q) = %v, want %v", c.spec, got, c.want)
+			}
+		}
+	})
+
 	t.Run("solv cache", func(t *testing.T) {
 		cache := filepath.Join(t.TempDir(), "test.solv")
 		p, cached := f.pool(t, cache)

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unsafe"
@@ -124,6 +125,32 @@ func (p *Pool) SolveInstall(specs []string) ([]Package, error) {
 	}
 	sort.Slice(add, func(i, j int) bool { return add[i].Name < add[j].Name })
 	return add, nil
+}
+
+// InstalledMatches returns the NEVRAs of the installed packages a request
+// spec (as SolveInstall takes it) already matches by name or by what they
+// provide, sorted; none when the installed repository has no such package.
+// Call it after LoadInstalled.
+func (p *Pool) InstalledMatches(spec string) []string {
+	C.pool_addfileprovides(p.p)
+	C.pool_createwhatprovides(p.p)
+	sel := C.hc_queue_new()
+	defer C.hc_queue_delete(sel)
+	pkgs := C.hc_queue_new()
+	defer C.hc_queue_delete(pkgs)
+	cspec := C.CString(spec)
+	C.selection_make(p.p, sel, cspec, C.SELECTION_NAME|C.SELECTION_PROVIDES|C.SELECTION_CANON|C.SELECTION_DOTARCH|C.SELECTION_REL|C.SELECTION_INSTALLED_ONLY)
+	C.free(unsafe.Pointer(cspec))
+	C.selection_solvables(p.p, sel, pkgs)
+	var out []string
+	for i := 0; i < int(C.hc_queue_count(pkgs)); i++ {
+		id := C.hc_queue_at(pkgs, C.int(i))
+		if C.hc_solvable_installed(p.p, id) != 0 {
+			out = append(out, p.nevra(id))
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 func (p *Pool) nevra(id C.Id) string { return p.pkg(id).NEVRA() }

@@ -555,3 +555,38 @@ func TestPkgPeerDnf(t *testing.T) {
 		}
 	}
 }
+
+// TestPkgScriptEnvironment: a %post finds what scripts expect on an
+// image-based host: SYSTEMD_OFFLINE=1, /run/ostree-booted, writable /tmp and
+// /var/tmp (thrown away), /dev/null and friends, and no network.
+func TestPkgScriptEnvironment(t *testing.T) {
+	e := newEnv(t)
+	rpms, err := fixture.BuildRPMs(e.ctx, t.TempDir(), fixture.Spec{Path: fixture.SpecPath("layer/sandbox-env.spec")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := e.serveRPMs(rpms, nil, nil)
+	e.setRepoFile("layer", fixture.YumRepoFile("layer", srv.URL()))
+	os.Remove("/var/tmp/sandbox-env")
+	os.Remove("/tmp/sandbox-env")
+	e.mustHostctl("pkg-add", "sandbox-env")
+	_, dep := e.defaultDeployment()
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dep, "usr/share/sandbox-env/result"))), "\n") {
+		name, res, _ := strings.Cut(line, " ")
+		got[name] = res
+	}
+	for _, check := range []string{"systemd-offline", "ostree-booted", "tmp-writable", "var-tmp-writable", "dev-null", "dev-zero", "dev-urandom", "dev-full", "no-network"} {
+		if got[check] != "ok" {
+			t.Errorf("%%post check %s: %q", check, got[check])
+		}
+	}
+	// What the script wrote to /tmp and /var/tmp is gone, from the tree and the host.
+	for _, p := range []string{filepath.Join(dep, "tmp/sandbox-env"), filepath.Join(dep, "var/tmp/sandbox-env"), "/tmp/sandbox-env", "/var/tmp/sandbox-env",
+		filepath.Join(dep, "run/ostree-booted")} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s exists after the script ran", p)
+		}
+	}
+	e.fsck()
+}

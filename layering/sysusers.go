@@ -1,0 +1,497 @@
+package layering
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cavaliergopher/cpio"
+)
+
+// SysUser is one user or group a package needs, as a sysusers.d(5) line
+// ("u" or "g") says it.
+type SysUser struct {
+	// Type is 'u' (a user, and its group of the same name unless Group
+	// names another) or 'g' (a group).
+	Type byte
+	// Name is the user or group name.
+	Name string
+	// ID is the numeric uid or gid, or "" to allocate one.
+	ID string
+	// Group is the primary group of a user ("" means a group of its own name).
+	Group string
+	// GECOS, Home and Shell are the user's passwd fields ("" for defaults).
+	GECOS, Home, Shell string
+}
+
+// SysusersDir is where packages ship their sysusers.d files.
+const SysusersDir = "usr/lib/sysusers.d"
+
+// ParseSysusers reads a sysusers.d file: the "u" and "g" lines become
+// entries; "m" (membership) and "r" (ranges) lines are accepted and have
+// no effect on who owns files, so they are skipped. Anything else is an
+// error naming the line.
+func ParseSysusers(name string, r io.Reader) ([]SysUser, error) {
+	var out []SysUser
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' {
+			continue
+		}
+		f, err := shellFields(text)
+		if err != nil || len(f) < 2 {
+			return nil, fmt.Errorf("%s:%d: expected TYPE NAME [ID [GECOS [HOME [SHELL]]]]", name, line)
+		}
+		typ := strings.TrimSuffix(f[0], "!")
+		field := func(i int) string {
+			if i < len(f) && f[i] != "-" {
+				return f[i]
+			}
+			return ""
+		}
+		switch typ {
+		case "m", "r":
+			continue
+		case "u", "g":
+		default:
+			return nil, fmt.Errorf("%s:%d: unsupported sysusers.d line type %q", name, line, f[0])
+		}
+		if !validAccountName(f[1]) {
+			return nil, fmt.Errorf("%s:%d: invalid user or group name %q", name, line, f[1])
+		}
+		e := SysUser{Type: typ[0], Name: f[1]}
+		id := field(2)
+		if typ == "u" {
+			if uid, gid, ok := strings.Cut(id, ":"); ok {
+				id, e.Group = uid, gid
+			}
+			e.GECOS, e.Home, e.Shell = field(3), field(4), field(5)
+		}
+		if id != "" {
+			if strings.HasPrefix(id, "/") {
+				id = "" // "the uid of this file's owner": allocate instead
+			} else if _, err := strconv.ParseUint(id, 10, 32); err != nil {
+				return nil, fmt.Errorf("%s:%d: id %q of %q is not a number", name, line, id, e.Name)
+			}
+		}
+		if strings.ContainsAny(e.GECOS+e.Home+e.Shell, ":\n") || (e.Group != "" && !validAccountName(e.Group)) {
+			return nil, fmt.Errorf("%s:%d: invalid field of %q", name, line, e.Name)
+		}
+		e.ID = id
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return out, nil
+}
+
+func validAccountName(n string) bool {
+	if n == "" || len(n) > 32 || n[0] == '-' {
+		return false
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return n != "." && n != ".."
+}
+
+// shellFields splits a line into words as sh would for plain words and
+// single- or double-quoted strings (no expansions).
+func shellFields(s string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	in := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\'' || c == '"':
+			j := strings.IndexByte(s[i+1:], c)
+			if j < 0 {
+				return nil, errors.New("unterminated quote")
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			in = true
+		case c == ' ' || c == '\t':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteByte(c)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out, nil
+}
+
+// PreScriptUsers recognises a %pre script whose only effect is creating
+// users and groups, the idiom of Fedora's and EPEL's packaging guidelines:
+//
+//	getent group NAME >/dev/null || groupadd -r NAME
+//	getent passwd NAME >/dev/null || useradd -r -g NAME -d HOME -s SHELL -c GECOS NAME
+//	exit 0
+//
+// (with or without the getent guards, backslash continuations, comments
+// and a final "exit 0"). It returns the users and groups as sysusers.d
+// entries, and false for any script that does anything else.
+func PreScriptUsers(body string) ([]SysUser, bool) {
+	body = strings.ReplaceAll(body, "\\\n", " ")
+	var out []SysUser
+	for _, raw := range strings.Split(body, "\n") {
+		line := strings.TrimSpace(raw)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		for _, stmt := range strings.Split(line, ";") {
+			stmt = strings.TrimSpace(stmt)
+			if stmt == "" || stmt == ":" || stmt == "exit 0" || stmt == "true" {
+				continue
+			}
+			if strings.ContainsAny(stmt, "$`&|<>(){}*?\\") && !strings.Contains(stmt, "||") {
+				return nil, false
+			}
+			cmd := stmt
+			if guard, rest, ok := strings.Cut(stmt, "||"); ok {
+				if !getentGuard(guard) {
+					return nil, false
+				}
+				cmd = strings.TrimSpace(rest)
+			}
+			if strings.ContainsAny(cmd, "$`&|<>(){}*?\\") {
+				return nil, false
+			}
+			words, err := shellFields(cmd)
+			if err != nil || len(words) == 0 {
+				return nil, false
+			}
+			e, ok := accountCommand(words)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, e)
+		}
+	}
+	return out, len(out) > 0
+}
+
+// getentGuard accepts `getent group|passwd NAME` with its output sent to
+// /dev/null.
+func getentGuard(s string) bool {
+	words, err := shellFields(strings.TrimSpace(s))
+	if err != nil || len(words) < 3 || filepath.Base(words[0]) != "getent" || (words[1] != "group" && words[1] != "passwd") || !validAccountName(words[2]) {
+		return false
+	}
+	for _, w := range words[3:] {
+		switch w {
+		case ">/dev/null", "&>/dev/null", "2>&1", "2>/dev/null", ">", "/dev/null":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// accountCommand translates one groupadd or useradd command line.
+func accountCommand(w []string) (SysUser, bool) {
+	var e SysUser
+	switch filepath.Base(w[0]) {
+	case "groupadd":
+		e.Type = 'g'
+	case "useradd":
+		e.Type = 'u'
+	default:
+		return e, false
+	}
+	for i := 1; i < len(w); i++ {
+		a := w[i]
+		val := func() (string, bool) {
+			if i+1 >= len(w) {
+				return "", false
+			}
+			i++
+			return w[i], true
+		}
+		var ok = true
+		switch {
+		case a == "-r" || a == "--system" || a == "-f" || a == "--force" || a == "-M" || a == "--no-create-home" ||
+			a == "-N" || a == "--no-user-group" || a == "-l" || a == "--no-log-init" || a == "-U" || a == "--user-group" || a == "-m" || a == "--create-home":
+		case (a == "-g" || a == "--gid") && e.Type == 'g', (a == "-u" || a == "--uid") && e.Type == 'u':
+			e.ID, ok = val()
+			if _, err := strconv.ParseUint(e.ID, 10, 32); err != nil {
+				return e, false
+			}
+		case a == "-g" || a == "--gid":
+			e.Group, ok = val()
+		case a == "-G" || a == "--groups":
+			_, ok = val() // supplementary groups do not own files
+		case a == "-d" || a == "--home-dir" || a == "--home":
+			e.Home, ok = val()
+		case a == "-s" || a == "--shell":
+			e.Shell, ok = val()
+		case a == "-c" || a == "--comment":
+			e.GECOS, ok = val()
+		case strings.HasPrefix(a, "-"):
+			return e, false
+		default:
+			if e.Name != "" || !validAccountName(a) {
+				return e, false
+			}
+			e.Name = a
+		}
+		if !ok {
+			return e, false
+		}
+	}
+	if e.Name == "" || strings.ContainsAny(e.GECOS+e.Home+e.Shell, ":\n") {
+		return e, false
+	}
+	return e, true
+}
+
+// idFiles are a tree's passwd and group files, in the order names are looked up.
+func idFiles(tree string) (passwd, group []string) {
+	return []string{filepath.Join(tree, "usr/etc/passwd"), filepath.Join(tree, "usr/lib/passwd")},
+		[]string{filepath.Join(tree, "usr/etc/group"), filepath.Join(tree, "usr/lib/group")}
+}
+
+// AddSysUsers creates the users and groups a tree lacks in its
+// usr/lib/passwd and usr/lib/group (where rpm-ostree keeps the users of the
+// OS image, read through nss-altfiles): libostree's /etc merge keeps a
+// host's changed /etc/passwd, so users added to usr/etc/passwd would be lost
+// on a host that has a user of its own. Groups first, then users; a user
+// with no group gets one of its name (with the same id when it is free).
+// Ids are allocated downwards from 999, as systemd-sysusers does. The files
+// are replaced, never written in place (the tree is a hardlink checkout).
+func AddSysUsers(tree string, entries []SysUser) (added []string, err error) {
+	pw, gr := idFiles(tree)
+	users, uids, err := readIDs(pw)
+	if err != nil {
+		return nil, err
+	}
+	groups, gids, err := readIDs(gr)
+	if err != nil {
+		return nil, err
+	}
+	var pwLines, grLines []string
+	free := func(used map[uint64]bool, want string) (uint64, error) {
+		if want != "" {
+			id, _ := strconv.ParseUint(want, 10, 32)
+			return id, nil
+		}
+		for id := uint64(999); id > 0; id-- {
+			if !uids[id] && !gids[id] {
+				return id, nil
+			}
+		}
+		return 0, fmt.Errorf("no free system id below 1000")
+	}
+	addGroup := func(name, id string) (uint64, error) {
+		if g, ok := groups[name]; ok {
+			return g, nil
+		}
+		gid, err := free(gids, id)
+		if err != nil {
+			return 0, err
+		}
+		groups[name], gids[gid] = gid, true
+		grLines = append(grLines, fmt.Sprintf("%s:x:%d:", name, gid))
+		added = append(added, "group "+name)
+		return gid, nil
+	}
+	for _, e := range entries {
+		if e.Type == 'g' {
+			if _, err := addGroup(e.Name, e.ID); err != nil {
+				return nil, fmt.Errorf("add group %s: %w", e.Name, err)
+			}
+		}
+	}
+	for _, e := range entries {
+		if e.Type != 'u' {
+			continue
+		}
+		if _, ok := users[e.Name]; ok {
+			continue
+		}
+		uid, err := free(uids, e.ID)
+		if err != nil {
+			return nil, fmt.Errorf("add user %s: %w", e.Name, err)
+		}
+		uids[uid] = true
+		var gid uint64
+		switch {
+		case e.Group == "":
+			want := ""
+			if !gids[uid] {
+				want = strconv.FormatUint(uid, 10)
+			}
+			gid, err = addGroup(e.Name, want)
+		case isNumber(e.Group):
+			gid, _ = strconv.ParseUint(e.Group, 10, 32)
+		default:
+			var ok bool
+			if gid, ok = groups[e.Group]; !ok {
+				err = fmt.Errorf("its group %q does not exist", e.Group)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("add user %s: %w", e.Name, err)
+		}
+		users[e.Name] = uid
+		home, shell := e.Home, e.Shell
+		if home == "" {
+			home = "/"
+		}
+		if shell == "" {
+			shell = "/usr/sbin/nologin"
+		}
+		pwLines = append(pwLines, fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", e.Name, uid, gid, e.GECOS, home, shell))
+		added = append(added, "user "+e.Name)
+	}
+	if err := appendReplace(filepath.Join(tree, "usr/lib/passwd"), pwLines); err != nil {
+		return nil, err
+	}
+	if err := appendReplace(filepath.Join(tree, "usr/lib/group"), grLines); err != nil {
+		return nil, err
+	}
+	return added, nil
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
+}
+
+// readIDs reads names and ids of passwd- or group-format files.
+func readIDs(files []string) (map[string]uint64, map[uint64]bool, error) {
+	names := map[string]uint64{}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, nil, err
+		}
+		m := map[string]uint32{}
+		err = parseIDFile(f, fh, m)
+		fh.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		for n, id := range m {
+			if _, ok := names[n]; !ok {
+				names[n] = uint64(id)
+			}
+		}
+	}
+	ids := map[uint64]bool{0: true, 65534: true}
+	for _, id := range names {
+		ids[id] = true
+	}
+	return names, ids, nil
+}
+
+// appendReplace writes path's content plus lines to a new file and renames
+// it over path, so a hardlinked object is never written.
+func appendReplace(path string, lines []string) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		old = append(old, '\n')
+	}
+	data := append(slices.Clone(old), []byte(strings.Join(lines, "\n")+"\n")...)
+	tmp := path + ".hostctl-new"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// PackageSysusers reads the sysusers.d files the RPM at pkgPath ships
+// (usr/lib/sysusers.d/*.conf) from its payload. The header's file list is
+// read first, so a package without such files costs no decompression.
+func PackageSysusers(ctx context.Context, pkgPath string) ([]SysUser, error) {
+	f, err := os.Open(pkgPath)
+	if err != nil {
+		return nil, fmt.Errorf("read sysusers.d of %s: %w", pkgPath, err)
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<16)
+	pkg, err := ReadPackage(br)
+	if err != nil {
+		return nil, fmt.Errorf("read sysusers.d of %s: %w", pkgPath, err)
+	}
+	files, err := headerFiles(&pkg.Header)
+	if err != nil {
+		return nil, fmt.Errorf("read sysusers.d of package %s: %w", pkg.Name(), err)
+	}
+	want := func(p string) bool {
+		return strings.HasPrefix(p, "/"+SysusersDir+"/") && strings.HasSuffix(p, ".conf") && !strings.Contains(strings.TrimPrefix(p, "/"+SysusersDir+"/"), "/")
+	}
+	n := 0
+	for p := range files {
+		if want(p) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	payload, closePayload, err := payloadReader(pkg.PayloadCompression(), br)
+	if err != nil {
+		return nil, fmt.Errorf("read sysusers.d of package %s: %w", pkg.Name(), err)
+	}
+	defer closePayload()
+	cr := cpio.NewReader(payload)
+	var out []SysUser
+	for n > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hdr, err := cr.Next()
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("read sysusers.d of package %s: read payload: %w", pkg.Name(), err)
+		}
+		rel, err := SanitizePath(hdr.Name)
+		if err != nil || !want("/"+rel) || !hdr.Mode.IsRegular() || hdr.Size > 1<<20 {
+			continue
+		}
+		n--
+		data, err := io.ReadAll(io.LimitReader(cr, hdr.Size))
+		if err != nil {
+			return nil, fmt.Errorf("read sysusers.d of package %s: %w", pkg.Name(), err)
+		}
+		entries, err := ParseSysusers("/"+rel, bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("package %s: %w", pkg.Name(), err)
+		}
+		out = append(out, entries...)
+	}
+	return out, nil
+}
