@@ -233,7 +233,7 @@ func (x *lab) ctrHost() containers.Host {
 }
 
 // signature is what a user sees of the host: each deployment's version,
-// refspec and layered packages in boot order, and each installed
+// refspec, layered packages and kernel arguments in boot order, and each installed
 // container's active image digest. A transaction must leave the one
 // before it or the one after it, never a mix.
 func (x *lab) signature() (string, error) {
@@ -243,7 +243,7 @@ func (x *lab) signature() (string, error) {
 	}
 	var b strings.Builder
 	for _, d := range st.Deployments {
-		fmt.Fprintf(&b, "[%s %s %s] ", d.Version, d.Origin, strings.Join(d.Packages, "+"))
+		fmt.Fprintf(&b, "[%s %s %s %s] ", d.Version, d.Origin, strings.Join(d.Packages, "+"), d.Kargs)
 	}
 	h := x.ctrHost()
 	names, err := h.Installed()
@@ -525,6 +525,7 @@ func (l *faultLab) kinds() []faultKind {
 		{label: "cleanup", kind: "cleanup", from: "upgraded", args: []string{"cleanup", "--rollback"}, repeat: true},
 		{label: "pkg-add", kind: "pkg-change", from: "base", args: []string{"pkg-add", "hello-layer"}, makes: "layered"},
 		{label: "pkg-remove", kind: "pkg-change", from: "layered", args: []string{"pkg-remove", "hello-layer"}},
+		{label: "kargs", kind: "kargs", from: "base", args: []string{"kargs", "--append=hostctl.fault=1"}},
 	}
 	if l.ctr {
 		install := func(port int) []string {
