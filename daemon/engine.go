@@ -38,6 +38,9 @@ type Config struct {
 	// until it is cancelled or hostd dies: a debugging aid the crash tests
 	// use to kill hostd at a known point. Empty in production.
 	PauseBefore string
+	// Faults are the fault points armed in a test build (hostd --fault,
+	// build tag faultpoints); nil in production.
+	Faults *Faults
 }
 
 // Engine runs transactions on one sysroot. It implements dbus.Engine.
@@ -501,7 +504,7 @@ func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
 
 // finish records the end in the history, refreshes the status and tells the subscribers.
 func (e *Engine) finish(t *txn, data map[string]any, err error) {
-	err = classify(t.Kind(), err)
+	err = classify(t.Kind(), e.cfg.Faults.finish(t, err))
 	state := stateSucceeded
 	switch {
 	case err == nil:

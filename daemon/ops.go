@@ -206,6 +206,9 @@ func shortVersion(res map[string]any) string {
 // the boot entries.
 func (e *Engine) deployCommit(ctx context.Context, t *txn, st changeStart, csum string, origin *deploy.Origin, res map[string]any) (map[string]any, error) {
 	t.step("deploy", "Deploying "+csum[:12])
+	if err := e.checkBootSpace(ctx, csum); err != nil {
+		return nil, err
+	}
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: st.def.OSName, Revision: csum, Origin: origin,
 		Kargs: kargsOf(st.def), BeforeSwap: t.beginSwap})
 	if err != nil {
@@ -318,7 +321,9 @@ func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {
 	if deps, err := e.sr.Deployments(ctx); err == nil {
 		running, _ = current(deps)
 	}
-	t.beginSwap()
+	if err := t.beginSwap(); err != nil {
+		return nil, err
+	}
 	d, err := e.sr.Rollback(ctx)
 	if err != nil {
 		return nil, err

@@ -123,6 +123,7 @@ func (t *txn) setState(s string) {
 
 // step journals a step before doing it, so recovery knows how far it got.
 func (t *txn) step(stage, text string) {
+	t.e.cfg.Faults.at(t, stage)
 	t.mu.Lock()
 	t.rec.Steps = append(t.rec.Steps, stage)
 	rec := *t.rec
@@ -142,7 +143,7 @@ func (t *txn) beginSwap() error {
 	t.swapping = true
 	t.mu.Unlock()
 	t.step("swap", "Swapping bootloader entries")
-	return nil
+	return t.e.cfg.Faults.injected(t, nil)
 }
 
 func (t *txn) message(text string) { t.emit(dbus.Event{Message: text}) }

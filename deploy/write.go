@@ -261,6 +261,9 @@ func (s *Sysroot) Cleanup(ctx context.Context, opts CleanupOptions) ([]Deploymen
 		}
 	}
 	if len(removed) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("cleanup: %w", err)
+		}
 		if err := s.writeLocked(keep); err != nil {
 			return nil, fmt.Errorf("cleanup: %w", err)
 		}

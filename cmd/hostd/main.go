@@ -29,13 +29,19 @@ func main() {
 	flag.StringVar(&ctr.SystemdAddress, "systemd-address", "", "D-Bus address of systemd (default: the system bus)")
 	flag.StringVar(&ctr.Runtime, "runtime", "", "OCI runtime (default: runc from $PATH)")
 	pause := flag.String("debug-pause-before", "", "debugging: stop every transaction before the named step (the crash tests use it)")
+	setFaults := faultFlags(flag.CommandLine)
 	flag.Parse()
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(daemon.Config{Sysroot: *sysroot, Logger: log, Containers: ctr, PauseBefore: *pause}); err != nil {
+	cfg := daemon.Config{Sysroot: *sysroot, Logger: log, Containers: ctr, PauseBefore: *pause}
+	if err := setFaults(&cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "hostd:", err)
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "hostd:", err)
 		os.Exit(1)
 	}
