@@ -38,9 +38,22 @@ type Direct struct {
 	want    map[string]bool // should be running
 	failed  map[string]bool
 	retries map[string]int
-	stop    chan struct{}
+	// seen is runc's state of each container as last asked (by the
+	// supervisor every second for those that should run), so that State,
+	// the read path of ListContainers, answers without a runc call.
+	seen map[string]observation
+	stop chan struct{}
 	done    chan struct{}
 }
+
+// observation is one answer of runc state.
+type observation struct {
+	status string
+	at     time.Time
+}
+
+// stateTTL is how old an observation State may answer from.
+const stateTTL = 2 * time.Second
 
 // stopTimeout is how long Stop waits after TERM before it kills.
 const stopTimeout = 3 * time.Second
@@ -55,7 +68,7 @@ func NewDirect(h Host, stateDir string, log *slog.Logger) (*Direct, error) {
 		return nil, fmt.Errorf("direct service manager: %w", err)
 	}
 	d := &Direct{runtime: h.Runtime, root: stateDir, host: h, log: log, settle: 1500 * time.Millisecond,
-		want: map[string]bool{}, failed: map[string]bool{}, retries: map[string]int{},
+		want: map[string]bool{}, failed: map[string]bool{}, retries: map[string]int{}, seen: map[string]observation{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go d.supervise()
 	return d, nil
@@ -100,6 +113,9 @@ func (d *Direct) state(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && bytes.Contains(ee.Stderr, []byte("does not exist")) {
+			d.mu.Lock()
+			d.seen[name] = observation{at: time.Now()}
+			d.mu.Unlock()
 			return "", nil
 		}
 		if errors.As(err, &ee) {
@@ -111,11 +127,23 @@ func (d *Direct) state(ctx context.Context, name string) (string, error) {
 	if err := json.Unmarshal(out, &st); err != nil {
 		return "", fmt.Errorf("runc state %s: %w", name, err)
 	}
+	d.mu.Lock()
+	d.seen[name] = observation{status: st.Status, at: time.Now()}
+	d.mu.Unlock()
 	return st.Status, nil
+}
+
+// forget drops the observation of name: it is about to change.
+func (d *Direct) forget(name string) {
+	d.mu.Lock()
+	delete(d.seen, name)
+	d.mu.Unlock()
 }
 
 // Start implements ServiceManager.
 func (d *Direct) Start(ctx context.Context, name string) error {
+	d.forget(name)
+	defer d.forget(name)
 	d.mu.Lock()
 	d.want[name] = true
 	d.retries[name] = 0
@@ -212,6 +240,8 @@ func (d *Direct) setFailed(name string, f bool) {
 
 // Stop implements ServiceManager.
 func (d *Direct) Stop(ctx context.Context, name string) error {
+	d.forget(name)
+	defer d.forget(name)
 	d.mu.Lock()
 	delete(d.want, name)
 	delete(d.failed, name)
@@ -248,9 +278,15 @@ func (d *Direct) Stop(ctx context.Context, name string) error {
 
 // State implements ServiceManager.
 func (d *Direct) State(ctx context.Context, name string) (string, error) {
-	st, err := d.state(ctx, name)
-	if err != nil {
-		return "", err
+	d.mu.Lock()
+	o, ok := d.seen[name]
+	d.mu.Unlock()
+	st := o.status
+	if !ok || time.Since(o.at) > stateTTL {
+		var err error
+		if st, err = d.state(ctx, name); err != nil {
+			return "", err
+		}
 	}
 	if st == "running" {
 		return StateRunning, nil
