@@ -46,10 +46,29 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 			return nil, err
 		}
 		res, err := e.describeUpdate(cur, csum)
-		if err != nil || !opts.Bool("preview") || !res["update-available"].(bool) {
-			return res, err
+		if err != nil {
+			return nil, err
 		}
-		return e.previewPackages(ctx, t, refspec, cur, csum, res)
+		osUpdate := res["update-available"].(bool)
+		if osUpdate && !opts.Bool("preview") {
+			// The base moves: that answers --check without fetching
+			// anything more; --preview also resolves the packages.
+			return res, nil
+		}
+		base := baseOf(cur)
+		if osUpdate {
+			// The new base's rpmdb, which the layered packages resolve against too.
+			if res, err = e.previewPackages(ctx, t, refspec, cur, csum, res); err != nil {
+				return nil, err
+			}
+			base = csum
+		}
+		u, err := e.resolveLayered(ctx, t, st, base)
+		if err != nil {
+			return nil, err
+		}
+		noteLayered(t, u, res)
+		return res, nil
 	}
 	t.step("pull", "Pulling "+refspec)
 	csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Progress: pullProgress(t)})
@@ -65,6 +84,22 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 		return nil, err
 	}
 	osUpdate := res["update-available"].(bool)
+	if osUpdate {
+		if err := e.checkNotOlder(cur, csum, opts.Bool("allow-downgrade")); err != nil {
+			return nil, err
+		}
+	}
+	base := baseOf(cur)
+	if osUpdate {
+		base = csum
+	}
+	// The layered packages resolved against the base the new deployment
+	// gets: newer packages (or a rebuilt one) make an upgrade on their own.
+	layered, err := e.resolveLayered(ctx, t, st, base)
+	if err != nil {
+		return nil, err
+	}
+	pkgUpdate := noteLayered(t, layered, res)
 	if len(followed) > 0 {
 		names := make([]string, 0, len(followed))
 		for n := range followed {
@@ -74,18 +109,18 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 		res["containers"] = names
 		res["update-available"] = true
 	}
-	if !osUpdate && len(followed) == 0 {
+	if !osUpdate && !pkgUpdate && len(followed) == 0 {
 		t.message("No upgrade available.")
 		t.message("No change.")
 		return res, nil
 	}
-	if osUpdate {
-		if err := e.checkNotOlder(cur, csum, opts.Bool("allow-downgrade")); err != nil {
-			return nil, err
-		}
-	}
 	if opts.Bool("download-only") {
-		t.message(fmt.Sprintf("Downloaded %s; not deployed (--download-only).", shortVersion(res)))
+		if osUpdate {
+			t.message(fmt.Sprintf("Downloaded %s; not deployed (--download-only).", shortVersion(res)))
+		}
+		if pkgUpdate {
+			t.message("The layered package updates are fetched when the upgrade is deployed; nothing deployed (--download-only).")
+		}
 		return res, nil
 	}
 	setFollowed := func(o *deploy.Origin) {
@@ -93,7 +128,7 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 			o.Set(deploy.GroupContainers, name, ce.String())
 		}
 	}
-	if !osUpdate {
+	if !osUpdate && !pkgUpdate {
 		// Only followed images moved: a new generation of the same tree.
 		d, err := e.writeGeneration(ctx, t, st, setFollowed)
 		if err != nil {
@@ -106,11 +141,33 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 	origin := cur.Origin.Clone()
 	origin.SetOverrideCommit("")
 	setFollowed(origin)
-	target, err := e.relayer(ctx, t, st, csum)
-	if err != nil {
-		return nil, err
+	// One generation: the new base, the moved packages and the followed
+	// images together (or the same base with the moved packages).
+	target := base
+	if layered != nil {
+		if target, err = e.buildLayered(ctx, t, layered); err != nil {
+			return nil, err
+		}
 	}
 	return e.deployCommit(ctx, t, st, target, origin, res)
+}
+
+// noteLayered records in res how the layered packages of a resolved upgrade
+// differ from those the default deployment layers ("layered-changes", one
+// line a package) and tells the user; it reports whether they differ, and
+// then marks the update available.
+func noteLayered(t *txn, u *layeredUpdate, res map[string]any) bool {
+	if u == nil {
+		return false
+	}
+	lines := u.diff.Lines()
+	res["layered-changes"] = append([]string{}, lines...)
+	if len(lines) == 0 {
+		return false
+	}
+	res["update-available"] = true
+	t.message("Layered packages: " + strings.Join(lines, "; "))
+	return true
 }
 
 // followContainers pulls the images of the default generation's containers

@@ -132,30 +132,61 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 // base (an upgrade, a deploy, a rebase), from the package cache where nothing
 // changed. With nothing requested it returns the base itself.
 func (e *Engine) relayer(ctx context.Context, t *txn, st changeStart, base string) (string, error) {
+	u, err := e.resolveLayered(ctx, t, st, base)
+	if err != nil || u == nil {
+		return base, err
+	}
+	return e.buildLayered(ctx, t, u)
+}
+
+// layeredUpdate is the default deployment's requested packages resolved
+// against a base, and how that differs from what its commit layers now.
+type layeredUpdate struct {
+	l    *layering.Layerer
+	plan *layering.Plan
+	diff layering.PackageDiff
+}
+
+// resolveLayered resolves the packages the default deployment requests
+// against base with the repos' metadata refreshed (metadata_expire holds;
+// refresh-md forces), and compares the result with the packages its commit
+// layers: newer versions in the enabled repos, and packages rebuilt with the
+// same NEVRA (a new checksum), show in the diff. It returns nil when nothing
+// is requested.
+func (e *Engine) resolveLayered(ctx context.Context, t *txn, st changeStart, base string) (*layeredUpdate, error) {
 	requested := st.def.Origin.Packages()
 	if len(requested) == 0 {
-		return base, nil
+		return nil, nil
 	}
 	l, repos, err := e.layerer(ctx, t, st.merge, false)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	info, err := e.sr.CommitInfo(base)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	plan, err := l.Resolve(ctx, base, info.Version, repos, requested)
 	if err != nil {
-		return "", layerError(err)
+		return nil, layerError(err)
 	}
 	if inactive := plan.InactiveRequests(); len(inactive) > 0 {
 		t.message("Inactive requests (provided by the base): " + strings.Join(inactive, " "))
 	}
-	built, err := l.Build(ctx, plan)
+	old, err := layering.LayeredPackages(e.sr.Repo(), st.def.Checksum)
+	if err != nil {
+		return nil, err
+	}
+	return &layeredUpdate{l: l, plan: plan, diff: layering.DiffLayered(old, plan.Packages)}, nil
+}
+
+// buildLayered builds the layered commit of a resolved update.
+func (e *Engine) buildLayered(ctx context.Context, t *txn, u *layeredUpdate) (string, error) {
+	built, err := u.l.Build(ctx, u.plan)
 	if err != nil {
 		return "", layerError(err)
 	}
-	if err := e.keepBase(ctx, base); err != nil {
+	if err := e.keepBase(ctx, u.plan.Base); err != nil {
 		return "", err
 	}
 	reportBuild(t, built)

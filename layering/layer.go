@@ -345,6 +345,7 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 			LayeredKey:           strings.Join(res.Layered, ";"),
 			RequestedKey:         strings.Join(plan.Active, ";"),
 			InactiveKey:          strings.Join(plan.InactiveRequests(), ";"),
+			LayeredChecksumsKey:  layeredChecksums(plan.Packages),
 		},
 	})
 	if err != nil {

@@ -168,6 +168,12 @@ func printCheck(cmd *cobra.Command, res dbus.Result) error {
 			fmt.Fprintf(w, "    %s\n", it)
 		}
 	}
+	if items, _ := res.Data["layered-changes"].([]string); len(items) > 0 {
+		fmt.Fprintln(w, "  Layered packages:")
+		for _, it := range items {
+			fmt.Fprintf(w, "    %s\n", it)
+		}
+	}
 	return nil
 }
 
