@@ -176,9 +176,6 @@ type fileTable struct {
 	byPath map[string]int
 }
 
-// maxFileSize bounds a header's file size: Linux's largest file.
-const maxFileSize = 1<<63 - 1
-
 // readFileTable reads the header's file arrays. Hardlink sets are the
 // regular, non-%ghost files sharing a device and inode number (rpm's
 // rpmfilesBuildNLink).
@@ -217,7 +214,7 @@ func readFileTable(h *rpm.Header) (*fileTable, error) {
 		}
 		f := headerFile{path: dirs[dirIx[i]] + base[i], user: users[i], group: groups[i], mode: uint32(modes[i]) & 0xffff,
 			size: sizes[i], link: links[i]}
-		if f.size < 0 || f.size > maxFileSize {
+		if f.size < 0 {
 			return nil, fmt.Errorf("malformed file list in header: %s has size %d", f.path, f.size)
 		}
 		f.ghost = flags != nil && flags[i]&fileFlagGhost != 0
