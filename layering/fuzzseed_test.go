@@ -39,6 +39,14 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		rpms := testrpm.BuildFile(t, "testdata/payload.spec", comp)
 		writeSeed(t, "FuzzExtractPayload", "seed-payload-"+name, rpms[0], payloadTags, true)
 	}
+	// A stripped-cpio payload (rpm 6's form) built to rpm's spec.
+	stripped := filepath.Join(t.TempDir(), "fx.rpm")
+	files := fixtureFiles()
+	files[11].body = "big file, made small for the seed\n"
+	if err := os.WriteFile(stripped, encodeRPM(t, "fx", files, payloadForm{stripped: true, v6: true}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeSeed(t, "FuzzExtractPayload", "seed-payload-stripped", stripped, payloadTags, true)
 	for _, p := range testrpm.BuildFile(t, "testdata/scripts.spec", "w0.ufdio") {
 		base := filepath.Base(p)
 		for _, want := range []string{"multi", "luapost", "filetriggerin", "triggerin", "progpost", "post-"} {
@@ -55,6 +63,8 @@ func payloadTags(tag uint32) bool {
 	case 1000, 1001, 1002, 1022, // name, version, release, arch
 		1030, 1037, 1039, 1040, // file modes, flags, user, group
 		1116, 1117, 1118, 5010, // dir indexes, basenames, dir names, caps
+		1028, 5008, 1036, // file sizes, long file sizes, symlink targets
+		1095, 1096, 5114, // file devices, inodes, rpm format
 		1124, 1125, 1126: // payload format, compressor, flags
 		return true
 	}
@@ -190,7 +200,9 @@ func TestFuzzSeedsParse(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, err := os.Stat(filepath.Join(dest, "usr/bin/hello")); err != nil {
-				t.Fatal(err)
+				if _, err2 := os.Stat(filepath.Join(dest, "usr/bin/fx")); err2 != nil {
+					t.Fatal(err)
+				}
 			}
 		}},
 	} {

@@ -10,10 +10,8 @@ import (
 	"io"
 	"os"
 	"path"
-	"sort"
 	"strings"
 
-	"github.com/cavaliergopher/cpio"
 	"github.com/cavaliergopher/rpm"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -30,6 +28,11 @@ const (
 	tagBasenames     = 1117
 	tagDirNames      = 1118
 	tagFileCaps      = 5010
+	tagFileSizes     = 1028
+	tagFileLinkTos   = 1036
+	tagFileDevices   = 1095
+	tagFileInodes    = 1096
+	tagLongFileSizes = 5008
 )
 
 const fileFlagGhost = 1 << 6
@@ -57,10 +60,14 @@ type fileMeta struct {
 }
 
 // ExtractPayload extracts the payload of the RPM at pkgPath into dest, an
-// existing directory that holds nothing else of value. Payload paths are
+// existing directory that holds nothing else of value. The payload may be
+// rpm's classic newc cpio or its stripped cpio (rpm 6, and rpm 4 packages
+// with files of 4 GiB or more: see cpio.go); in both, as rpm does, each
+// file's metadata comes from the header's file list. Payload paths are
 // sanitised (no "..", nothing absolute, nothing through a symlink); modes,
 // owners (header user and group names mapped through ids), symlinks,
-// hardlinks and file capabilities are kept. As on an image-based host /usr is
+// hardlink sets and file capabilities are kept; %ghost files are not
+// created. As on an image-based host /usr is
 // the only place for content: /var and /run entries become tmpfiles.d lines
 // (regular files with content are kept under usr/share/factory and copied
 // with "C"), and /opt entries move to usr/lib/opt.
@@ -79,7 +86,7 @@ func ExtractPayload(ctx context.Context, pkgPath, dest string, ids *IDs) (*Extra
 	if strings.ContainsAny(name, "/\x00") || name == "" || name == "." || name == ".." {
 		return nil, fmt.Errorf("extract payload of %s: invalid package name %q", pkgPath, name)
 	}
-	files, err := headerFiles(&pkg.Header)
+	files, err := readFileTable(&pkg.Header)
 	if err != nil {
 		return nil, fmt.Errorf("extract payload of package %s: %w", name, err)
 	}
@@ -96,7 +103,7 @@ func ExtractPayload(ctx context.Context, pkgPath, dest string, ids *IDs) (*Extra
 		return nil, err
 	}
 	defer x.dd.Close()
-	if err := x.run(ctx, cpio.NewReader(payload)); err != nil {
+	if err := x.run(ctx, newCPIOReader(payload)); err != nil {
 		return nil, fmt.Errorf("extract payload of package %s: %w", name, err)
 	}
 	return &x.out, nil
@@ -130,8 +137,49 @@ func payloadReader(compressor string, r io.Reader) (io.Reader, func(), error) {
 	return nil, nil, fmt.Errorf("unsupported payload compressor %q", compressor)
 }
 
-// headerFiles maps each file path of the header ("/usr/bin/foo") to its metadata.
+// headerFiles maps each file path of the header ("/usr/bin/foo") to its
+// metadata, leaving out %ghost files.
 func headerFiles(h *rpm.Header) (map[string]fileMeta, error) {
+	t, err := readFileTable(h)
+	if err != nil {
+		return nil, err
+	}
+	files := make(map[string]fileMeta, len(t.files))
+	for _, f := range t.files {
+		if !f.ghost {
+			files[f.path] = fileMeta{user: f.user, group: f.group, mode: f.mode, caps: f.caps}
+		}
+	}
+	return files, nil
+}
+
+// headerFile is what the header says of one file: rpm installs a file with
+// this metadata whatever the payload's cpio fields say.
+type headerFile struct {
+	path        string // "/usr/bin/foo" (dir name + base name, as the header has it)
+	user, group string
+	mode        uint32 // type and permission bits
+	size        int64  // content length; a symlink's target length
+	link        string // symlink target
+	caps        string
+	ghost       bool
+	// set is the hardlink set the file belongs to (header indexes in
+	// order; the payload has the content in the last member's entry), nil
+	// when it is in none.
+	set []int
+}
+
+// fileTable is the header's file list in header order: stripped payload
+// entries are indexes into it.
+type fileTable struct {
+	files  []headerFile
+	byPath map[string]int
+}
+
+// readFileTable reads the header's file arrays. Hardlink sets are the
+// regular, non-%ghost files sharing a device and inode number (rpm's
+// rpmfilesBuildNLink).
+func readFileTable(h *rpm.Header) (*fileTable, error) {
 	base := h.GetTag(tagBasenames).StringSlice()
 	dirs := h.GetTag(tagDirNames).StringSlice()
 	dirIx := h.GetTag(tagDirIndexes).Int64Slice()
@@ -140,47 +188,97 @@ func headerFiles(h *rpm.Header) (map[string]fileMeta, error) {
 	modes := h.GetTag(tagFileModes).Int64Slice()
 	flags := h.GetTag(tagFileFlags).Int64Slice()
 	caps := h.GetTag(tagFileCaps).StringSlice()
+	sizes := h.GetTag(tagLongFileSizes).Int64Slice()
+	if sizes == nil {
+		sizes = h.GetTag(tagFileSizes).Int64Slice()
+	}
+	links := h.GetTag(tagFileLinkTos).StringSlice()
+	inodes := h.GetTag(tagFileInodes).Int64Slice()
+	devices := h.GetTag(tagFileDevices).Int64Slice()
 	n := len(base)
 	if len(dirIx) != n || len(users) != n || len(groups) != n || len(modes) != n ||
-		(flags != nil && len(flags) != n) || (caps != nil && len(caps) != n) {
+		(flags != nil && len(flags) != n) || (caps != nil && len(caps) != n) ||
+		(sizes != nil && len(sizes) != n) || (links != nil && len(links) != n) ||
+		(inodes != nil && len(inodes) != n) || (devices != nil && len(devices) != n) {
 		return nil, errors.New("malformed file list in header (array lengths differ)")
 	}
-	files := make(map[string]fileMeta, n)
+	if n > 0 && (sizes == nil || links == nil) {
+		return nil, errors.New("malformed file list in header (no file sizes or no symlink targets)")
+	}
+	t := &fileTable{files: make([]headerFile, n), byPath: make(map[string]int, n)}
+	type fileID struct{ dev, ino int64 }
+	sets := map[fileID][]int{}
 	for i := range base {
 		if dirIx[i] < 0 || dirIx[i] >= int64(len(dirs)) {
 			return nil, fmt.Errorf("malformed file list in header: dir index %d out of range", dirIx[i])
 		}
-		if flags != nil && flags[i]&fileFlagGhost != 0 {
-			continue
+		f := headerFile{path: dirs[dirIx[i]] + base[i], user: users[i], group: groups[i], mode: uint32(modes[i]) & 0xffff,
+			size: sizes[i], link: links[i]}
+		if f.size < 0 {
+			return nil, fmt.Errorf("malformed file list in header: %s has size %d", f.path, f.size)
 		}
-		m := fileMeta{user: users[i], group: groups[i], mode: uint32(modes[i])}
+		f.ghost = flags != nil && flags[i]&fileFlagGhost != 0
 		if caps != nil {
-			m.caps = caps[i]
+			f.caps = caps[i]
 		}
-		files[dirs[dirIx[i]]+base[i]] = m
+		if _, dup := t.byPath[f.path]; dup {
+			return nil, fmt.Errorf("malformed file list in header: %s is listed twice", f.path)
+		}
+		t.byPath[f.path] = i
+		t.files[i] = f
+		if f.mode&unix.S_IFMT == unix.S_IFREG && !f.ghost && inodes != nil && inodes[i] > 0 {
+			var dev int64
+			if devices != nil {
+				dev = devices[i]
+			}
+			id := fileID{dev, inodes[i]}
+			sets[id] = append(sets[id], i)
+		}
 	}
-	return files, nil
+	for _, set := range sets {
+		if len(set) > 1 {
+			for _, i := range set {
+				t.files[i].set = set
+			}
+		}
+	}
+	return t, nil
+}
+
+// contentSize is the length of file i's content in the payload.
+func (t *fileTable) contentSize(i int) int64 {
+	f := &t.files[i]
+	switch f.mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		if f.set != nil && f.set[len(f.set)-1] != i {
+			return 0
+		}
+		return f.size
+	case unix.S_IFLNK:
+		return f.size
+	}
+	return 0
 }
 
 type extractor struct {
 	dd    *destDir
 	pkg   string
-	files map[string]fileMeta
+	table *fileTable
 	ids   *IDs
 	out   Extracted
 	opt   map[string]bool
-	// hardlink sets by cpio inode: the names seen and the one holding content
-	links map[int64]*linkSet
+	// found marks the header files whose payload entry was handled
+	found []bool
+	// hardlink sets by their first member's index
+	links map[int]*linkSet
 }
 
 type linkSet struct {
 	pending []string // names waiting for the content
 	written string   // name holding the content, once written
-	seen    int
-	total   int
 }
 
-func newExtractor(dest, pkg string, files map[string]fileMeta, ids *IDs) (*extractor, error) {
+func newExtractor(dest, pkg string, table *fileTable, ids *IDs) (*extractor, error) {
 	if ids == nil {
 		return nil, errors.New("extract payload: no user and group ids given")
 	}
@@ -188,15 +286,16 @@ func newExtractor(dest, pkg string, files map[string]fileMeta, ids *IDs) (*extra
 	if err != nil {
 		return nil, err
 	}
-	return &extractor{dd: dd, pkg: pkg, files: files, ids: ids, opt: map[string]bool{}, links: map[int64]*linkSet{}}, nil
+	return &extractor{dd: dd, pkg: pkg, table: table, ids: ids, opt: map[string]bool{},
+		found: make([]bool, len(table.files)), links: map[int]*linkSet{}}, nil
 }
 
-func (x *extractor) run(ctx context.Context, cr *cpio.Reader) error {
+func (x *extractor) run(ctx context.Context, cr *cpioReader) error {
 	for {
 		if x.out.Entries%64 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		hdr, err := cr.Next()
+		e, err := cr.Next()
 		if err == io.EOF {
 			break
 		}
@@ -204,38 +303,78 @@ func (x *extractor) run(ctx context.Context, cr *cpio.Reader) error {
 			return fmt.Errorf("read payload: %w", err)
 		}
 		x.out.Entries++
-		if err := x.entry(hdr, cr); err != nil {
+		if err := x.payloadEntry(e, cr); err != nil {
 			return err
 		}
 	}
-	// Hardlink sets whose members all came without content are empty files.
-	inodes := make([]int64, 0, len(x.links))
-	for ino := range x.links {
-		inodes = append(inodes, ino)
-	}
-	sort.Slice(inodes, func(i, j int) bool { return inodes[i] < inodes[j] })
-	for _, ino := range inodes {
-		if set := x.links[ino]; set.written == "" && len(set.pending) > 0 {
-			if err := x.materialize(set, set.pending[0], strings.NewReader(""), 0, x.headerMeta(set.pending[0])); err != nil {
-				return err
-			}
+	// As rpm does, every file of the header but the %ghost ones must have
+	// come in the payload (so every hardlink set got its content).
+	for i, f := range x.table.files {
+		if !f.ghost && !x.found[i] {
+			return fmt.Errorf("%s is in the header's file list but not in the payload (truncated or corrupt package)", f.path)
 		}
 	}
 	return x.writeTmpfiles()
 }
 
-func (x *extractor) entry(hdr *cpio.Header, r io.Reader) error {
-	rel, err := SanitizePath(hdr.Name)
-	if err != nil {
-		return err
+// payloadEntry maps a payload entry to its header file and extracts it.
+func (x *extractor) payloadEntry(e *cpioEntry, cr *cpioReader) error {
+	var fx int
+	var rel string
+	if e.Stripped {
+		if e.Index >= len(x.table.files) {
+			return fmt.Errorf("payload entry %d: file index %d is beyond the header's %d files", x.out.Entries, e.Index, len(x.table.files))
+		}
+		fx = e.Index
+		f := &x.table.files[fx]
+		if f.ghost {
+			return fmt.Errorf("payload entry %d: %s is a %%ghost file, which a stripped payload never holds", x.out.Entries, f.path)
+		}
+		var err error
+		if rel, err = SanitizePath("." + f.path); err != nil {
+			return err
+		}
+		if rel == "" {
+			return fmt.Errorf("payload entry %d: header path %q is not a file", x.out.Entries, f.path)
+		}
+	} else {
+		var err error
+		if rel, err = SanitizePath(e.Name); err != nil {
+			return err
+		}
+		if rel == "" {
+			return nil
+		}
+		var ok bool
+		if fx, ok = x.table.byPath["/"+rel]; !ok {
+			return fmt.Errorf("payload entry %q is not in the header's file list", e.Name)
+		}
+		if x.table.files[fx].ghost {
+			return nil // rpm < 4.11 sometimes put %ghost files in the payload: not installed
+		}
 	}
-	if rel == "" {
-		return nil
+	f := &x.table.files[fx]
+	if x.found[fx] {
+		return fmt.Errorf("%s: twice in the payload", f.path)
 	}
-	meta, ok := x.files["/"+rel]
-	if !ok {
-		return fmt.Errorf("payload entry %q is not in the header's file list", hdr.Name)
+	x.found[fx] = true
+	size := x.table.contentSize(fx)
+	if e.Stripped {
+		cr.SetSize(size)
+	} else {
+		if e.Mode&unix.S_IFMT != f.mode&unix.S_IFMT {
+			return fmt.Errorf("%s: the payload has file type %#o, the header %#o", f.path, e.Mode&unix.S_IFMT, f.mode&unix.S_IFMT)
+		}
+		if e.Size != size {
+			return fmt.Errorf("%s: the payload has %d bytes of content, the header says %d", f.path, e.Size, size)
+		}
 	}
+	return x.entry(rel, fx, size, cr)
+}
+
+// entry extracts header file fx at rel, with size bytes of content from r.
+func (x *extractor) entry(rel string, fx int, size int64, r io.Reader) error {
+	meta := &x.table.files[fx]
 	uid, ok := x.ids.User(meta.user)
 	if !ok {
 		return fmt.Errorf("%s: owner %q is not a user of the target tree's passwd", "/"+rel, meta.user)
@@ -244,14 +383,25 @@ func (x *extractor) entry(hdr *cpio.Header, r io.Reader) error {
 	if !ok {
 		return fmt.Errorf("%s: group %q is not a group of the target tree's group file", "/"+rel, meta.group)
 	}
-	typ := uint32(hdr.Mode) & unix.S_IFMT
-	perm := uint32(hdr.Mode) & 0o7777
+	typ := meta.mode & unix.S_IFMT
+	perm := meta.mode & 0o7777
 	own := owner{uid: int(uid), gid: int(gid), user: meta.user, group: meta.group}
+	c := content{fx: fx, size: size, r: r}
+	if typ == unix.S_IFLNK {
+		target := make([]byte, size)
+		if _, err := io.ReadFull(r, target); err != nil {
+			return fmt.Errorf("/%s: read symlink target: %w", rel, noTruncEOF(err))
+		}
+		if string(target) != meta.link {
+			return fmt.Errorf("/%s: the payload has symlink target %q, the header %q", rel, target, meta.link)
+		}
+		c.size, c.r = 0, strings.NewReader("")
+	}
 
 	top, _, _ := strings.Cut(rel, "/")
 	switch top {
 	case "var", "run":
-		return x.volatile(rel, typ, perm, own, hdr, r)
+		return x.volatile(rel, typ, perm, own, c)
 	case "opt":
 		if rel == "opt" {
 			return nil // the tree owns /opt
@@ -264,7 +414,14 @@ func (x *extractor) entry(hdr *cpio.Header, r io.Reader) error {
 		}
 		rel = "usr/lib/" + rel
 	}
-	return x.write(rel, typ, perm, own, meta.caps, hdr, r)
+	return x.write(rel, typ, perm, own, meta.caps, c)
+}
+
+// content is a payload entry's header file index and its content.
+type content struct {
+	fx   int
+	size int64
+	r    io.Reader
 }
 
 type owner struct {
@@ -273,7 +430,7 @@ type owner struct {
 }
 
 // volatile turns a /var or /run entry into tmpfiles.d lines.
-func (x *extractor) volatile(rel string, typ, perm uint32, own owner, hdr *cpio.Header, r io.Reader) error {
+func (x *extractor) volatile(rel string, typ, perm uint32, own owner, c content) error {
 	if rel == "var" || rel == "run" {
 		return nil // the tree owns them
 	}
@@ -282,14 +439,14 @@ func (x *extractor) volatile(rel string, typ, perm uint32, own owner, hdr *cpio.
 	case unix.S_IFDIR:
 		x.out.Tmpfiles = append(x.out.Tmpfiles, fmt.Sprintf("d %s %04o %s %s - -", p, perm, own.user, own.group))
 	case unix.S_IFLNK:
-		x.out.Tmpfiles = append(x.out.Tmpfiles, fmt.Sprintf("L %s - - - - %s", p, tmpfilesPath(hdr.Linkname)))
+		x.out.Tmpfiles = append(x.out.Tmpfiles, fmt.Sprintf("L %s - - - - %s", p, tmpfilesPath(x.table.files[c.fx].link)))
 	case unix.S_IFREG:
-		if hdr.Size == 0 && hdr.Links <= 1 {
+		if c.size == 0 && x.table.files[c.fx].set == nil {
 			x.out.Tmpfiles = append(x.out.Tmpfiles, fmt.Sprintf("f %s %04o %s %s - -", p, perm, own.user, own.group))
 			return nil
 		}
 		// Content is kept in the factory and copied on boot when missing.
-		if err := x.write("usr/share/factory/"+rel, typ, perm, own, "", hdr, r); err != nil {
+		if err := x.write("usr/share/factory/"+rel, typ, perm, own, "", c); err != nil {
 			return err
 		}
 		x.out.Tmpfiles = append(x.out.Tmpfiles, fmt.Sprintf("C %s - - - - %s", p, tmpfilesPath("/usr/share/factory/"+rel)))
@@ -314,12 +471,12 @@ func tmpfilesPath(p string) string {
 	return b.String()
 }
 
-func (x *extractor) write(rel string, typ, perm uint32, own owner, caps string, hdr *cpio.Header, r io.Reader) error {
+func (x *extractor) write(rel string, typ, perm uint32, own owner, caps string, c content) error {
 	switch typ {
 	case unix.S_IFDIR:
 		return x.mkdir(rel, perm, own)
 	case unix.S_IFLNK:
-		return x.symlink(rel, hdr.Linkname, own)
+		return x.symlink(rel, x.table.files[c.fx].link, own)
 	case unix.S_IFREG:
 		var capData []byte
 		if caps != "" {
@@ -328,10 +485,10 @@ func (x *extractor) write(rel string, typ, perm uint32, own owner, caps string, 
 				return fmt.Errorf("/%s: %w", rel, err)
 			}
 		}
-		if hdr.Links > 1 {
-			return x.hardlink(rel, perm, own, capData, hdr, r)
+		if x.table.files[c.fx].set != nil {
+			return x.hardlink(rel, perm, own, capData, c)
 		}
-		return x.file(rel, perm, own, capData, hdr.Size, r)
+		return x.file(rel, perm, own, capData, c.size, c.r)
 	}
 	return fmt.Errorf("/%s: unsupported file type %#o (devices, fifos and sockets cannot be layered)", rel, typ)
 }
@@ -409,23 +566,22 @@ func (x *extractor) file(rel string, perm uint32, own owner, capData []byte, siz
 	return f.Close()
 }
 
-// hardlink handles one member of an rpm hardlink set: the members share a
-// cpio inode number and only one of them (the last, in rpm's payloads) has
-// the content.
-func (x *extractor) hardlink(rel string, perm uint32, own owner, capData []byte, hdr *cpio.Header, r io.Reader) error {
-	set := x.links[hdr.Inode]
+// hardlink handles one member of an rpm hardlink set. In both payload
+// forms the entries of a set's members come one after the other and only the
+// last member's entry (the member last in header order) has the content
+// (rpm's iterWriteArchiveNextFile); the file is created then, with that
+// member's metadata, and the names seen before are linked to it.
+func (x *extractor) hardlink(rel string, perm uint32, own owner, capData []byte, c content) error {
+	members := x.table.files[c.fx].set
+	set := x.links[members[0]]
 	if set == nil {
-		set = &linkSet{total: hdr.Links}
-		x.links[hdr.Inode] = set
+		set = &linkSet{}
+		x.links[members[0]] = set
 	}
-	set.seen++
 	if set.written != "" {
-		if hdr.Size != 0 {
-			return fmt.Errorf("/%s: second content for a hardlink set", rel)
-		}
 		return x.link(set.written, rel)
 	}
-	if hdr.Size == 0 && set.seen < set.total {
+	if c.fx != members[len(members)-1] {
 		// Not the content yet: reserve the name so a duplicate is caught.
 		if t, err := x.dd.lstat(rel); err != nil || t != 0 {
 			return fmt.Errorf("/%s: already exists in the payload", rel)
@@ -433,43 +589,11 @@ func (x *extractor) hardlink(rel string, perm uint32, own owner, capData []byte,
 		set.pending = append(set.pending, rel)
 		return nil
 	}
-	return x.materialize(set, rel, r, hdr.Size, withMeta{perm, own, capData})
-}
-
-// withMeta is the metadata a hardlink set's file is created with.
-type withMeta struct {
-	perm    uint32
-	own     owner
-	capData []byte
-}
-
-// headerMeta is the metadata the header gives rel (a hardlink set member
-// whose entry has been handled already, so its names resolve).
-func (x *extractor) headerMeta(rel string) withMeta {
-	orig := "/" + rel
-	if strings.HasPrefix(rel, "usr/lib/opt/") {
-		orig = "/" + strings.TrimPrefix(rel, "usr/lib/")
-	} else if strings.HasPrefix(rel, "usr/share/factory/") {
-		orig = "/" + strings.TrimPrefix(rel, "usr/share/factory/")
-	}
-	fm := x.files[orig]
-	uid, _ := x.ids.User(fm.user)
-	gid, _ := x.ids.Group(fm.group)
-	capData, _ := fileCapsXattr(fm.caps)
-	return withMeta{perm: fm.mode & 0o7777, own: owner{uid: int(uid), gid: int(gid)}, capData: capData}
-}
-
-// materialize creates the file of a hardlink set at rel with its content
-// and links the names that came before it.
-func (x *extractor) materialize(set *linkSet, rel string, r io.Reader, size int64, m withMeta) error {
-	if err := x.file(rel, m.perm, m.own, m.capData, size, r); err != nil {
+	if err := x.file(rel, perm, own, capData, c.size, c.r); err != nil {
 		return err
 	}
 	set.written = rel
 	for _, p := range set.pending {
-		if p == rel {
-			continue
-		}
 		if err := x.link(rel, p); err != nil {
 			return err
 		}

@@ -152,14 +152,15 @@ func TestExtractPayloadUnknownOwner(t *testing.T) {
 	}
 }
 
-// cpioEntry is one entry of a hand-written archive.
-type cpioEntry struct {
+// testEntry is one entry of an archive written by cavaliergopher/cpio's
+// newc writer.
+type testEntry struct {
 	name, link string
 	mode       int64
 	body       string
 }
 
-func writeCPIO(t *testing.T, entries []cpioEntry) *cpio.Reader {
+func writeCPIO(t *testing.T, entries []testEntry) *cpioReader {
 	t.Helper()
 	var buf bytes.Buffer
 	w := cpio.NewWriter(&buf)
@@ -181,7 +182,26 @@ func writeCPIO(t *testing.T, entries []cpioEntry) *cpio.Reader {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return cpio.NewReader(&buf)
+	return newCPIOReader(&buf)
+}
+
+// tableOf is a header file table listing entries (the first entry of a
+// path gives its metadata), owned by root.
+func tableOf(entries []testEntry) *fileTable {
+	t := &fileTable{byPath: map[string]int{}}
+	for _, e := range entries {
+		p := "/" + strings.TrimPrefix(strings.TrimPrefix(e.name, "."), "/")
+		if _, dup := t.byPath[p]; dup || strings.Contains(e.name, "unlisted") {
+			continue
+		}
+		f := headerFile{path: p, user: "root", group: "root", mode: uint32(e.mode), size: int64(len(e.body)), link: e.link}
+		if e.mode&unix.S_IFMT == unix.S_IFLNK {
+			f.size = int64(len(e.link))
+		}
+		t.byPath[p] = len(t.files)
+		t.files = append(t.files, f)
+	}
+	return t
 }
 
 func TestExtractRefusesEscapes(t *testing.T) {
@@ -190,42 +210,36 @@ func TestExtractRefusesEscapes(t *testing.T) {
 	reg := int64(unix.S_IFREG | 0o644)
 	tests := []struct {
 		name    string
-		entries []cpioEntry
+		entries []testEntry
 		err     string
 	}{
-		{"dotdot", []cpioEntry{{name: "./usr/../../etc/passwd", mode: reg, body: "x"}}, `payload path "./usr/../../etc/passwd" leaves the tree`},
-		{"absolute", []cpioEntry{{name: "/etc/passwd", mode: reg, body: "x"}}, `payload path "/etc/passwd" is absolute`},
-		{"absolute after ./", []cpioEntry{{name: ".//etc/passwd", mode: reg, body: "x"}}, `payload path ".//etc/passwd" is absolute`},
-		{"through symlink", []cpioEntry{
+		{"dotdot", []testEntry{{name: "./usr/../../etc/passwd", mode: reg, body: "x"}}, `payload path "./usr/../../etc/passwd" leaves the tree`},
+		{"absolute", []testEntry{{name: "/etc/passwd", mode: reg, body: "x"}}, `payload path "/etc/passwd" is absolute`},
+		{"absolute after ./", []testEntry{{name: ".//etc/passwd", mode: reg, body: "x"}}, `payload path ".//etc/passwd" is absolute`},
+		{"through symlink", []testEntry{
 			{name: "./usr/lib/evil", mode: unix.S_IFLNK | 0o777, link: outside},
 			{name: "./usr/lib/evil/passwd", mode: reg, body: "x"},
 		}, "/usr/lib/evil/passwd: path passes through symlink usr/lib/evil"},
-		{"through relative symlink", []cpioEntry{
+		{"through relative symlink", []testEntry{
 			{name: "./usr/up", mode: unix.S_IFLNK | 0o777, link: "../../../../../../../.." + outside},
 			{name: "./usr/up/x/y", mode: reg, body: "x"},
 		}, "path passes through symlink usr/up"},
-		{"file over symlink", []cpioEntry{
+		{"file over symlink", []testEntry{
 			{name: "./usr/f", mode: unix.S_IFLNK | 0o777, link: outside + "/f"},
 			{name: "./usr/f", mode: reg, body: "x"},
-		}, "/usr/f: create file: file exists"},
-		{"dir over symlink", []cpioEntry{
+		}, "/usr/f: twice in the payload"},
+		{"dir over symlink", []testEntry{
 			{name: "./usr/d", mode: unix.S_IFLNK | 0o777, link: outside},
 			{name: "./usr/d", mode: unix.S_IFDIR | 0o755},
-		}, "/usr/d: payload has a non-directory here"},
-		{"device", []cpioEntry{{name: "./usr/dev", mode: unix.S_IFCHR | 0o644}}, "unsupported file type"},
-		{"not in header", []cpioEntry{{name: "./usr/unlisted", mode: reg, body: "x"}}, `payload entry "./usr/unlisted" is not in the header's file list`},
-		{"truncated", []cpioEntry{{name: "./usr/f", mode: reg, body: ""}}, ""},
+		}, "/usr/d: twice in the payload"},
+		{"device", []testEntry{{name: "./usr/dev", mode: unix.S_IFCHR | 0o644}}, "unsupported file type"},
+		{"not in header", []testEntry{{name: "./usr/unlisted", mode: reg, body: "x"}}, `payload entry "./usr/unlisted" is not in the header's file list`},
+		{"truncated", []testEntry{{name: "./usr/f", mode: reg, body: ""}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			files := map[string]fileMeta{}
-			for _, e := range tt.entries {
-				if !strings.Contains(e.name, "unlisted") {
-					files["/"+strings.TrimPrefix(strings.TrimPrefix(e.name, "."), "/")] = fileMeta{user: "root", group: "root"}
-				}
-			}
 			dest := t.TempDir()
-			x, err := newExtractor(dest, "evil", files, testIDs(t))
+			x, err := newExtractor(dest, "evil", tableOf(tt.entries), testIDs(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -337,11 +351,15 @@ func hexString(b []byte) string {
 	return string(out)
 }
 
+// TestExtractHardlinkSets extracts newc hardlink sets written by another
+// cpio writer (cavaliergopher/cpio), members named by the header's inodes.
 func TestExtractHardlinkSets(t *testing.T) {
 	requireRoot(t)
 	var buf bytes.Buffer
 	w := cpio.NewWriter(&buf)
-	for _, e := range []struct {
+	table := &fileTable{byPath: map[string]int{}}
+	sets := map[int64][]int{}
+	for i, e := range []struct {
 		name  string
 		ino   int64
 		links int
@@ -357,19 +375,25 @@ func TestExtractHardlinkSets(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.Write([]byte(e.body))
+		p := strings.TrimPrefix(e.name, ".")
+		table.byPath[p] = i
+		table.files = append(table.files, headerFile{path: p, user: "payloaduser", group: "payloadgroup", mode: unix.S_IFREG | 0o640, size: 4})
+		sets[e.ino] = append(sets[e.ino], i)
 	}
 	w.Close()
-	files := map[string]fileMeta{}
-	for _, n := range []string{"empty1", "empty2", "full1", "full2", "full3"} {
-		files["/usr/"+n] = fileMeta{user: "payloaduser", group: "payloadgroup", mode: unix.S_IFREG | 0o640}
+	for _, s := range sets {
+		for _, i := range s {
+			table.files[i].set = s
+		}
 	}
+	table.files[0].size, table.files[1].size = 0, 0
 	dest := t.TempDir()
-	x, err := newExtractor(dest, "links", files, testIDs(t))
+	x, err := newExtractor(dest, "links", table, testIDs(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer x.dd.Close()
-	if err := x.run(context.Background(), cpio.NewReader(&buf)); err != nil {
+	if err := x.run(context.Background(), newCPIOReader(&buf)); err != nil {
 		t.Fatal(err)
 	}
 	for _, set := range [][]string{{"empty1", "empty2"}, {"full1", "full2", "full3"}} {
