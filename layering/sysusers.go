@@ -13,8 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/cavaliergopher/cpio"
 )
 
 // SysUser is one user or group a package needs, as a sysusers.d(5) line
@@ -466,24 +464,41 @@ func PackageSysusers(ctx context.Context, pkgPath string) ([]SysUser, error) {
 		return nil, fmt.Errorf("read sysusers.d of package %s: %w", pkg.Name(), err)
 	}
 	defer closePayload()
-	cr := cpio.NewReader(payload)
+	table, err := readFileTable(&pkg.Header)
+	if err != nil {
+		return nil, fmt.Errorf("read sysusers.d of package %s: %w", pkg.Name(), err)
+	}
+	cr := newCPIOReader(payload)
 	var out []SysUser
 	for n > 0 {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		hdr, err := cr.Next()
+		e, err := cr.Next()
 		if err == io.EOF {
 			break
 		} else if err != nil {
 			return nil, fmt.Errorf("read sysusers.d of package %s: read payload: %w", pkg.Name(), err)
 		}
-		rel, err := SanitizePath(hdr.Name)
-		if err != nil || !want("/"+rel) || !hdr.Mode.IsRegular() || hdr.Size > 1<<20 {
+		name, regular, size := e.Name, e.Mode&0o170000 == 0o100000, e.Size
+		if e.Stripped {
+			// Only the header knows a stripped entry (rpm v6, large files).
+			if e.Index < 0 || e.Index >= len(table.files) {
+				return nil, fmt.Errorf("read sysusers.d of package %s: payload entry %d is not in the header", pkg.Name(), e.Index)
+			}
+			f := table.files[e.Index]
+			name, regular, size = f.path, f.mode&0o170000 == 0o100000, f.size
+			if len(f.set) > 0 && f.set[len(f.set)-1] != e.Index {
+				size = 0 // a hardlink set's content is in its last member
+			}
+			cr.SetSize(size)
+		}
+		rel, err := SanitizePath(name)
+		if err != nil || !want("/"+rel) || !regular || size > 1<<20 {
 			continue
 		}
 		n--
-		data, err := io.ReadAll(io.LimitReader(cr, hdr.Size))
+		data, err := io.ReadAll(io.LimitReader(cr, size))
 		if err != nil {
 			return nil, fmt.Errorf("read sysusers.d of package %s: %w", pkg.Name(), err)
 		}
