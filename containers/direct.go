@@ -164,6 +164,11 @@ func (d *Direct) start(ctx context.Context, name string) error {
 		if out, err := d.runc(ctx, "delete", "--force", name).CombinedOutput(); err != nil {
 			return fmt.Errorf("runc delete %s: %v: %s", name, err, bytes.TrimSpace(out))
 		}
+	} else if err := os.RemoveAll(filepath.Join(d.root, name)); err != nil {
+		// runc does not know the container, but a runc killed while it
+		// created it (hostd killed in that instant) leaves its state
+		// directory, and `runc run` would refuse: "already exists".
+		return fmt.Errorf("remove the leftover runc state of %s: %w", name, err)
 	}
 	bundle := d.host.LinkPath(name)
 	if err := d.makeBindSources(bundle); err != nil {

@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 )
 
@@ -27,6 +29,10 @@ func gerror(err *C.GError) error {
 		return fmt.Errorf("%s: %w", msg, context.Canceled)
 	case C.hc_io_error_is(err, C.G_IO_ERROR_NOT_FOUND) != 0:
 		return fmt.Errorf("%s: %w", msg, ErrNotFound)
+	case C.hc_io_error_is(err, C.G_IO_ERROR_NO_SPACE) != 0 || strings.Contains(msg, "No space left on device"):
+		// libostree passes ENOSPC on as G_IO_ERROR_NO_SPACE, or inside a
+		// message of another domain (glnx_throw_errno_prefix).
+		return fmt.Errorf("%s: %w", msg, syscall.ENOSPC)
 	}
 	return errors.New(msg)
 }

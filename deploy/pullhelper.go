@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hostctl/hostctl/internal/proc"
@@ -61,6 +62,7 @@ type pullRequest struct {
 const (
 	kindNotFound  = "not-found"
 	kindCancelled = "cancelled"
+	kindNoSpace   = "no-space"
 	kindOther     = "error"
 )
 
@@ -114,6 +116,8 @@ func RunPullHelper(in io.Reader, out io.Writer) int {
 			kind = kindCancelled
 		case errors.Is(err, ErrNotFound):
 			kind = kindNotFound
+		case errors.Is(err, syscall.ENOSPC):
+			kind = kindNoSpace
 		}
 		send(pullMessage{Error: err.Error(), Kind: kind})
 		return 1
@@ -198,6 +202,8 @@ func pullInHelper(ctx context.Context, helper string, stall time.Duration, req p
 			return "", fmt.Errorf("%s: %w", strings.TrimSuffix(res.Error, ": "+ErrNotFound.Error()), ErrNotFound)
 		case kindCancelled:
 			return "", fmt.Errorf("%s: %w", strings.TrimSuffix(res.Error, ": "+context.Canceled.Error()), context.Canceled)
+		case kindNoSpace:
+			return "", fmt.Errorf("%s: %w", strings.TrimSuffix(res.Error, ": "+syscall.ENOSPC.Error()), syscall.ENOSPC)
 		}
 		return "", errors.New(res.Error)
 	case res.Commit == "":
