@@ -93,33 +93,35 @@ func resolveDiffEnd(deps []deploy.Deployment, ref string) (diffEnd, error) {
 // compares the booted deployment with the pending one. With one argument,
 // that side against the default.
 func defaultDiffEnds(deps []deploy.Deployment, from, to string) (diffEnd, diffEnd, error) {
-	if len(deps) == 0 {
+	s, err := startOf(deps, "")
+	if err != nil {
 		return diffEnd{}, diffEnd{}, errdefs.Errorf(errdefs.ErrNotFound, "the sysroot has no deployment: there is nothing to compare")
 	}
-	def := deps[0]
-	end := func(ref string, fallback func() (diffEnd, error)) (diffEnd, error) {
+	def := s.def
+	end := func(ref string, fallback func() diffEnd) (diffEnd, error) {
 		if ref == "" {
-			return fallback()
+			return fallback(), nil
 		}
 		return resolveDiffEnd(deps, ref)
 	}
-	b, err := end(to, func() (diffEnd, error) { return diffEnd{dep: &def, commit: def.Checksum}, nil })
+	b, err := end(to, func() diffEnd { return diffEnd{dep: &def, commit: def.Checksum} })
 	if err != nil {
 		return diffEnd{}, diffEnd{}, err
 	}
-	a, err := end(from, func() (diffEnd, error) {
-		for i := range deps {
-			if deps[i].Booted {
-				d := deps[i]
-				return diffEnd{dep: &d, commit: d.Checksum}, nil
-			}
+	a, err := end(from, func() diffEnd {
+		if s.merge.Booted {
+			m := s.merge
+			return diffEnd{dep: &m, commit: m.Checksum}
 		}
-		for i := range deps[1:] {
-			if d := deps[1+i]; d.OSName == def.OSName {
-				return diffEnd{dep: &d, commit: d.Checksum}, nil
+		// Not booted: the deployment after the default in its stateroot.
+		past := false
+		for _, d := range deps {
+			if past && d.OSName == def.OSName {
+				return diffEnd{dep: &d, commit: d.Checksum}
 			}
+			past = past || d.ID() == def.ID()
 		}
-		return diffEnd{dep: &def, commit: def.Checksum}, nil
+		return diffEnd{dep: &def, commit: def.Checksum}
 	})
 	if err != nil {
 		return diffEnd{}, diffEnd{}, err
