@@ -32,9 +32,10 @@ func TestResolveDiffEnd(t *testing.T) {
 		{ref: "a", kind: errdefs.ErrNotFound},
 		{ref: other, want: other},                    // a commit of the repository
 		{ref: other[:12], kind: errdefs.ErrNotFound}, // a prefix names deployments only
-		{ref: strings.ToUpper(a), kind: errdefs.ErrNotFound},
-		{ref: "../../etc", kind: errdefs.ErrNotFound},
-		{ref: "", kind: errdefs.ErrNotFound},
+		{ref: strings.ToUpper(a), kind: errdefs.ErrInvalidArgument},
+		{ref: "../../etc", kind: errdefs.ErrInvalidArgument},
+		{ref: "nosuchdeployment", kind: errdefs.ErrInvalidArgument},
+		{ref: "", kind: errdefs.ErrInvalidArgument},
 	} {
 		got, err := resolveDiffEnd(deps, tc.ref)
 		if tc.kind != nil {
@@ -119,4 +120,26 @@ func TestResetOrigin(t *testing.T) {
 	if k := resetKargs(d, resetPlan{overlays: true}); len(k) != 3 {
 		t.Fatalf("kept kargs: %q", k)
 	}
+}
+
+// FuzzResolveDiffEnd: a diff side from any caller never panics, and what it
+// resolves to is a full commit checksum (never a path).
+func FuzzResolveDiffEnd(f *testing.F) {
+	a := "a" + strings.Repeat("1", 63)
+	deps := []deploy.Deployment{dep(a, 0, false, ""), dep("b"+strings.Repeat("2", 63), 3, false, "")}
+	for _, s := range []string{"0", "1", "-1", "999", "os-" + a + ".0", a[:8], a, "../x", "", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ref string) {
+		end, err := resolveDiffEnd(deps, ref)
+		if err != nil {
+			if k := errdefs.Kind(err); k != errdefs.ErrNotFound && k != errdefs.ErrInvalidArgument {
+				t.Fatalf("%q: error of kind %v: %v", ref, k, err)
+			}
+			return
+		}
+		if !fullChecksumRe.MatchString(end.commit) {
+			t.Fatalf("%q resolved to commit %q", ref, end.commit)
+		}
+	})
 }

@@ -84,8 +84,15 @@ func resolveDiffEnd(deps []deploy.Deployment, ref string) (diffEnd, error) {
 			return diffEnd{commit: ref}, nil
 		}
 	}
+	if !diffRefRe.MatchString(ref) {
+		return diffEnd{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "%q is not a deployment index, a deployment id (OSNAME-CHECKSUM.SERIAL) or a commit checksum", ref)
+	}
 	return diffEnd{}, errdefs.Errorf(errdefs.ErrNotFound, "%q names no deployment: give a deployment index, a deployment id or a commit checksum (`hostctl status` lists them)", ref)
 }
+
+// diffRefRe is what a diff side may look like: an index, a deployment id,
+// a commit checksum or a prefix of one.
+var diffRefRe = regexp.MustCompile(`^([0-9]+|[A-Za-z0-9_.-]+-[0-9a-f]{64}\.[0-9]+|[0-9a-f]{1,64})$`)
 
 // defaultDiffEnds are the sides of a diff given without arguments: the
 // booted deployment (on a sysroot that is not booted, the previous default,

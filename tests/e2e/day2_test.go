@@ -144,10 +144,12 @@ func TestDiff(t *testing.T) {
 		t.Fatalf("diff as nobody: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	// Bad arguments are refused, naming them.
-	for _, args := range [][]string{{"diff", "7"}, {"diff", "nosuchdeployment"}, {"diff", strings.Repeat("ab", 32)}} {
-		r := e.hostctl(args...)
-		if r.Code != 1 || !strings.Contains(r.Stderr, dbus.ErrNotFound) {
-			t.Fatalf("%v: exit %d, want NotFound\n%s%s", args, r.Code, r.Stdout, r.Stderr)
+	for _, tc := range []struct {
+		arg, name string
+	}{{"7", dbus.ErrNotFound}, {"os-" + strings.Repeat("ab", 32) + ".0", dbus.ErrNotFound}, {strings.Repeat("ab", 32), dbus.ErrNotFound}, {"nosuchdeployment", dbus.ErrInvalidArgument}} {
+		r := e.hostctl("diff", tc.arg)
+		if r.Code != 1 || !strings.Contains(r.Stderr, tc.name) {
+			t.Fatalf("diff %s: exit %d, want %s\n%s%s", tc.arg, r.Code, tc.name, r.Stdout, r.Stderr)
 		}
 	}
 	if r := e.hostctl("diff", "0", "1", "2"); r.Code == 0 {
