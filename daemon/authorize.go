@@ -38,7 +38,7 @@ func actionFor(kind string) (string, bool) {
 		return actionRollback, true
 	case kind == "cleanup":
 		return actionCleanup, true
-	case kind == "pkg-change", kind == "refresh-md":
+	case kind == "pkg-change", kind == "refresh-md", kind == "reset":
 		return actionPackages, true
 	case kind == "kargs", strings.HasPrefix(kind, "kargs-"):
 		return actionKargs, true

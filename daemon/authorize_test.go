@@ -17,6 +17,7 @@ func TestActionFor(t *testing.T) {
 		{"refresh-md", actionPackages},
 		{"kargs", actionKargs},
 		{"pin", actionUpgrade},
+		{"reset", actionPackages},
 		{"image-pull", actionContainers},
 		{"image-prune", actionContainers},
 		{"container-install", actionContainers},

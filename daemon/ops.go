@@ -282,6 +282,7 @@ func (e *Engine) deployCommit(ctx context.Context, t *txn, st changeStart, csum 
 	res["changed"] = true
 	res["version"] = d.Version
 	res["checksum"] = d.Checksum
+	e.addDeployDiff(ctx, t, st.def, d, res) // the package changes, which hostctl prints
 	t.message(fmt.Sprintf("Deployed %s (version %s). Reboot to use it.", d.ID(), d.Version))
 	return res, nil
 }

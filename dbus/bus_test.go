@@ -109,6 +109,8 @@ func (e *recEngine) Images() ([]map[string]any, error) { return nil, nil }
 
 func (e *recEngine) Containers() ([]map[string]any, error) { return nil, nil }
 
+func (e *recEngine) Diff(from, to string) (PackageDiff, error) { return recDiff(from, to) }
+
 func (e *recEngine) ContainerExec(caller uint32, name string, args []string, stdin, stdout, stderr *os.File) (int32, error) {
 	return -1, errdefs.Errorf(errdefs.ErrNotFound, "no container %q", name)
 }
@@ -192,6 +194,7 @@ var testSpecs = map[string]OptionSpec{
 	"pkg-change":        {"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b"},
 	"container-install": {"name": "s", "set": "as"},
 	"container-update":  {"set": "as", "rebase": "s"},
+	"reset":             {"overlays": "b", "overrides": "b", "kargs": "b"},
 }
 
 // serve runs a Server with a recording engine on a private bus and returns

@@ -32,6 +32,8 @@ type Engine interface {
 	Images() ([]map[string]any, error)
 	// Containers lists the installed system containers.
 	Containers() ([]map[string]any, error)
+	// Diff compares the packages of two deployments or commits ("": the defaults).
+	Diff(from, to string) (PackageDiff, error)
 	// ContainerExec runs args in the running container name on behalf of
 	// caller, with the given stdio, and returns the exit status. The files
 	// are the engine's to close.

@@ -130,6 +130,7 @@ func upgradeCmd() *cobra.Command {
 				if check || preview {
 					return printCheck(cmd, res)
 				}
+				printResultDiff(cmd.OutOrStdout(), res.Data)
 				return nil
 			})
 		},

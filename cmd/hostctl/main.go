@@ -81,6 +81,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(withDetach(upgradeCmd(), deployCmd(), rebaseCmd(), rollbackCmd(), cleanupCmd())...)
 	root.AddCommand(withDetach(packageCommands()...)...)
 	root.AddCommand(withDetach(lifecycleCommands()...)...)
+	root.AddCommand(append(withDetach(resetCmd()), diffCmd())...)
 	root.AddCommand(containerCommands()...)
 	return root
 }

@@ -68,6 +68,7 @@ func Read(dir string) ([]Package, error) {
 // Change is a package whose version differs between two package lists.
 type Change struct {
 	Name     string `json:"name"`
+	Arch     string `json:"arch"`
 	From, To string // EVRs
 }
 
@@ -94,9 +95,9 @@ func Compare(old, new []Package) Diff {
 		case !ok:
 			d.Added = append(d.Added, p)
 		case CompareEVR(o, p) < 0:
-			d.Upgraded = append(d.Upgraded, Change{Name: p.Name, From: o.EVR(), To: p.EVR()})
+			d.Upgraded = append(d.Upgraded, Change{Name: p.Name, Arch: p.Arch, From: o.EVR(), To: p.EVR()})
 		case CompareEVR(o, p) > 0:
-			d.Downgraded = append(d.Downgraded, Change{Name: p.Name, From: o.EVR(), To: p.EVR()})
+			d.Downgraded = append(d.Downgraded, Change{Name: p.Name, Arch: p.Arch, From: o.EVR(), To: p.EVR()})
 		}
 	}
 	for _, p := range old {
