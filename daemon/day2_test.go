@@ -113,12 +113,23 @@ func TestResetOrigin(t *testing.T) {
 			}
 		})
 	}
+	// Without a record of the arguments before hostctl changed them, the
+	// installer's arguments (root=, console=) are not hostctl's to drop.
 	d := dep("a", 0, false, "ostree=/ostree/boot.1/os/x/0 quiet console=ttyS0")
-	if k := resetKargs(d, resetPlan{kargs: true}); k == nil || len(k) != 0 {
-		t.Fatalf("reset kargs: %q, want an empty (not nil) list", k)
+	if k := resetKargs(d, resetPlan{kargs: true}); len(k) != 3 {
+		t.Fatalf("reset kargs without a recorded base: %q, want all kept", k)
 	}
 	if k := resetKargs(d, resetPlan{overlays: true}); len(k) != 3 {
 		t.Fatalf("kept kargs: %q", k)
+	}
+	// With the record: back to it (an empty record: none but ostree=).
+	d.Origin = parse("[origin]\nrefspec=r:x\n\n[kargs]\nbase=console=ttyS0\n")
+	if k := resetKargs(d, resetPlan{kargs: true}); len(k) != 1 || k[0] != "console=ttyS0" {
+		t.Fatalf("reset kargs with base console=ttyS0: %q", k)
+	}
+	d.Origin = parse("[origin]\nrefspec=r:x\n\n[kargs]\nbase=\n")
+	if k := resetKargs(d, resetPlan{kargs: true}); k == nil || len(k) != 0 {
+		t.Fatalf("reset kargs with an empty base: %q, want an empty (not nil) list", k)
 	}
 }
 

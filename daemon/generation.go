@@ -83,18 +83,6 @@ func kargsOf(d deploy.Deployment) []string {
 	return out
 }
 
-// userKargs is a kernel command line without libostree's ostree= argument
-// (which names the boot directory of the current bootversion).
-func userKargs(kargs string) string {
-	var out []string
-	for _, a := range kargsOf(deploy.Deployment{Kargs: kargs}) {
-		if !strings.HasPrefix(a, "ostree=") {
-			out = append(out, a)
-		}
-	}
-	return strings.Join(out, " ")
-}
-
 // defaultID is the ID of the default deployment, or "" when there is none.
 func defaultID(deps []deploy.Deployment) string {
 	if len(deps) == 0 {

@@ -99,9 +99,9 @@ func applyKargsEdits(cur string, edits []kargsEdit) (bootloader.Kargs, error) {
 	return k, nil
 }
 
-// UserKargs is a deployment's options line without libostree's ostree=
+// userKargs is a deployment's options line without libostree's ostree=
 // argument: the kernel arguments a user sets.
-func UserKargs(options string) string {
+func userKargs(options string) string {
 	var parts []string
 	for _, a := range bootloader.ParseKargs(options).Args() {
 		if a.Key != ostreeKarg {
@@ -110,6 +110,10 @@ func UserKargs(options string) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// kargsBaseKey in the origin's [kargs] records the kernel arguments a
+// deployment had before the first `hostctl kargs` change in its line.
+const kargsBaseKey = "base"
 
 func validKargs(req dbus.Request) error {
 	_, err := parseKargsEdits(req.Options.Strings("edits"))
@@ -134,8 +138,8 @@ func (e *Engine) kargs(ctx context.Context, t *txn, opts dbus.Options) (map[stri
 		}
 		return nil, err
 	}
-	before := UserKargs(st.def.Kargs)
-	after := UserKargs(next.String())
+	before := userKargs(st.def.Kargs)
+	after := userKargs(next.String())
 	res := map[string]any{"kargs": after, "previous-kargs": before}
 	if next.String() == bootloader.ParseKargs(st.def.Kargs).String() {
 		t.message("No change.")
@@ -147,7 +151,14 @@ func (e *Engine) kargs(ctx context.Context, t *txn, opts dbus.Options) (map[stri
 		args = append(args, a.String())
 	}
 	st.kargs = args
-	d, err := e.writeGeneration(ctx, t, st, func(*deploy.Origin) {})
+	d, err := e.writeGeneration(ctx, t, st, func(o *deploy.Origin) {
+		// The arguments before hostctl first changed them: what
+		// `hostctl reset --kargs` goes back to (the installer's root=,
+		// console=... are not hostctl's to drop).
+		if _, ok := o.Get(deploy.GroupKargs, kargsBaseKey); !ok {
+			o.Set(deploy.GroupKargs, kargsBaseKey, before)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func TestKargsEdits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := UserKargs(k.String()); got != tc.want {
+			if got := userKargs(k.String()); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 			if got := k.Get("ostree"); len(got) != 1 || got[0] != "/ostree/boot.1/hostos/x/0" {
@@ -75,8 +75,8 @@ func TestUserKargs(t *testing.T) {
 		`a="b c" ostree=/x "d=e f"`:   `a="b c" "d=e f"`,
 		"ostreefoo=1 ostree=/x":       "ostreefoo=1",
 	} {
-		if got := UserKargs(in); got != want {
-			t.Errorf("UserKargs(%q) = %q, want %q", in, got, want)
+		if got := userKargs(in); got != want {
+			t.Errorf("userKargs(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

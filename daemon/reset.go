@@ -13,9 +13,10 @@ import (
 // A reset transaction takes the default deployment back to its plain base,
 // as `rpm-ostree reset` does: it drops the layered packages (option
 // overlays), the base package overrides (overrides: the origin's
-// [overrides] group) and the extra kernel arguments (kargs: every argument
-// but libostree's own ostree=, which libostree writes again for the new
-// deployment), in one new deployment. No option means all three. The tree,
+// [overrides] group) and the extra kernel arguments (kargs: back to the
+// arguments recorded in the origin's [kargs] base= before hostctl first
+// changed them; without that record hostctl added none, and the installer's
+// root=, console=... stay), in one new deployment. No option means all three. The tree,
 // refspec, a pinned override-commit and the system containers stay: with
 // packages dropped the new deployment is of the base commit. A reset that
 // changes nothing makes no deployment ("No change.").
@@ -60,14 +61,25 @@ func resetOrigin(def *deploy.Origin, p resetPlan) *deploy.Origin {
 	return o
 }
 
-// resetKargs is the new deployment's kernel arguments: none but libostree's
-// when the plan resets them (an empty list, so libostree takes none from
-// the booted deployment), else the default deployment's.
+// resetKargs is the new deployment's kernel arguments: when the plan resets
+// them and the origin records the arguments before hostctl changed them,
+// those (libostree adds its ostree=); else the default deployment's.
 func resetKargs(def deploy.Deployment, p resetPlan) []string {
-	if p.kargs {
-		return []string{}
+	if base, ok := kargsBase(def); p.kargs && ok {
+		if k := kargsOf(deploy.Deployment{Kargs: base}); k != nil {
+			return k
+		}
+		return []string{} // none: not nil, which would keep the booted deployment's
 	}
 	return kargsOf(def)
+}
+
+// kargsBase is the recorded kernel arguments before hostctl's first change.
+func kargsBase(def deploy.Deployment) (string, bool) {
+	if def.Origin == nil {
+		return "", false
+	}
+	return def.Origin.Get(deploy.GroupKargs, kargsBaseKey)
 }
 
 // reset takes the default deployment back to its base (see above).
@@ -87,9 +99,9 @@ func (e *Engine) reset(ctx context.Context, t *txn, opts dbus.Options) (map[stri
 	if p.overrides && len(def.Origin.Keys(groupOverrides)) > 0 {
 		dropped = append(dropped, "package overrides")
 	}
-	oldKargs := UserKargs(def.Kargs)
-	if p.kargs && (oldKargs != "" || len(def.Origin.Keys(deploy.GroupKargs)) > 0) {
-		dropped = append(dropped, "kernel arguments "+orNoKargs(oldKargs))
+	oldKargs := userKargs(def.Kargs)
+	if base, ok := kargsBase(def); p.kargs && ok {
+		dropped = append(dropped, fmt.Sprintf("kernel arguments %s (back to %s)", orNoKargs(oldKargs), orNoKargs(userKargs(base))))
 	}
 	res := map[string]any{"changed": false, "deployment": def.ID(), "dropped": []string{}}
 	if len(dropped) == 0 {
