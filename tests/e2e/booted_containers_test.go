@@ -130,4 +130,44 @@ printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' > /etc/containers/regi
 	if out := e.mustHostctl("history"); !strings.Contains(out, "container-update") || !strings.Contains(out, "generation") {
 		t.Fatalf("history does not show the generations:\n%s", out)
 	}
+
+	// What systemd runs: the default unit is Type=forking around runc
+	// detached, enabled, and its main PID is the container.
+	unit := e.host.Run(e.ctx, 0, "cat", "/etc/systemd/system/web.service")
+	for _, want := range []string{"Type=forking", "PIDFile=/run/container-web.pid", "[Install]"} {
+		if !strings.Contains(unit.Stdout, want) {
+			t.Fatalf("web.service has no %q:\n%s", want, unit.Stdout)
+		}
+	}
+	if r := e.host.Run(e.ctx, 0, "systemctl", "is-enabled", "web.service"); strings.TrimSpace(r.Stdout) != "enabled" {
+		t.Fatalf("web.service is %q, want enabled", r.Stdout)
+	}
+
+	// An update whose service dies at once is rolled back by hostd, and
+	// makes no generation.
+	before := e.status().Deployments[0].ID
+	if r := e.hostctl(0, "container", "update", "--set", "PORT=notaport", "web"); r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, "rolled back") {
+		t.Fatalf("failing update: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	answers("hello from web")
+	if after := e.status().Deployments[0].ID; after != before {
+		t.Fatalf("a failed update made generation %s", after)
+	}
+
+	// Uninstall: systemd no longer has the unit, nothing answers, and the
+	// next boot does not start it either.
+	e.mustHostctl("container", "uninstall", "web")
+	if st, _ := e.host.UnitActiveState(e.ctx, "web.service"); st == "active" {
+		t.Fatalf("web.service is still active after uninstall")
+	}
+	if a := get(port); a != "" {
+		t.Fatalf("port %d still answers %q after uninstall", port, a)
+	}
+	e.boot()
+	if a := get(port); a != "" {
+		t.Fatalf("port %d answers %q after uninstall and reboot", port, a)
+	}
+	if r := e.host.Run(e.ctx, 0, "test", "-e", "/etc/systemd/system/web.service"); r.Code == 0 {
+		t.Fatalf("the booted generation after uninstall still has web.service in its /etc")
+	}
 }
