@@ -244,6 +244,7 @@ func toAPI(d deploy.Deployment) dbus.Deployment {
 		if p := d.Origin.Packages(); p != nil {
 			out.Packages = p
 		}
+		out.RemovedBasePackages = removedOverrides(d.Origin)
 		for _, name := range d.Origin.Keys(deploy.GroupContainers) {
 			v, _ := d.Origin.Get(deploy.GroupContainers, name)
 			if ce, err := containers.ParseEntry(v); err == nil {
@@ -335,7 +336,8 @@ func (e *Engine) operations() map[string]operation {
 		"pin":      {options: dbus.OptionSpec{"unpin": "b"}, validate: validPin, run: e.pin},
 		"reset":    {options: dbus.OptionSpec{"overlays": "b", "overrides": "b", "kargs": "b"}, run: e.reset},
 
-		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b", "allow-inactive": "b"}, validate: validPkgChange, run: e.pkgChange},
+		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b", "allow-inactive": "b",
+			"override-remove": "as", "override-reset": "as", "override-reset-all": "b"}, validate: validPkgChange, run: e.pkgChange},
 		"refresh-md": {run: e.refreshMetadata},
 
 		"image-pull":          {validate: needImage("image pull", false), run: e.imagePull},

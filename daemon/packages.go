@@ -17,10 +17,12 @@ import (
 
 // validPkgChange checks a package change request before it becomes a transaction.
 func validPkgChange(req dbus.Request) error {
-	if len(req.Options.Strings("add")) == 0 && len(req.Options.Strings("remove")) == 0 {
+	o := req.Options
+	names := append(append(append(o.Strings("add"), o.Strings("remove")...), o.Strings("override-remove")...), o.Strings("override-reset")...)
+	if len(names) == 0 && !o.Bool("override-reset-all") {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "name at least one package to add or remove")
 	}
-	for _, p := range append(req.Options.Strings("add"), req.Options.Strings("remove")...) {
+	for _, p := range names {
 		if p == "" || strings.ContainsAny(p, ";\n\x00") {
 			return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid package name %q", p)
 		}
@@ -75,22 +77,29 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 	if err != nil {
 		return nil, err
 	}
-	if slices.Equal(requested, old) {
+	oldRemoved := removedOverrides(cur.Origin)
+	removed, err := removedAfter(oldRemoved, opts.Strings("override-remove"), opts.Strings("override-reset"),
+		opts.Bool("override-reset-all"), opts.Bool("idempotent"))
+	if err != nil {
+		return nil, err
+	}
+	if slices.Equal(requested, old) && slices.Equal(removed, oldRemoved) {
 		t.message("No change.")
-		return map[string]any{"changed": false, "requested": requested}, nil
+		return map[string]any{"changed": false, "requested": requested, "removed-base-packages": removed}, nil
 	}
 	base := baseOf(cur)
 	origin := cur.Origin.Clone()
 	origin.SetPackages(requested)
-	res := map[string]any{"requested": requested}
-	if len(requested) == 0 {
+	setRemovedOverrides(origin, removed)
+	res := map[string]any{"requested": requested, "removed-base-packages": removed}
+	if len(requested) == 0 && len(removed) == 0 {
 		if opts.Bool("dry-run") {
 			t.message("Would deploy the base commit " + base[:12] + " without layered packages.")
 			return map[string]any{"changed": false, "dry-run": true}, nil
 		}
 		return e.deployCommit(ctx, t, st, base, origin, res)
 	}
-	l, repos, err := e.layerer(ctx, t, st.merge, false)
+	l, repos, err := e.layererFor(ctx, t, st.merge, requested)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +107,7 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 	if err != nil {
 		return nil, err
 	}
-	plan, err := l.Resolve(ctx, base, info.Version, repos, requested)
+	plan, err := l.ResolveOverrides(ctx, base, info.Version, repos, requested, removed)
 	if err != nil {
 		return nil, layerError(err)
 	}
@@ -111,6 +120,9 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 		t.message("Inactive requests (provided by the base): " + strings.Join(inactive, " "))
 	}
 	if opts.Bool("dry-run") {
+		if len(removed) > 0 {
+			t.message("Would remove from the base: " + strings.Join(removed, " "))
+		}
 		t.message("Would layer: " + listOrNone(plan.NEVRAs()))
 		res["dry-run"] = true
 		res["changed"] = false
@@ -155,10 +167,11 @@ type layeredUpdate struct {
 // is requested.
 func (e *Engine) resolveLayered(ctx context.Context, t *txn, st changeStart, base string) (*layeredUpdate, error) {
 	requested := st.def.Origin.Packages()
-	if len(requested) == 0 {
+	removed := removedOverrides(st.def.Origin)
+	if len(requested) == 0 && len(removed) == 0 {
 		return nil, nil
 	}
-	l, repos, err := e.layerer(ctx, t, st.merge, false)
+	l, repos, err := e.layererFor(ctx, t, st.merge, requested)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +179,7 @@ func (e *Engine) resolveLayered(ctx context.Context, t *txn, st changeStart, bas
 	if err != nil {
 		return nil, err
 	}
-	plan, err := l.Resolve(ctx, base, info.Version, repos, requested)
+	plan, err := l.ResolveOverrides(ctx, base, info.Version, repos, requested, removed)
 	if err != nil {
 		return nil, layerError(err)
 	}
@@ -259,11 +272,12 @@ func layerError(err error) error {
 	var us *layering.UnsupportedScriptsError
 	var pe *solv.ProblemError
 	var re *solv.ReplacementError
+	var be *solv.BrokenDependencyError
 	var ce *layering.ConflictError
 	switch {
 	case errors.As(err, &us):
 		return errdefs.Wrap(errdefs.ErrRefusedByPolicy, err)
-	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &ce):
+	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &ce), errors.As(err, &be):
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err)
 	}
 	return err

@@ -110,10 +110,10 @@ func (e *Engine) reset(ctx context.Context, t *txn, opts dbus.Options) (map[stri
 	}
 	commit := def.Checksum
 	switch {
-	case len(origin.Packages()) == 0:
+	case len(origin.Packages()) == 0 && len(removedOverrides(origin)) == 0:
 		commit = baseOf(def)
-	case p.overrides && len(def.Origin.Keys(groupOverrides)) > 0:
-		// Packages stay, overrides go: layer the packages again on the base.
+	case p.overrides && len(def.Origin.Keys(groupOverrides)) > 0, p.overlays && len(def.Origin.Packages()) > 0:
+		// What stays (packages or overrides) is layered again on the base.
 		next := st
 		next.def.Origin = origin
 		if commit, err = e.relayer(ctx, t, next, baseOf(def)); err != nil {

@@ -50,6 +50,9 @@ type Deployment struct {
 	Layered  []string `json:"layered,omitempty"`
 	Inactive []string `json:"inactive,omitempty"`
 	Missing  []string `json:"missing,omitempty"`
+	// RemovedBasePackages are the base packages its origin's [overrides]
+	// removes (override remove).
+	RemovedBasePackages []string `json:"removed-base-packages"`
 	// Containers are the generation's system containers, NAME=IMAGE@DIGEST.
 	Containers []string `json:"containers"`
 	Booted     bool     `json:"booted"`
@@ -67,7 +70,7 @@ func (d Deployment) toBus() map[string]godbus.Variant {
 	if ctrs == nil {
 		ctrs = []string{}
 	}
-	return map[string]godbus.Variant{
+	m := map[string]godbus.Variant{
 		"id":            godbus.MakeVariant(d.ID),
 		"osname":        godbus.MakeVariant(d.OSName),
 		"checksum":      godbus.MakeVariant(d.Checksum),
@@ -87,6 +90,8 @@ func (d Deployment) toBus() map[string]godbus.Variant {
 		"pinned":        godbus.MakeVariant(d.Pinned),
 		"staged":        godbus.MakeVariant(d.Staged),
 	}
+	m["removed-base-packages"] = godbus.MakeVariant(nonNil(d.RemovedBasePackages))
+	return m
 }
 
 func nonNil(l []string) []string {
@@ -98,7 +103,7 @@ func nonNil(l []string) []string {
 
 func deploymentFromBus(m map[string]godbus.Variant) Deployment {
 	o := Options(m)
-	return Deployment{
+	d := Deployment{
 		ID:           o.String("id"),
 		OSName:       o.String("osname"),
 		Checksum:     o.String("checksum"),
@@ -118,6 +123,8 @@ func deploymentFromBus(m map[string]godbus.Variant) Deployment {
 		Pinned:       o.Bool("pinned"),
 		Staged:       o.Bool("staged"),
 	}
+	d.RemovedBasePackages = o.Strings("removed-base-packages")
+	return d
 }
 
 // TransactionRef names a transaction.

@@ -89,7 +89,9 @@ type Plan struct {
 	// Packages are the packages to add to the base, sorted by name; each
 	// one's Order is its place in the install order scripts run in.
 	Packages []solv.Package
-	repos    map[string]Repo
+	// Remove are the base packages taken out of the tree (exact names).
+	Remove []string
+	repos  map[string]Repo
 }
 
 // NEVRAs lists the packages of the plan.
@@ -108,7 +110,15 @@ func (p *Plan) NEVRAs() []string {
 // fails with *solv.ProblemError, one that would change a base package with
 // *solv.ReplacementError.
 func (l *Layerer) Resolve(ctx context.Context, base, baseVersion string, repos []RepoMetadata, requested []string) (*Plan, error) {
-	l.step("resolve", "Resolving "+strings.Join(requested, " "))
+	return l.ResolveOverrides(ctx, base, baseVersion, repos, requested, nil)
+}
+
+// ResolveOverrides is Resolve with the base packages named in remove (exact
+// names, rpm-ostree's `override remove`) taken out of the tree in the same
+// transaction. A removal another base package or a requested one needs
+// fails with *solv.BrokenDependencyError naming both.
+func (l *Layerer) ResolveOverrides(ctx context.Context, base, baseVersion string, repos []RepoMetadata, requested, remove []string) (*Plan, error) {
+	l.step("resolve", "Resolving "+strings.Join(append(slices.Clone(requested), prefixed("-", remove)...), " "))
 	tmp, err := l.scratch("hostctl-rpmdb-")
 	if err != nil {
 		return nil, fmt.Errorf("resolve: %w", err)
@@ -127,7 +137,7 @@ func (l *Layerer) Resolve(ctx context.Context, base, baseVersion string, repos [
 	if _, err := pool.LoadInstalled(root); err != nil {
 		return nil, fmt.Errorf("resolve: %w", err)
 	}
-	plan := &Plan{Base: base, BaseVersion: baseVersion, Requested: requested, repos: map[string]Repo{}}
+	plan := &Plan{Base: base, BaseVersion: baseVersion, Requested: requested, Remove: remove, repos: map[string]Repo{}}
 	solvDir := filepath.Join(l.CacheDir, "solv")
 	if err := os.MkdirAll(solvDir, 0o755); err != nil {
 		return nil, fmt.Errorf("resolve: %w", err)
@@ -150,7 +160,7 @@ func (l *Layerer) Resolve(ctx context.Context, base, baseVersion string, repos [
 			plan.Active = append(plan.Active, r)
 		}
 	}
-	pkgs, err := pool.SolveInstall(plan.Active)
+	pkgs, err := pool.SolveChange(plan.Active, remove)
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +284,9 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	if err := l.Repo.Checkout(ctx, plan.Base, tree, deploy.CheckoutOptions{Devino: devino}); err != nil {
 		return nil, fmt.Errorf("layer packages: %w", err)
 	}
+	if err := removeBasePackages(ctx, tree, plan.Remove); err != nil {
+		return nil, err
+	}
 	// The users and groups the packages need exist before their payloads
 	// are imported, so the files they own keep their owner.
 	added, err := AddSysUsers(tree, users)
@@ -338,7 +351,7 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	l.step("commit", "Committing the layered tree")
 	c, err := l.Repo.Commit(ctx, tree, deploy.CommitOptions{
 		Devino:  devino,
-		Subject: fmt.Sprintf("hostctl: %s + %s", versionOr(plan.BaseVersion, short(plan.Base)), strings.Join(plan.Requested, " ")),
+		Subject: fmt.Sprintf("hostctl: %s + %s", versionOr(plan.BaseVersion, short(plan.Base)), strings.Join(append(slices.Clone(plan.Requested), prefixed("-", plan.Remove)...), " ")),
 		Metadata: map[string]string{
 			deploy.BaseCommitKey: plan.Base,
 			"version":            plan.BaseVersion,
@@ -346,6 +359,7 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 			RequestedKey:         strings.Join(plan.Active, ";"),
 			InactiveKey:          strings.Join(plan.InactiveRequests(), ";"),
 			LayeredChecksumsKey:  layeredChecksums(plan.Packages),
+			RemovedKey:           strings.Join(plan.Remove, ";"),
 		},
 	})
 	if err != nil {

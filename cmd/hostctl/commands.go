@@ -85,6 +85,9 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 		if len(d.Inactive) > 0 {
 			field("InactiveRequests", strings.Join(d.Inactive, " "))
 		}
+		if len(d.RemovedBasePackages) > 0 {
+			field("RemovedBasePackages", strings.Join(d.RemovedBasePackages, " "))
+		}
 		if len(d.Missing) > 0 {
 			field("NotLayered", strings.Join(d.Missing, " ")+" (requested, but not in this deployment's commit)")
 			field("CommitLayers", listOrNone(d.Layered))

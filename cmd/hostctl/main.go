@@ -80,6 +80,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(statusCmd(), cancelCmd(), historyCmd())
 	root.AddCommand(withDetach(upgradeCmd(), deployCmd(), rebaseCmd(), rollbackCmd(), cleanupCmd())...)
 	root.AddCommand(withDetach(packageCommands()...)...)
+	root.AddCommand(withDetach(overrideCmd())...)
 	root.AddCommand(withDetach(lifecycleCommands()...)...)
 	root.AddCommand(append(withDetach(resetCmd()), diffCmd())...)
 	root.AddCommand(containerCommands()...)

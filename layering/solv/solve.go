@@ -67,7 +67,29 @@ func (e *ReplacementError) Error() string {
 // fails with *ProblemError when the request cannot be satisfied and with
 // *ReplacementError when the solution would change an installed package.
 func (p *Pool) SolveInstall(specs []string) ([]Package, error) {
-	if len(specs) == 0 {
+	return p.SolveChange(specs, nil)
+}
+
+// BrokenDependencyError refuses removing base packages that other installed
+// (or requested) packages need.
+type BrokenDependencyError struct {
+	// Removed are the base packages asked to be removed; Needed the
+	// installed packages (NEVRAs) that need them, or libsolv's problems.
+	Removed, Needed []string
+}
+
+// Error names the removed packages and what needs them.
+func (e *BrokenDependencyError) Error() string {
+	return fmt.Sprintf("removing base package(s) %s would break %s, which need(s) it; remove those too or keep it",
+		strings.Join(e.Removed, " "), strings.Join(e.Needed, "; "))
+}
+
+// SolveChange is SolveInstall with the installed packages named in erase
+// (exact names) removed in the same transaction. A removal that another
+// installed package or an install needs fails with *BrokenDependencyError
+// naming both; the removed packages themselves are not reported as changes.
+func (p *Pool) SolveChange(specs, erase []string) ([]Package, error) {
+	if len(specs) == 0 && len(erase) == 0 {
 		return nil, nil
 	}
 	C.pool_addfileprovides(p.p)
@@ -92,9 +114,27 @@ func (p *Pool) SolveInstall(specs []string) ([]Package, error) {
 		}
 	}
 
+	for _, name := range erase {
+		cname := C.CString(name)
+		C.queue_empty(sel)
+		C.selection_make(p.p, sel, cname, C.SELECTION_NAME|C.SELECTION_INSTALLED_ONLY)
+		C.free(unsafe.Pointer(cname))
+		n := int(C.hc_queue_count(sel))
+		if n == 0 {
+			return nil, &ProblemError{Problems: []string{fmt.Sprintf("no installed package is named %q", name)}}
+		}
+		for i := 0; i+1 < n; i += 2 {
+			how := C.hc_queue_at(sel, C.int(i)) | C.SOLVER_ERASE
+			C.hc_queue_push2(job, how, C.hc_queue_at(sel, C.int(i+1)))
+		}
+	}
+
 	solver := C.solver_create(p.p)
 	defer C.solver_free(solver)
 	if C.solver_solve(solver, job) != 0 {
+		if len(erase) > 0 {
+			return nil, &BrokenDependencyError{Removed: erase, Needed: problems(solver)}
+		}
 		return nil, &ProblemError{Problems: problems(solver)}
 	}
 	trans := C.solver_create_transaction(solver)
@@ -105,11 +145,19 @@ func (p *Pool) SolveInstall(specs []string) ([]Package, error) {
 
 	steps := C.hc_transaction_steps(trans)
 	var add []Package
-	var changes []string
+	var changes, broken []string
 	for i := 0; i < int(C.hc_queue_count(steps)); i++ {
 		id := C.hc_queue_at(steps, C.int(i))
 		if C.hc_solvable_installed(p.p, id) != 0 {
-			if by := C.transaction_obs_pkg(trans, id); by != 0 {
+			by := C.transaction_obs_pkg(trans, id)
+			if by == 0 && slices.Contains(erase, C.GoString(C.hc_solvable_name(p.p, id))) {
+				continue
+			}
+			if by == 0 && len(erase) > 0 {
+				broken = append(broken, p.nevra(id))
+				continue
+			}
+			if by != 0 {
 				changes = append(changes, fmt.Sprintf("%s would be replaced by %s", p.nevra(id), p.nevra(by)))
 			} else {
 				changes = append(changes, p.nevra(id)+" would be removed")
@@ -119,6 +167,9 @@ func (p *Pool) SolveInstall(specs []string) ([]Package, error) {
 		pkg := p.pkg(id)
 		pkg.Order = len(add)
 		add = append(add, pkg)
+	}
+	if len(broken) > 0 {
+		return nil, &BrokenDependencyError{Removed: erase, Needed: broken}
 	}
 	if len(changes) > 0 {
 		return nil, &ReplacementError{Changes: changes}
