@@ -214,6 +214,7 @@ func (e *Engine) refresh(ctx context.Context) error {
 	for _, d := range deps {
 		st.Deployments = append(st.Deployments, e.withLayered(toAPI(d)))
 	}
+	e.markMissingRemotes(ctx, deps, &st)
 	e.mu.Lock()
 	e.status = st
 	e.deps = deps
@@ -334,6 +335,9 @@ func (e *Engine) operations() map[string]operation {
 		"kargs":    {options: dbus.OptionSpec{"edits": "as"}, validate: validKargs, run: e.kargs},
 		"pin":      {options: dbus.OptionSpec{"unpin": "b"}, validate: validPin, run: e.pin},
 		"reset":    {options: dbus.OptionSpec{"overlays": "b", "overrides": "b", "kargs": "b"}, run: e.reset},
+
+		"remote-add":    {options: dbus.OptionSpec{"url": "s", "gpg-verify": "b", "gpg-key": "s", "replace": "b"}, validate: validRemoteAdd, run: e.remoteAdd},
+		"remote-delete": {validate: validRemoteDelete, run: e.remoteDelete},
 
 		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b", "allow-inactive": "b"}, validate: validPkgChange, run: e.pkgChange},
 		"refresh-md": {run: e.refreshMetadata},
@@ -492,6 +496,9 @@ func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
 		return nil, errdefs.Errorf(errdefs.ErrBusy, "the sysroot is locked by another process (ostree admin, rpm-ostree?): try again when it is done")
 	}
 	defer e.sr.Unlock()
+	if err := e.sr.ReloadConfig(ctx); err != nil { // remotes other tools changed
+		return nil, err
+	}
 	opts := dbus.Options(nil)
 	if t.rec.Options != nil {
 		opts = dbus.MakeOptions(t.rec.Options)

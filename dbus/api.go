@@ -56,6 +56,8 @@ type Deployment struct {
 	Default    bool     `json:"default"`
 	Pinned     bool     `json:"pinned"`
 	Staged     bool     `json:"staged"`
+	// RemoteError says why its origin cannot be followed, e.g. "Remote 'X' not found".
+	RemoteError string `json:"remote-error,omitempty"`
 }
 
 func (d Deployment) toBus() map[string]godbus.Variant {
@@ -86,6 +88,7 @@ func (d Deployment) toBus() map[string]godbus.Variant {
 		"default":       godbus.MakeVariant(d.Default),
 		"pinned":        godbus.MakeVariant(d.Pinned),
 		"staged":        godbus.MakeVariant(d.Staged),
+		"remote-error":  godbus.MakeVariant(d.RemoteError),
 	}
 }
 
@@ -117,6 +120,7 @@ func deploymentFromBus(m map[string]godbus.Variant) Deployment {
 		Default:      o.Bool("default"),
 		Pinned:       o.Bool("pinned"),
 		Staged:       o.Bool("staged"),
+		RemoteError:  o.String("remote-error"),
 	}
 }
 
