@@ -336,7 +336,7 @@ func (e *Engine) operations() map[string]operation {
 		"pin":      {options: dbus.OptionSpec{"unpin": "b"}, validate: validPin, run: e.pin},
 		"reset":    {options: dbus.OptionSpec{"overlays": "b", "overrides": "b", "kargs": "b"}, run: e.reset},
 
-		"remote-add":    {options: dbus.OptionSpec{"url": "s", "gpg-verify": "b", "gpg-key": "s", "replace": "b"}, validate: validRemoteAdd, run: e.remoteAdd},
+		"remote-add":    {options: dbus.OptionSpec{"url": "s", "gpg-verify": "b", "gpg-key": "ay", "replace": "b"}, validate: validRemoteAdd, run: e.remoteAdd},
 		"remote-delete": {validate: validRemoteDelete, run: e.remoteDelete},
 
 		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b", "allow-inactive": "b"}, validate: validPkgChange, run: e.pkgChange},

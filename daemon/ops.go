@@ -38,7 +38,7 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 		return nil, err
 	}
 	cur := st.def
-	if err := e.checkRemote(cur); err != nil {
+	if err := e.checkRemote(ctx, cur); err != nil {
 		return nil, err
 	}
 	refspec := cur.Refspec()

@@ -13,10 +13,11 @@ import (
 
 // Remotes: remote-add and remote-delete transactions change the sysroot's
 // OSTree remotes (libostree writes them to the sysroot's
-// /etc/ostree/remotes.d), ListRemotes reads them. The repo object's config
-// is reloaded (ostree_repo_reload_config) before every transaction and
-// every status refresh, so remotes that other tools add or remove are seen
-// without restarting hostd. The polkit action is org.hostctl.host.upgrade:
+// /etc/ostree/remotes.d, or the repo config of a sysroot that is not
+// booted), ListRemotes reads them. Remotes are read and changed through a
+// repo object opened for each call the way a pull opens its own, and the
+// sysroot's repo object reloads its config before every transaction, so
+// remotes that other tools add or remove are seen without restarting hostd. The polkit action is org.hostctl.host.upgrade:
 // a remote decides what an upgrade deploys.
 
 // validRemoteName checks a remote name before it reaches libostree or a path.
@@ -54,8 +55,8 @@ func (e *Engine) remoteAdd(ctx context.Context, t *txn, opts dbus.Options) (map[
 	if _, ok := opts["gpg-verify"]; ok {
 		verify = opts.Bool("gpg-verify")
 	}
-	key := opts.String("gpg-key")
-	existed, err := e.sr.HasRemote(name)
+	key, _ := opts["gpg-key"].Value().([]byte)
+	existed, err := e.sr.HasRemote(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -63,13 +64,13 @@ func (e *Engine) remoteAdd(ctx context.Context, t *txn, opts dbus.Options) (map[
 		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "remote %q already exists: delete it first (hostctl remote delete %s) or replace it (--replace)", name, name)
 	}
 	t.step("remote-add", fmt.Sprintf("Adding remote %s (%s)", name, u))
-	if err := e.sr.AddRemote(ctx, deploy.Remote{Name: name, URL: u}, verify, existed); err != nil {
+	if err := e.sr.SetRemote(ctx, deploy.Remote{Name: name, URL: u}, verify, existed); err != nil {
 		return nil, err
 	}
 	imported := 0
-	if key != "" {
+	if len(key) > 0 {
 		t.step("gpg-import", "Importing signing keys for "+name)
-		if imported, err = e.sr.ImportRemoteKeys(ctx, name, []byte(key)); err != nil {
+		if imported, err = e.sr.ImportRemoteKeys(ctx, name, key); err != nil {
 			if !existed {
 				if derr := e.sr.DeleteRemote(context.WithoutCancel(ctx), name); derr != nil {
 					e.log.Error("remove the remote whose keys failed to import", "remote", name, "err", derr)
@@ -92,7 +93,7 @@ func (e *Engine) remoteAdd(ctx context.Context, t *txn, opts dbus.Options) (map[
 // remoteDelete removes the remote named by the transaction's argument.
 func (e *Engine) remoteDelete(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) {
 	name := t.rec.Arg
-	ok, err := e.sr.HasRemote(name)
+	ok, err := e.sr.HasRemote(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -111,10 +112,7 @@ func (e *Engine) remoteDelete(ctx context.Context, t *txn, _ dbus.Options) (map[
 func (e *Engine) Remotes() ([]dbus.Remote, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
-	if err := e.sr.ReloadConfig(ctx); err != nil {
-		return nil, err
-	}
-	rs, err := e.sr.Remotes()
+	rs, err := e.sr.Remotes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -139,13 +137,10 @@ func missingRemote(d deploy.Deployment, remotes map[string]bool) string {
 }
 
 // markMissingRemotes fills RemoteError of each deployment in st whose
-// origin names a remote that is not configured. It reloads the repo's
-// config first, so remotes other tools changed count.
+// origin names a remote that is not configured, as the next pull would
+// see them (remotes other tools changed count).
 func (e *Engine) markMissingRemotes(ctx context.Context, deps []deploy.Deployment, st *dbus.Status) {
-	if err := e.sr.ReloadConfig(ctx); err != nil {
-		e.log.Warn("reload the repo config", "err", err)
-	}
-	rs, err := e.sr.Remotes()
+	rs, err := e.sr.Remotes(ctx)
 	if err != nil {
 		e.log.Warn("list remotes", "err", err)
 		return
@@ -163,12 +158,12 @@ func (e *Engine) markMissingRemotes(ctx context.Context, deps []deploy.Deploymen
 
 // checkRemote refuses to follow the default deployment's origin when its
 // remote is not configured, naming it and what to do.
-func (e *Engine) checkRemote(d deploy.Deployment) error {
+func (e *Engine) checkRemote(ctx context.Context, d deploy.Deployment) error {
 	remote, _, err := deploy.SplitRefspec(d.Refspec())
 	if err != nil || remote == "" {
 		return nil
 	}
-	ok, err := e.sr.HasRemote(remote)
+	ok, err := e.sr.HasRemote(ctx, remote)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func (h hostObject) ListRemotes() ([]map[string]godbus.Variant, *godbus.Error) {
 }
 
 // RemoteAdd begins adding the remote name at url; opts: gpg-verify b
-// (default true), gpg-key s (armoured public keys to trust for it),
+// (default true), gpg-key ay (OpenPGP public keys to trust for it),
 // replace b.
 func (c *Client) RemoteAdd(ctx context.Context, name, url string, opts map[string]any) (*Txn, error) {
 	return c.begin(ctx, "RemoteAdd", name, url, MakeOptions(opts))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -42,10 +41,7 @@ func remoteAddCmd() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("remote add: read the key file: %w", err)
 				}
-				if !utf8.Valid(key) {
-					return fmt.Errorf("remote add: %s is not an ASCII-armoured key: export it with `gpg --armor --export KEYID`", keyFile)
-				}
-				opts["gpg-key"] = string(key)
+				opts["gpg-key"] = key
 			}
 			return withClient(cmd, func(ctx context.Context, c *dbus.Client) error {
 				txn, err := c.RemoteAdd(ctx, args[0], args[1], opts)
@@ -57,7 +53,7 @@ func remoteAddCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "gpg-import", "", "import the OpenPGP public keys in KEYFILE (armoured) to verify the remote's commits")
+	cmd.Flags().StringVar(&keyFile, "gpg-import", "", "import the OpenPGP public keys in KEYFILE (armoured or binary, as `gpg --export` writes them) to verify the remote's commits")
 	cmd.Flags().BoolVar(&noVerify, "no-gpg-verify", false, "do not verify signatures (gpg-verify=false): for test and development remotes only")
 	cmd.Flags().BoolVar(&replace, "replace", false, "replace a remote of the same name")
 	return cmd
