@@ -215,6 +215,7 @@ func (e *Engine) refresh(ctx context.Context) error {
 		st.Deployments = append(st.Deployments, e.withLayered(toAPI(d)))
 	}
 	e.markMissingRemotes(ctx, deps, &st)
+	st.CachedUpdate = e.cachedUpdate(deps)
 	e.mu.Lock()
 	e.status = st
 	e.deps = deps
@@ -322,7 +323,7 @@ type operation struct {
 // operations maps each transaction kind to its operation.
 func (e *Engine) operations() map[string]operation {
 	return map[string]operation{
-		"upgrade": {options: dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"}, run: e.upgrade},
+		"upgrade": {options: dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"}, run: e.recordingChecks(e.upgrade)},
 		"deploy": {validate: needArg("deploy needs a revision: a commit checksum or a version"),
 			run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) {
 				return e.deployRevision(ctx, t, t.rec.Arg)

@@ -136,6 +136,8 @@ type Status struct {
 	Sysroot     string          `json:"sysroot"`
 	Deployments []Deployment    `json:"deployments"`
 	Transaction *TransactionRef `json:"transaction"`
+	// CachedUpdate is what the last upgrade check found, until it is deployed or superseded.
+	CachedUpdate *CachedUpdate `json:"cached-update,omitempty"`
 }
 
 // Record is a finished (or interrupted) transaction from the history.

@@ -106,6 +106,14 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 			field("Staged", "yes")
 		}
 	}
+	if u := st.CachedUpdate; u != nil {
+		fmt.Fprintln(w)
+		v := u.Version
+		if v == "" {
+			v = "(no version)"
+		}
+		fmt.Fprintf(w, "AvailableUpdate: %s (%s), checked %s\n", v, u.Checksum, time.Unix(int64(u.Checked), 0).UTC().Format(time.RFC3339))
+	}
 }
 
 func upgradeCmd() *cobra.Command {

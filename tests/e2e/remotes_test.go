@@ -213,3 +213,65 @@ func TestRemotesOutsideHostd(t *testing.T) {
 		t.Fatalf("upgrade after adding the remote back: version %s", got)
 	}
 }
+
+// TestCachedUpdate: `upgrade --check` records what it found as the
+// CachedUpdate property; status shows it (also after hostd restarts) until
+// it is deployed; a check that finds nothing clears it.
+func TestCachedUpdate(t *testing.T) {
+	e := newEnv(t)
+	if st := e.status(); st.CachedUpdate != nil {
+		t.Fatalf("a fresh host has a cached update: %+v", st.CachedUpdate)
+	}
+	if r := e.hostctl("upgrade", "--check"); r.Code != 77 {
+		t.Fatalf("upgrade --check with nothing new: exit %d, want 77\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if st := e.status(); st.CachedUpdate != nil {
+		t.Fatalf("a check that found nothing recorded %+v", st.CachedUpdate)
+	}
+	e.publish("2")
+	before := e.hostSnapshot()
+	e.mustHostctl("upgrade", "--check")
+	if after := e.hostSnapshot(); !slices.Equal(before, after) {
+		t.Fatalf("upgrade --check changed the host")
+	}
+	check := func(version string) {
+		t.Helper()
+		u := e.status().CachedUpdate
+		if u == nil || u.Version != version || u.Checksum != e.os.Commit(version) || u.Refspec != refspec || u.Checked == 0 || u.Timestamp == 0 {
+			t.Fatalf("cached update: %+v, want version %s (%s)", u, version, e.os.Commit(version))
+		}
+		want := "AvailableUpdate: " + version + " (" + e.os.Commit(version) + ")"
+		if human := e.mustHostctl("status"); !strings.Contains(human, want) {
+			t.Fatalf("status lacks %q:\n%s", want, human)
+		}
+	}
+	check("2")
+	e.hostd.Stop()
+	e.startHostd()
+	check("2")
+	e.publish("3")
+	e.mustHostctl("upgrade", "--check")
+	check("3")
+	e.mustHostctl("upgrade")
+	if u := e.status().CachedUpdate; u != nil {
+		t.Fatalf("cached update after deploying it: %+v\n%s\n%s", u, e.mustHostctl("status"), e.hostd.Log)
+	}
+	if human := e.mustHostctl("status"); strings.Contains(human, "AvailableUpdate") {
+		t.Fatalf("status after deploying the update:\n%s", human)
+	}
+	// A check that finds nothing new clears a record left from before.
+	e.publish("2")
+	if r := e.hostctl("deploy", e.os.Commit("2")); r.Code != 0 {
+		t.Fatalf("deploy 2: %d %s", r.Code, r.Stderr)
+	}
+	e.publish("3")
+	e.mustHostctl("upgrade", "--check")
+	check("3")
+	e.publish("2")
+	if r := e.hostctl("upgrade", "--check"); r.Code != 77 {
+		t.Fatalf("upgrade --check with the default at the tip: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if u := e.status().CachedUpdate; u != nil {
+		t.Fatalf("cached update after a check that found nothing: %+v", u)
+	}
+}
