@@ -57,6 +57,7 @@ type Engine struct {
 	watchers []func()
 	seq      uint64
 	lastMod  time.Time
+	remotes  string // remotesStamp as of the last refresh
 
 	// ctr runs the system containers (service manager, runtime features).
 	ctr *containers.Manager
@@ -220,6 +221,7 @@ func (e *Engine) refresh(ctx context.Context) error {
 	e.status = st
 	e.deps = deps
 	e.lastMod = deployMTime(e.sr)
+	e.remotes = remotesStamp(e.sr)
 	e.mu.Unlock()
 	e.notify()
 	return nil
@@ -279,9 +281,9 @@ func (e *Engine) watch() {
 		case <-tick.C:
 		}
 		e.mu.Lock()
-		busy, last := e.active != nil, e.lastMod
+		busy, last, remotes := e.active != nil, e.lastMod, e.remotes
 		e.mu.Unlock()
-		if busy || deployMTime(e.sr).Equal(last) {
+		if busy || deployMTime(e.sr).Equal(last) && remotesStamp(e.sr) == remotes {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.PollInterval*10+10*time.Second)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/hostctl/hostctl/dbus"
@@ -171,4 +173,25 @@ func (e *Engine) checkRemote(ctx context.Context, d deploy.Deployment) error {
 		return errdefs.Errorf(errdefs.ErrNotFound, "Remote '%s' not found: the default deployment follows %s; add the remote back (hostctl remote add %s URL) or rebase to another (hostctl rebase REMOTE:REF)", remote, d.Refspec(), remote)
 	}
 	return nil
+}
+
+// remotesStamp sums up where libostree reads the remotes from (the repo
+// config, the sysroot's etc/ostree/remotes.d and its files) by name, size
+// and mtime, so the status watch sees remotes other tools add, change or
+// remove and re-marks deployments whose remote is gone.
+func remotesStamp(sr *deploy.Sysroot) string {
+	var b strings.Builder
+	stamp := func(p string) {
+		if st, err := os.Stat(p); err == nil {
+			fmt.Fprintf(&b, "%s %d %d\n", p, st.Size(), st.ModTime().UnixNano())
+		}
+	}
+	stamp(filepath.Join(sr.RepoPath(), "config"))
+	dir := filepath.Join(sr.Path(), "etc", "ostree", "remotes.d")
+	stamp(dir)
+	entries, _ := os.ReadDir(dir)
+	for _, ent := range entries {
+		stamp(filepath.Join(dir, ent.Name()))
+	}
+	return b.String()
 }

@@ -161,7 +161,7 @@ func TestRemotesOutsideHostd(t *testing.T) {
 	e.publish("2")
 	e.mustHostctl("rebase", "cockpit:"+fixture.StableRef)
 	st := e.status()
-	if got := versions(st); !slices.Equal(got, []string{"2", "1"}) || st.Deployments[0].Origin != "cockpit:"+fixture.StableRef {
+	if got := versions(st); !slices.Equal(got, []string{"2", "1"}) || st.Deployments[0].Origin != "cockpit:"+fixture.StableRef || st.Deployments[0].RemoteError != "" {
 		t.Fatalf("after rebase to a remotes.d remote: %v %+v", got, st.Deployments[0])
 	}
 
@@ -169,6 +169,10 @@ func TestRemotesOutsideHostd(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "cockpit.conf")); err != nil {
 		t.Fatal(err)
 	}
+	// hostd's status watch notices without any transaction.
+	waitUntil(t, 10e9, "status to show the missing remote", func() bool {
+		return e.status().Deployments[0].RemoteError == "Remote 'cockpit' not found"
+	})
 	before := e.hostSnapshot()
 	r := e.hostctl("upgrade")
 	if r.Code != 1 || !strings.Contains(r.Stderr, "Remote 'cockpit' not found") {
@@ -177,9 +181,6 @@ func TestRemotesOutsideHostd(t *testing.T) {
 	if after := e.hostSnapshot(); !slices.Equal(before, after) {
 		t.Fatalf("a refused upgrade changed the host:\nbefore %v\nafter %v", before, after)
 	}
-	waitUntil(t, 10e9, "status to show the missing remote", func() bool {
-		return e.status().Deployments[0].RemoteError == "Remote 'cockpit' not found"
-	})
 	if human := e.mustHostctl("status"); !strings.Contains(human, "Remote 'cockpit' not found") || !strings.Contains(human, "Version: 2") {
 		t.Fatalf("status with the remote gone:\n%s", human)
 	}
