@@ -57,6 +57,7 @@ type Engine struct {
 	watchers []func()
 	seq      uint64
 	lastMod  time.Time
+	remotes  string // remotesStamp as of the last refresh
 
 	// ctr runs the system containers (service manager, runtime features).
 	ctr *containers.Manager
@@ -214,10 +215,13 @@ func (e *Engine) refresh(ctx context.Context) error {
 	for _, d := range deps {
 		st.Deployments = append(st.Deployments, e.withLayered(toAPI(d)))
 	}
+	e.markMissingRemotes(ctx, deps, &st)
+	st.CachedUpdate = e.cachedUpdate(deps)
 	e.mu.Lock()
 	e.status = st
 	e.deps = deps
 	e.lastMod = deployMTime(e.sr)
+	e.remotes = remotesStamp(e.sr)
 	e.mu.Unlock()
 	e.notify()
 	return nil
@@ -278,9 +282,9 @@ func (e *Engine) watch() {
 		case <-tick.C:
 		}
 		e.mu.Lock()
-		busy, last := e.active != nil, e.lastMod
+		busy, last, remotes := e.active != nil, e.lastMod, e.remotes
 		e.mu.Unlock()
-		if busy || deployMTime(e.sr).Equal(last) {
+		if busy || deployMTime(e.sr).Equal(last) && remotesStamp(e.sr) == remotes {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.PollInterval*10+10*time.Second)
@@ -322,7 +326,7 @@ type operation struct {
 // operations maps each transaction kind to its operation.
 func (e *Engine) operations() map[string]operation {
 	return map[string]operation{
-		"upgrade": {options: dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"}, run: e.upgrade},
+		"upgrade": {options: dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"}, run: e.recordingChecks(e.upgrade)},
 		"deploy": {validate: needArg("deploy needs a revision: a commit checksum or a version"),
 			run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) {
 				return e.deployRevision(ctx, t, t.rec.Arg)
@@ -335,6 +339,9 @@ func (e *Engine) operations() map[string]operation {
 		"kargs":    {options: dbus.OptionSpec{"edits": "as"}, validate: validKargs, run: e.kargs},
 		"pin":      {options: dbus.OptionSpec{"unpin": "b"}, validate: validPin, run: e.pin},
 		"reset":    {options: dbus.OptionSpec{"overlays": "b", "overrides": "b", "kargs": "b"}, run: e.reset},
+
+		"remote-add":    {options: dbus.OptionSpec{"url": "s", "gpg-verify": "b", "gpg-key": "ay", "replace": "b"}, validate: validRemoteAdd, run: e.remoteAdd},
+		"remote-delete": {validate: validRemoteDelete, run: e.remoteDelete},
 
 		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b", "allow-inactive": "b",
 			"override-remove": "as", "override-reset": "as", "override-reset-all": "b"}, validate: validPkgChange, run: e.pkgChange},
@@ -494,6 +501,9 @@ func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
 		return nil, errdefs.Errorf(errdefs.ErrBusy, "the sysroot is locked by another process (ostree admin, rpm-ostree?): try again when it is done")
 	}
 	defer e.sr.Unlock()
+	if err := e.sr.ReloadConfig(ctx); err != nil { // remotes other tools changed
+		return nil, err
+	}
 	opts := dbus.Options(nil)
 	if t.rec.Options != nil {
 		opts = dbus.MakeOptions(t.rec.Options)

@@ -38,6 +38,9 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 		return nil, err
 	}
 	cur := st.def
+	if err := e.checkRemote(ctx, cur); err != nil {
+		return nil, err
+	}
 	refspec := cur.Refspec()
 	if opts.Bool("check") || opts.Bool("preview") {
 		t.step("pull-metadata", "Checking "+refspec+" for updates")

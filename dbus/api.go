@@ -59,6 +59,8 @@ type Deployment struct {
 	Default    bool     `json:"default"`
 	Pinned     bool     `json:"pinned"`
 	Staged     bool     `json:"staged"`
+	// RemoteError says why its origin cannot be followed, e.g. "Remote 'X' not found".
+	RemoteError string `json:"remote-error,omitempty"`
 }
 
 func (d Deployment) toBus() map[string]godbus.Variant {
@@ -89,6 +91,7 @@ func (d Deployment) toBus() map[string]godbus.Variant {
 		"default":       godbus.MakeVariant(d.Default),
 		"pinned":        godbus.MakeVariant(d.Pinned),
 		"staged":        godbus.MakeVariant(d.Staged),
+		"remote-error":  godbus.MakeVariant(d.RemoteError),
 	}
 	m["removed-base-packages"] = godbus.MakeVariant(nonNil(d.RemovedBasePackages))
 	return m
@@ -122,6 +125,7 @@ func deploymentFromBus(m map[string]godbus.Variant) Deployment {
 		Default:      o.Bool("default"),
 		Pinned:       o.Bool("pinned"),
 		Staged:       o.Bool("staged"),
+		RemoteError:  o.String("remote-error"),
 	}
 	d.RemovedBasePackages = o.Strings("removed-base-packages")
 	return d
@@ -139,6 +143,8 @@ type Status struct {
 	Sysroot     string          `json:"sysroot"`
 	Deployments []Deployment    `json:"deployments"`
 	Transaction *TransactionRef `json:"transaction"`
+	// CachedUpdate is what the last upgrade check found, until it is deployed or superseded.
+	CachedUpdate *CachedUpdate `json:"cached-update,omitempty"`
 }
 
 // Record is a finished (or interrupted) transaction from the history.

@@ -100,6 +100,10 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	if err := props["ActiveTransaction"].Store(&active); err == nil && active.ID != "" {
 		st.Transaction = &TransactionRef{ID: active.ID, Kind: active.Kind, Path: active.Path}
 	}
+	var cached map[string]godbus.Variant
+	if err := props["CachedUpdate"].Store(&cached); err == nil {
+		st.CachedUpdate = cachedUpdateFromBus(cached)
+	}
 	return st, nil
 }
 

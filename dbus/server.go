@@ -182,6 +182,7 @@ func statusValues(st Status) map[string]any {
 		"BootedDeployment":  booted,
 		"DefaultDeployment": def,
 		"ActiveTransaction": active,
+		"CachedUpdate":      cachedUpdateToBus(st.CachedUpdate),
 	}
 }
 

@@ -80,7 +80,7 @@ func (s *Sysroot) Pull(ctx context.Context, refspec string, opts PullOptions) (s
 		csum, err = pullInProcess(ctx, req, opts.Progress)
 	}
 	if err != nil {
-		return "", fmt.Errorf("pull %s: %w", refspec, err)
+		return "", fmt.Errorf("pull %s: %w", refspec, s.explainSignature(ctx, remote, err))
 	}
 	return csum, nil
 }

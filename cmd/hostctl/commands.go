@@ -67,6 +67,9 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 		}
 		fmt.Fprintf(w, "%s %s\n", mark, origin)
 		field := func(k, v string) { fmt.Fprintf(w, "%26s %s\n", k+":", v) }
+		if d.RemoteError != "" {
+			field("Warning", d.RemoteError)
+		}
 		ts := time.Unix(int64(d.Timestamp), 0).UTC().Format(time.RFC3339)
 		if d.Version != "" {
 			field("Version", fmt.Sprintf("%s (%s)", d.Version, ts))
@@ -105,6 +108,14 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 		if d.Staged {
 			field("Staged", "yes")
 		}
+	}
+	if u := st.CachedUpdate; u != nil {
+		fmt.Fprintln(w)
+		v := u.Version
+		if v == "" {
+			v = "(no version)"
+		}
+		fmt.Fprintf(w, "AvailableUpdate: %s (%s), checked %s\n", v, u.Checksum, time.Unix(int64(u.Checked), 0).UTC().Format(time.RFC3339))
 	}
 }
 

@@ -84,6 +84,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(withDetach(lifecycleCommands()...)...)
 	root.AddCommand(append(withDetach(resetCmd()), diffCmd())...)
 	root.AddCommand(containerCommands()...)
+	root.AddCommand(remoteCmd())
 	return root
 }
 
