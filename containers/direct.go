@@ -43,7 +43,7 @@ type Direct struct {
 	// the read path of ListContainers, answers without a runc call.
 	seen map[string]observation
 	stop chan struct{}
-	done    chan struct{}
+	done chan struct{}
 }
 
 // observation is one answer of runc state.

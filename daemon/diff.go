@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -242,7 +241,7 @@ func (e *Engine) packagesAt(ctx context.Context, end diffEnd) ([]rpmdb.Package, 
 				lastErr = err
 				continue
 			}
-			if err := copyDirFiles(ctx, src, dir); err != nil {
+			if err := rpmdb.CopyDB(ctx, src, dir); err != nil {
 				return nil, fmt.Errorf("read the packages of %s: %w", end.name(), err)
 			}
 			pkgs, err := rpmdb.Read(dir)
@@ -268,42 +267,4 @@ func (e *Engine) packagesAt(ctx context.Context, end diffEnd) ([]rpmdb.Package, 
 		return pkgs, nil
 	}
 	return nil, errdefs.Wrap(errdefs.ErrNotFound, fmt.Errorf("commit %s has no rpmdb in the repository (looked in %v; pull it first): %w", end.commit, rpmdbPaths, lastErr))
-}
-
-// copyDirFiles copies the regular files of src (not its subdirectories)
-// into dst, opening each source read-only.
-func copyDirFiles(ctx context.Context, src, dst string) error {
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	for _, ent := range entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !ent.Type().IsRegular() {
-			continue
-		}
-		if err := copyFile(filepath.Join(src, ent.Name()), filepath.Join(dst, ent.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	return out.Close()
 }

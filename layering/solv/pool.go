@@ -16,13 +16,15 @@ package solv
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"unsafe"
+
+	"github.com/hostctl/hostctl/internal/rpmdb"
 )
 
 // Pool holds the installed and available packages libsolv solves against.
@@ -71,7 +73,7 @@ func (p *Pool) LoadInstalled(root string) (int, error) {
 	}
 	defer os.RemoveAll(tmp)
 	// libsolv looks for the rpmdb of a root at var/lib/rpm first: put the copy there.
-	if err := copyDir(src, filepath.Join(tmp, "var/lib/rpm")); err != nil {
+	if err := rpmdb.CopyDB(context.Background(), src, filepath.Join(tmp, "var/lib/rpm")); err != nil {
 		return 0, fmt.Errorf("load installed packages of %s: copy rpmdb: %w", root, err)
 	}
 	croot := C.CString(tmp)
@@ -89,43 +91,6 @@ func (p *Pool) LoadInstalled(root string) (int, error) {
 	}
 	C.pool_set_installed(p.p, repo)
 	return int(C.hc_repo_nsolvables(repo)), nil
-}
-
-// copyDir copies the regular files of src (one level: an rpmdb directory) to dst.
-func copyDir(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o700); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // AddRepoMD adds the packages of an rpm-md repository named name from its
