@@ -50,11 +50,15 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 // TestLoad: 50 clients, each on its own bus connection, read the status
 // (GetAll), the containers and the history in a loop while an upgrade, a
 // pkg-add and a container update run one after another: every call is
-// answered, without error, and no read waits for the writes: the p99 of
-// ListContainers and History stays within a small factor of GetAll's, whose
-// answer comes from memory (the peer in the same run, on the same loaded
-// machine; the absolute figures, 100 ms at p99 being the goal, are printed).
-// A timed assertion in absolute terms would measure the machine, not hostd.
+// answered, without error, and the writes do what they should.
+//
+// That no read waits for a transaction is proven by an ordering, not by a
+// clock: with an upgrade held in its pull by a remote that never answers
+// (the sysroot lock, the repo and the engine all in use), every read is
+// answered while that upgrade is still running. A read that waited would
+// never be answered. The latencies under load are printed for the record
+// (100 ms at p99 is the goal); the benchmarks under bench/ compare them with
+// a peer, since a timed assertion here would measure the machine, not hostd.
 func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: skipped in -short")
@@ -80,6 +84,31 @@ func TestLoad(t *testing.T) {
 	c.mustHostctl("container", "install", "--name", "web", "--set", fmt.Sprintf("PORT=%d", port), img1)
 	c.waitAnswer(port, "hello from web")
 	c.publish("2")
+
+	// Reads while a transaction is held: each is answered, and the
+	// transaction is still running after all of them.
+	rconn, err := godbus.Connect(c.bus.Address)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	reader := dbus.NewClient(rconn)
+	defer reader.Close()
+	c.srv.SetStall(fixture.StallAll(fixture.StallNoAnswer))
+	wait := c.startHostctl("upgrade")
+	waitUntil(t, 20*time.Second, "the upgrade to start", func() bool { return c.status().Transaction != nil })
+	for _, m := range []string{"GetAll", "ListContainers", "History", "ListImages"} {
+		if err := readOnce(c.ctx, reader, m); err != nil {
+			t.Errorf("%s while an upgrade is held in its pull: %v", m, err)
+		}
+	}
+	if c.status().Transaction == nil {
+		t.Fatal("the held upgrade ended on its own: the ordering proves nothing")
+	}
+	c.cancelAndWaitIdle()
+	if err, out := wait(); err == nil {
+		t.Fatalf("the held upgrade was not cancelled:\n%s", out)
+	}
+	c.srv.SetStall(nil)
 
 	const clients = 50
 	// Each client pauses between rounds, as a status page polling does;
@@ -115,15 +144,7 @@ func TestLoad(t *testing.T) {
 					// A call that takes more than 10 s counts as unanswered.
 					cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					start := time.Now()
-					var err error
-					switch m {
-					case "GetAll":
-						_, err = cl.Status(cctx)
-					case "ListContainers":
-						_, err = cl.ListContainers(cctx)
-					case "History":
-						_, err = cl.History(cctx, 20)
-					}
+					err := readOnce(cctx, cl, m)
 					lat[m].add(time.Since(start), err)
 					cancel()
 				}
@@ -152,8 +173,7 @@ func TestLoad(t *testing.T) {
 	var report strings.Builder
 	fmt.Fprintf(&report, "%d clients (pause %v between rounds), %v of writes (upgrade, pkg-add, container update):\n", clients, pause, elapsed.Round(time.Millisecond))
 	fmt.Fprintf(&report, "%-16s %8s %8s %8s %8s %6s\n", "method", "calls", "p50", "p99", "max", "errors")
-	var bad, slow []string
-	p99s := map[string]time.Duration{}
+	var bad []string
 	for _, m := range methods {
 		l := lat[m]
 		sorted := slices.Clone(l.d)
@@ -165,16 +185,6 @@ func TestLoad(t *testing.T) {
 		}
 		if len(sorted) == 0 {
 			bad = append(bad, m+": no call completed")
-		}
-		p99s[m] = p99
-	}
-	// A read that waited for a transaction (the sysroot lock, a runc or
-	// systemd call per container, the repo lock) shows as a p99 far above
-	// the in-memory GetAll's.
-	peer := p99s["GetAll"]
-	for _, m := range methods {
-		if m != "GetAll" && p99s[m] > 3*peer+50*time.Millisecond {
-			slow = append(slow, fmt.Sprintf("%s (p99 %v, GetAll %v)", m, p99s[m].Round(time.Millisecond), peer.Round(time.Millisecond)))
 		}
 	}
 	t.Log(report.String())
@@ -189,7 +199,25 @@ func TestLoad(t *testing.T) {
 	if l := c.list()["web"]; l.Image != img2 {
 		t.Errorf("container after the update: %+v", l)
 	}
-	if len(slow) > 0 {
-		t.Errorf("reads that waited for the writes: %v (want each p99 within 3x GetAll's + 50ms)", slow)
+}
+
+// readOnce calls one read method, bounded by 10 s: a read that waits for a
+// transaction held forever would not come back at all.
+func readOnce(ctx context.Context, cl *dbus.Client, method string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	switch method {
+	case "GetAll":
+		_, err = cl.Status(ctx)
+	case "ListContainers":
+		_, err = cl.ListContainers(ctx)
+	case "History":
+		_, err = cl.History(ctx, 20)
+	case "ListImages":
+		_, err = cl.ListImages(ctx)
+	default:
+		err = fmt.Errorf("unknown read method %q", method)
 	}
+	return err
 }
