@@ -39,7 +39,9 @@ func (e *env) startHostctl(args ...string) (wait func() (error, string)) {
 }
 
 // cancelAndWaitIdle runs `hostctl cancel` and checks hostd has no
-// transaction within 5 s of it; it returns how long that took.
+// transaction within 15 s of it (the 2 s grace between SIGTERM and SIGKILL
+// plus the cleanup, with room for a loaded CI machine; the stalls and
+// hangs the tests cancel last minutes); it returns how long that took.
 func (e *env) cancelAndWaitIdle() time.Duration {
 	e.t.Helper()
 	start := time.Now()
@@ -50,8 +52,8 @@ func (e *env) cancelAndWaitIdle() time.Duration {
 		if e.status().Transaction == nil {
 			return time.Since(start)
 		}
-		if time.Since(start) > 5*time.Second {
-			e.t.Fatalf("hostd still runs the transaction 5 s after the cancel\nhostd log:\n%s", e.hostd.Log)
+		if time.Since(start) > 15*time.Second {
+			e.t.Fatalf("hostd still runs the transaction 15 s after the cancel\nhostd log:\n%s", e.hostd.Log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -75,7 +77,7 @@ func processesMatching(s string) []string {
 
 // TestCancelStalledUpgrade: the remote accepts connections and never
 // answers; `hostctl cancel` 2 s into the upgrade leaves hostd idle within
-// 5 s, the transaction is recorded as cancelled, and the next upgrade
+// 15 s, the transaction is recorded as cancelled, and the next upgrade
 // against the healthy remote succeeds.
 func TestCancelStalledUpgrade(t *testing.T) {
 	e := newEnv(t)
@@ -132,7 +134,7 @@ exit 0
 `
 
 // TestCancelHangingScript: pkg-add of a package whose %post hangs;
-// `hostctl cancel` while it runs leaves hostd idle within 5 s, the
+// `hostctl cancel` while it runs leaves hostd idle within 15 s, the
 // transaction recorded as cancelled, no bwrap or script process left,
 // nothing mounted under the sysroot, nothing changed, and the next pkg-add
 // succeeds.

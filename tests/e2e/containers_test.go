@@ -367,7 +367,7 @@ func TestContainersFollowGenerations(t *testing.T) {
 	c.waitAnswer(port, "hello from gen")
 
 	c.mustHostctl("rollback") // to the generation before the install, which has no containers
-	waitUntil(t, 10*time.Second, "gen to go", func() bool { return get(port) == "" && !exists(filepath.Join(c.ctrDir, "gen")) })
+	waitUntil(t, 30*time.Second, "gen to go", func() bool { return get(port) == "" && !exists(filepath.Join(c.ctrDir, "gen")) })
 	c.mustHostctl("rollback") // forward to the generation with the container again
 	c.waitAnswer(port, "hello from gen")
 	if l := c.list()["gen"]; l.State != "running" {
@@ -539,7 +539,7 @@ func TestContainerChangesAreGenerations(t *testing.T) {
 
 	// Uninstall is a generation too; rolling it back brings the container back.
 	c.mustHostctl("container", "uninstall", "gen")
-	waitUntil(t, 10*time.Second, "gen to go", func() bool { return get(port) == "" })
+	waitUntil(t, 30*time.Second, "gen to go", func() bool { return get(port) == "" })
 	if d := c.status().Deployments[0]; len(d.Containers) != 0 || d.ID == updated.ID {
 		t.Fatalf("after uninstall: %+v", d)
 	}

@@ -18,7 +18,7 @@ import (
 
 // TestClientGoneCancels: a hostctl killed with SIGKILL during a throttled
 // upgrade leaves no busy hostd behind (its transaction is recorded
-// cancelled and hostd is idle within 5 s); Ctrl-C makes hostctl cancel,
+// cancelled and hostd is idle within 15 s); Ctrl-C makes hostctl cancel,
 // print "Cancelled." and exit 130; with --detach the upgrade outlives its
 // killed client and completes, which also shows the next upgrade after the
 // cancels succeeds.
@@ -42,7 +42,7 @@ func TestClientGoneCancels(t *testing.T) {
 			e.srv.SetRate(0)
 			err := cmd.Wait()
 			gone := time.Now()
-			waitUntil(t, 5*time.Second, "hostd idle after its client left", func() bool { return e.status().Transaction == nil })
+			waitUntil(t, 15*time.Second, "hostd idle after its client left", func() bool { return e.status().Transaction == nil })
 			t.Logf("hostd idle %v after hostctl exited", time.Since(gone).Round(time.Millisecond))
 			if tc.sig == syscall.SIGINT {
 				var ee *exec.ExitError

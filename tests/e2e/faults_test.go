@@ -616,7 +616,7 @@ func (l *faultLab) runCase(t *testing.T, bus *harness.Bus, k faultKind, lr learn
 		// The harness copies hostd's output from a pipe: its last lines
 		// may land a moment after the exit.
 		logText := x.log()
-		for deadline := time.Now().Add(3 * time.Second); !strings.Contains(logText, "fault point: killing hostd") && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logText, "fault point: killing hostd") && time.Now().Before(deadline); {
 			time.Sleep(20 * time.Millisecond)
 			logText = x.log()
 		}
