@@ -274,7 +274,10 @@ func layerError(err error) error {
 	var re *solv.ReplacementError
 	var be *solv.BrokenDependencyError
 	var ce *layering.ConflictError
+	var se *layering.SignatureError
 	switch {
+	case errors.As(err, &se):
+		return errdefs.Wrap(errdefs.ErrUntrusted, err)
 	case errors.As(err, &us):
 		return errdefs.Wrap(errdefs.ErrRefusedByPolicy, err)
 	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &ce), errors.As(err, &be):

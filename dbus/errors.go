@@ -32,6 +32,9 @@ const (
 	ErrUnsupportedScript = ErrorPrefix + "UnsupportedScript"
 	// ErrNoSpace is errdefs.ErrNoSpace.
 	ErrNoSpace = ErrorPrefix + "NoSpace"
+	// ErrSignatureInvalid is errdefs.ErrUntrusted: an unsigned or wrongly
+	// signed commit or package.
+	ErrSignatureInvalid = ErrorPrefix + "SignatureInvalid"
 	// ErrFailed is errdefs.ErrFailed: any other error.
 	ErrFailed = ErrorPrefix + "Failed"
 )
@@ -50,6 +53,7 @@ var errorNames = []struct {
 	{errdefs.ErrNoTransaction, ErrNoTransaction},
 	{errdefs.ErrRefusedByPolicy, ErrUnsupportedScript},
 	{errdefs.ErrNoSpace, ErrNoSpace},
+	{errdefs.ErrUntrusted, ErrSignatureInvalid},
 	{errdefs.ErrFailed, ErrFailed},
 }
 

@@ -278,6 +278,6 @@ func (s *Sysroot) explainSignature(ctx context.Context, remote string, err error
 	case len(keys) > 0:
 		trusted = "it trusts " + strings.Join(keys, ", ")
 	}
-	return errdefs.Wrap(errdefs.ErrRefusedByPolicy, fmt.Errorf("refused: the commit is not validly signed for remote '%s' (gpg-verify=true, verified by libostree; %s); nothing was deployed. "+
+	return errdefs.Wrap(errdefs.ErrUntrusted, fmt.Errorf("refused: the commit is not validly signed for remote '%s' (gpg-verify=true, verified by libostree; %s); nothing was deployed. "+
 		"Import the signing key (hostctl remote add --replace --gpg-import KEYFILE %s URL): %w", remote, trusted, remote, err))
 }

@@ -43,11 +43,15 @@ var (
 	// ErrNoTransaction: there is no transaction to act on.
 	ErrNoTransaction error = &kind{"no transaction"}
 	// ErrRefusedByPolicy: the input is well-formed but a policy refuses it
-	// (an RPM with a %pre or other unsupported script, a bad signature, a
-	// payload path escaping the tree).
+	// (an RPM with a %pre or other unsupported script, a payload path
+	// escaping the tree).
 	ErrRefusedByPolicy error = &kind{"refused by policy"}
 	// ErrNoSpace: a filesystem ran out of space or quota.
 	ErrNoSpace error = &kind{"no space"}
+	// ErrUntrusted: a signature is missing or does not verify against the
+	// keys trusted for its source (an OSTree commit from a remote with
+	// gpg-verify, an RPM from a repo with gpgcheck).
+	ErrUntrusted error = &kind{"untrusted"}
 	// ErrFailed: anything else.
 	ErrFailed error = &kind{"failed"}
 )
@@ -55,7 +59,7 @@ var (
 // Kinds lists every kind, Failed last.
 func Kinds() []error {
 	return []error{ErrNotFound, ErrBusy, ErrInvalidArgument, ErrUnauthorized, ErrCancelled,
-		ErrNotCancellable, ErrNoTransaction, ErrRefusedByPolicy, ErrNoSpace, ErrFailed}
+		ErrNotCancellable, ErrNoTransaction, ErrRefusedByPolicy, ErrNoSpace, ErrUntrusted, ErrFailed}
 }
 
 // IsKind tells whether err is one of the kinds themselves.
@@ -168,6 +172,9 @@ func IsRefusedByPolicy(err error) bool { return Kind(err) == ErrRefusedByPolicy 
 
 // IsNoSpace tells whether Kind(err) is ErrNoSpace.
 func IsNoSpace(err error) bool { return Kind(err) == ErrNoSpace }
+
+// IsUntrusted tells whether Kind(err) is ErrUntrusted.
+func IsUntrusted(err error) bool { return Kind(err) == ErrUntrusted }
 
 // IsFailed tells whether Kind(err) is ErrFailed: err is not nil and has no
 // other kind.

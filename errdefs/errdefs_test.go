@@ -48,7 +48,7 @@ func TestPredicates(t *testing.T) {
 	preds := map[error]func(error) bool{
 		ErrNotFound: IsNotFound, ErrBusy: IsBusy, ErrInvalidArgument: IsInvalidArgument,
 		ErrUnauthorized: IsUnauthorized, ErrCancelled: IsCancelled, ErrNotCancellable: IsNotCancellable,
-		ErrNoTransaction: IsNoTransaction, ErrRefusedByPolicy: IsRefusedByPolicy, ErrNoSpace: IsNoSpace,
+		ErrNoTransaction: IsNoTransaction, ErrRefusedByPolicy: IsRefusedByPolicy, ErrNoSpace: IsNoSpace, ErrUntrusted: IsUntrusted,
 		ErrFailed: IsFailed,
 	}
 	if len(preds) != len(Kinds()) {

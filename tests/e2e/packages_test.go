@@ -459,10 +459,10 @@ func TestPkgRefusals(t *testing.T) {
 		e.setRepoFile(id, strings.Replace(fixture.YumRepoFile(id, srv.URL()), "gpgcheck=0", "gpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/hostctl-test.asc", 1))
 	}
 	signedRepo("wrongkey", other)
-	refused("bad signature", []string{"hello-lib"}, "bad or missing signature", "hello-lib-1.1-1.noarch")
+	refused("bad signature", []string{"hello-lib"}, "bad or missing signature", "hello-lib-1.1-1.noarch", dbus.ErrSignatureInvalid)
 	e.setRepoFile("wrongkey", "")
 	signedRepo("unsigned", nil)
-	refused("missing signature", []string{"hello-lib"}, "bad or missing signature")
+	refused("missing signature", []string{"hello-lib"}, "bad or missing signature", dbus.ErrSignatureInvalid)
 	e.setRepoFile("unsigned", "")
 	signedRepo("signed", good)
 	e.mustHostctl("pkg-add", "hello-lib")

@@ -108,7 +108,7 @@ func TestSignedRemote(t *testing.T) {
 			e.gpgSign(signer, e.os.Commit("2"))
 		}
 		r := e.hostctl("upgrade")
-		if r.Code != 1 || !strings.Contains(r.Stderr, "remote '"+remote+"'") || !strings.Contains(r.Stderr, "gpg-verify") {
+		if r.Code != 1 || !strings.Contains(r.Stderr, "remote '"+remote+"'") || !strings.Contains(r.Stderr, "gpg-verify") || !strings.Contains(r.Stderr, dbus.ErrSignatureInvalid) {
 			t.Fatalf("upgrade to a commit %s: exit %d\n%s%s", what, r.Code, r.Stdout, r.Stderr)
 		}
 		refusal = r.Stderr
