@@ -130,7 +130,7 @@ func TestOverrideReplace(t *testing.T) {
 		t.Errorf("status after override replace:\n%s", human)
 	}
 	if js := e.mustHostctl("status", "--json"); !strings.Contains(js, `"replaced-base-packages": [`) ||
-		!strings.Contains(js, `"hostos-tools-1-1.noarch -> hostos-tools-1.5-1.noarch"`) {
+		!strings.Contains(js, `"hostos-tools-1-1.noarch -\u003e hostos-tools-1.5-1.noarch"`) {
 		t.Errorf("status --json lacks the replacement:\n%s", js)
 	}
 
