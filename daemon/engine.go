@@ -249,6 +249,9 @@ func toAPI(d deploy.Deployment) dbus.Deployment {
 			out.Packages = p
 		}
 		out.RemovedBasePackages = removedOverrides(d.Origin)
+		for _, r := range replacedOverrides(d.Origin) {
+			out.ReplaceRequests = append(out.ReplaceRequests, r.NEVRA)
+		}
 		for _, name := range d.Origin.Keys(deploy.GroupContainers) {
 			v, _ := d.Origin.Get(deploy.GroupContainers, name)
 			if ce, err := containers.ParseEntry(v); err == nil {
@@ -344,7 +347,8 @@ func (e *Engine) operations() map[string]operation {
 		"remote-delete": {validate: validRemoteDelete, run: e.remoteDelete},
 
 		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b", "allow-inactive": "b",
-			"override-remove": "as", "override-reset": "as", "override-reset-all": "b"}, validate: validPkgChange, run: e.pkgChange},
+			"override-remove": "as", "override-reset": "as", "override-reset-all": "b",
+			"override-replace": "as", "override-replace-local": "as"}, validate: validPkgChange, run: e.pkgChange},
 		"refresh-md": {run: e.refreshMetadata},
 
 		"image-pull":          {validate: needImage("image pull", false), run: e.imagePull},
@@ -413,6 +417,9 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 	if !ok {
 		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "unknown transaction kind %q", req.Kind)
 	}
+	if len(req.Files) > 0 && req.Kind != "pkg-change" {
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "%s takes no files", req.Kind)
+	}
 	if err := req.Options.Check(op.options); err != nil {
 		return nil, err
 	}
@@ -428,7 +435,8 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 	}
 	e.seq++
 	id := strconv.FormatInt(time.Now().UnixNano(), 16) + strconv.FormatUint(e.seq%16, 16)
-	t := &txn{e: e, done: make(chan struct{}), rec: &record{ID: id, Kind: req.Kind, Arg: req.Arg, Options: req.Options.Map(), Caller: req.Caller, State: statePending, Started: time.Now().UTC()}}
+	t := &txn{e: e, done: make(chan struct{}), rec: &record{ID: id, Kind: req.Kind, Arg: req.Arg, Options: req.Options.Map(), Caller: req.Caller, State: statePending, Started: time.Now().UTC()},
+		files: req.Files, fileNames: req.Options.Strings("override-replace-local")}
 	t.timer = time.AfterFunc(startTimeout, func() {
 		t.mu.Lock()
 		started := t.started
@@ -464,6 +472,7 @@ func (e *Engine) Cancel(caller uint32) error {
 
 // drop forgets a transaction that was never started.
 func (e *Engine) drop(t *txn) {
+	t.closeFiles()
 	t.emit(dbus.Event{State: stateCancelled})
 	t.emit(dbus.Event{Finished: &dbus.Result{Err: errdefs.Errorf(errdefs.ErrCancelled, "transaction %s cancelled before it started", t.ID())}})
 	e.mu.Lock()
@@ -477,6 +486,7 @@ func (e *Engine) drop(t *txn) {
 // run does a started transaction's work and records how it ended.
 func (e *Engine) run(ctx context.Context, t *txn) {
 	defer close(t.done)
+	defer t.closeFiles()
 	t.setState(stateRunning)
 	if deps, err := e.sr.Deployments(ctx); err == nil {
 		t.mu.Lock()

@@ -19,7 +19,8 @@ import (
 func validPkgChange(req dbus.Request) error {
 	o := req.Options
 	names := append(append(append(o.Strings("add"), o.Strings("remove")...), o.Strings("override-remove")...), o.Strings("override-reset")...)
-	if len(names) == 0 && !o.Bool("override-reset-all") {
+	names = append(names, o.Strings("override-replace")...)
+	if len(names) == 0 && !o.Bool("override-reset-all") && len(req.Files) == 0 {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "name at least one package to add or remove")
 	}
 	for _, p := range names {
@@ -27,7 +28,17 @@ func validPkgChange(req dbus.Request) error {
 			return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid package name %q", p)
 		}
 	}
+	if len(req.Files) > 0 && len(o.Strings("override-replace-local")) != len(req.Files) {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "override-replace-local names %d file(s) for %d RPM file descriptor(s)", len(o.Strings("override-replace-local")), len(req.Files))
+	}
 	return nil
+}
+
+func nonNilStrings(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
 
 // requestedAfter applies a change to the requested packages. Adding one
@@ -78,12 +89,42 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 		return nil, err
 	}
 	oldRemoved := removedOverrides(cur.Origin)
-	removed, err := removedAfter(oldRemoved, opts.Strings("override-remove"), opts.Strings("override-reset"),
+	oldReplaced := replacedOverrides(cur.Origin)
+	resetNames := opts.Strings("override-reset")
+	replaced, resetFound := replacedAfter(oldReplaced, resetNames, opts.Bool("override-reset-all"))
+	// A name reset that a replacement had is not one for the removals.
+	var resetRemoved []string
+	for _, n := range resetNames {
+		if resetFound[n] {
+			continue
+		}
+		if !slices.Contains(oldRemoved, n) && !opts.Bool("idempotent") && !opts.Bool("override-reset-all") {
+			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "package %q has no override (overridden: %s)", n, listOrNone(overrideNames(oldRemoved, oldReplaced)))
+		}
+		resetRemoved = append(resetRemoved, n)
+	}
+	removed, err := removedAfter(oldRemoved, opts.Strings("override-remove"), resetRemoved,
 		opts.Bool("override-reset-all"), opts.Bool("idempotent"))
 	if err != nil {
 		return nil, err
 	}
-	if slices.Equal(requested, old) && slices.Equal(removed, oldRemoved) {
+	cacheDir := filepath.Join(e.sr.Path(), "ostree", "deploy", st.merge.OSName, "var", "cache", "hostctl")
+	local, undoLocal, err := receiveLocal(ctx, t, cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			undoLocal()
+		}
+	}()
+	newSpecs := opts.Strings("override-replace")
+	replaceChange := len(newSpecs) > 0 || len(local) > 0
+	if replaceChange {
+		replaced = supersededBy(replaced, newSpecs, local)
+	}
+	if !replaceChange && slices.Equal(requested, old) && slices.Equal(removed, oldRemoved) && slices.Equal(replaced, oldReplaced) {
 		t.message("No change.")
 		return map[string]any{"changed": false, "requested": requested, "removed-base-packages": removed}, nil
 	}
@@ -91,15 +132,21 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 	origin := cur.Origin.Clone()
 	origin.SetPackages(requested)
 	setRemovedOverrides(origin, removed)
+	setReplacedOverrides(origin, replaced)
 	res := map[string]any{"requested": requested, "removed-base-packages": removed}
-	if len(requested) == 0 && len(removed) == 0 {
+	if len(requested) == 0 && len(removed) == 0 && len(replaced) == 0 && !replaceChange {
 		if opts.Bool("dry-run") {
 			t.message("Would deploy the base commit " + base[:12] + " without layered packages.")
 			return map[string]any{"changed": false, "dry-run": true}, nil
 		}
 		return e.deployCommit(ctx, t, st, base, origin, res)
 	}
-	l, repos, err := e.layererFor(ctx, t, st.merge, requested)
+	lreq := layerRequest(cacheDir, requested, removed, replaced)
+	lreq.Replace = append(lreq.Replace, newSpecs...)
+	for _, l := range local {
+		lreq.ReplaceLocal = append(lreq.ReplaceLocal, l.LocalRPM)
+	}
+	l, repos, err := e.layererFor(ctx, t, st.merge, requested, len(lreq.Replace) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -107,14 +154,21 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 	if err != nil {
 		return nil, err
 	}
-	plan, err := l.ResolveOverrides(ctx, base, info.Version, repos, requested, removed)
+	plan, err := l.ResolveChange(ctx, base, info.Version, repos, lreq)
 	if err != nil {
 		return nil, layerError(err)
 	}
 	if err := checkInactive(plan, old, opts.Bool("allow-inactive")); err != nil {
 		return nil, err
 	}
+	if replaceChange {
+		if replaced, err = replacedByPlan(replaced, plan, newSpecs, local); err != nil {
+			return nil, err
+		}
+		setReplacedOverrides(origin, replaced)
+	}
 	res["packages"] = plan.NEVRAs()
+	res["replaced-base-packages"] = nonNilStrings(plan.ReplacedLines())
 	if inactive := plan.InactiveRequests(); len(inactive) > 0 {
 		res["inactive"] = inactive
 		t.message("Inactive requests (provided by the base): " + strings.Join(inactive, " "))
@@ -123,10 +177,16 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 		if len(removed) > 0 {
 			t.message("Would remove from the base: " + strings.Join(removed, " "))
 		}
+		if r := plan.ReplacedLines(); len(r) > 0 {
+			t.message("Would replace in the base: " + strings.Join(r, ", "))
+		}
 		t.message("Would layer: " + listOrNone(plan.NEVRAs()))
 		res["dry-run"] = true
 		res["changed"] = false
 		return res, nil
+	}
+	if r := plan.ReplacedLines(); len(r) > 0 {
+		t.message("Replacing in the base: " + strings.Join(r, ", "))
 	}
 	built, err := l.Build(ctx, plan)
 	if err != nil {
@@ -137,7 +197,9 @@ func (e *Engine) pkgChange(ctx context.Context, t *txn, opts dbus.Options) (map[
 	}
 	reportBuild(t, built)
 	res["downloaded"] = built.Downloaded
-	return e.deployCommit(ctx, t, st, built.Commit, origin, res)
+	out, err := e.deployCommit(ctx, t, st, built.Commit, origin, res)
+	done = err == nil
+	return out, err
 }
 
 // relayer layers the packages the default deployment requests onto a new
@@ -168,10 +230,13 @@ type layeredUpdate struct {
 func (e *Engine) resolveLayered(ctx context.Context, t *txn, st changeStart, base string) (*layeredUpdate, error) {
 	requested := st.def.Origin.Packages()
 	removed := removedOverrides(st.def.Origin)
-	if len(requested) == 0 && len(removed) == 0 {
+	replaced := replacedOverrides(st.def.Origin)
+	if len(requested) == 0 && len(removed) == 0 && len(replaced) == 0 {
 		return nil, nil
 	}
-	l, repos, err := e.layererFor(ctx, t, st.merge, requested)
+	cacheDir := filepath.Join(e.sr.Path(), "ostree", "deploy", st.merge.OSName, "var", "cache", "hostctl")
+	lreq := layerRequest(cacheDir, requested, removed, replaced)
+	l, repos, err := e.layererFor(ctx, t, st.merge, requested, len(lreq.Replace) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -179,9 +244,12 @@ func (e *Engine) resolveLayered(ctx context.Context, t *txn, st changeStart, bas
 	if err != nil {
 		return nil, err
 	}
-	plan, err := l.ResolveOverrides(ctx, base, info.Version, repos, requested, removed)
+	plan, err := l.ResolveChange(ctx, base, info.Version, repos, lreq)
 	if err != nil {
 		return nil, layerError(err)
+	}
+	if r := plan.ReplacedLines(); len(r) > 0 {
+		t.message("Replacing in the base: " + strings.Join(r, ", "))
 	}
 	if inactive := plan.InactiveRequests(); len(inactive) > 0 {
 		t.message("Inactive requests (provided by the base): " + strings.Join(inactive, " "))
@@ -275,9 +343,13 @@ func layerError(err error) error {
 	var be *solv.BrokenDependencyError
 	var ce *layering.ConflictError
 	var se *layering.SignatureError
+	var nb *solv.NotInBaseError
+	var sb *solv.SameAsBaseError
 	switch {
 	case errors.As(err, &se):
 		return errdefs.Wrap(errdefs.ErrUntrusted, err)
+	case errors.As(err, &nb), errors.As(err, &sb):
+		return errdefs.Wrap(errdefs.ErrInvalidArgument, err)
 	case errors.As(err, &us):
 		return errdefs.Wrap(errdefs.ErrRefusedByPolicy, err)
 	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &ce), errors.As(err, &be):
@@ -366,6 +438,7 @@ func (e *Engine) withLayered(d dbus.Deployment) dbus.Deployment {
 		return strings.Split(meta[k], ";")
 	}
 	d.Layered = split(layering.LayeredKey)
+	d.ReplacedBasePackages = split(layering.ReplacedKey)
 	d.Inactive = split(layering.InactiveKey)
 	built := append(split(layering.RequestedKey), d.Inactive...)
 	for _, p := range d.Packages {

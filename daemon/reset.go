@@ -110,7 +110,7 @@ func (e *Engine) reset(ctx context.Context, t *txn, opts dbus.Options) (map[stri
 	}
 	commit := def.Checksum
 	switch {
-	case len(origin.Packages()) == 0 && len(removedOverrides(origin)) == 0:
+	case len(origin.Packages()) == 0 && !hasOverrides(origin):
 		commit = baseOf(def)
 	case p.overrides && len(def.Origin.Keys(groupOverrides)) > 0, p.overlays && len(def.Origin.Packages()) > 0:
 		// What stays (packages or overrides) is layered again on the base.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -38,6 +39,21 @@ type txn struct {
 	lastProg time.Time
 	// done is closed when a started transaction's run has ended.
 	done chan struct{}
+	// files are the files the caller passed (local RPMs) and fileNames
+	// their names as the caller gave them; closed when the run ends.
+	files     []*os.File
+	fileNames []string
+}
+
+// closeFiles closes the files the caller passed.
+func (t *txn) closeFiles() {
+	t.mu.Lock()
+	files := t.files
+	t.files = nil
+	t.mu.Unlock()
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // ID implements dbus.Transaction.

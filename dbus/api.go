@@ -53,6 +53,11 @@ type Deployment struct {
 	// RemovedBasePackages are the base packages its origin's [overrides]
 	// removes (override remove).
 	RemovedBasePackages []string `json:"removed-base-packages"`
+	// ReplacedBasePackages are the base packages its commit replaced
+	// (override replace), "OLD-NEVRA -> NEW-NEVRA"; ReplaceRequests the
+	// NEVRAs its origin's [overrides] asks to replace them with.
+	ReplacedBasePackages []string `json:"replaced-base-packages"`
+	ReplaceRequests      []string `json:"replace-requests"`
 	// Containers are the generation's system containers, NAME=IMAGE@DIGEST.
 	Containers []string `json:"containers"`
 	Booted     bool     `json:"booted"`
@@ -94,6 +99,8 @@ func (d Deployment) toBus() map[string]godbus.Variant {
 		"remote-error":  godbus.MakeVariant(d.RemoteError),
 	}
 	m["removed-base-packages"] = godbus.MakeVariant(nonNil(d.RemovedBasePackages))
+	m["replaced-base-packages"] = godbus.MakeVariant(nonNil(d.ReplacedBasePackages))
+	m["replace-requests"] = godbus.MakeVariant(nonNil(d.ReplaceRequests))
 	return m
 }
 
@@ -128,6 +135,8 @@ func deploymentFromBus(m map[string]godbus.Variant) Deployment {
 		RemoteError:  o.String("remote-error"),
 	}
 	d.RemovedBasePackages = o.Strings("removed-base-packages")
+	d.ReplacedBasePackages = o.Strings("replaced-base-packages")
+	d.ReplaceRequests = o.Strings("replace-requests")
 	return d
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -170,6 +171,22 @@ func (c *Client) PkgChange(ctx context.Context, add, remove []string, opts map[s
 		remove = []string{}
 	}
 	return c.begin(ctx, "PkgChange", add, remove, MakeOptions(opts))
+}
+
+// OverrideReplace begins replacing base packages: by builds of the enabled
+// repositories (packages: names or NEVRAs) and by local RPM files, passed
+// to hostd as descriptors (it never opens a path for the caller) and named
+// in its messages by the files' names.
+func (c *Client) OverrideReplace(ctx context.Context, packages []string, files []*os.File, opts map[string]any) (*Txn, error) {
+	if packages == nil {
+		packages = []string{}
+	}
+	args := make([]FileArg, len(files))
+	for i, f := range files {
+		args[i] = FileArg{Name: filepath.Base(f.Name()), FD: godbus.UnixFD(f.Fd())}
+	}
+	o := MakeOptions(opts)
+	return c.begin(ctx, "OverrideReplace", packages, args, o)
 }
 
 // Kargs begins editing the default deployment's kernel arguments; each

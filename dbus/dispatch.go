@@ -148,11 +148,11 @@ func methodTable(impl any, methods []contractMethod, iface string) (map[string]a
 				call = append(call, p.Elem())
 				j++
 			}
-			// File descriptors passed where the contract takes one ("h") are
-			// the method's to close; any other (inside options, say) would
-			// stay open in hostd for good.
+			// File descriptors passed where the contract takes them ("h",
+			// "a(sh)") are the method's to close; any other (inside options,
+			// say) would stay open in hostd for good.
 			for i, a := range m.args {
-				if a.sig != "h" {
+				if a.sig != "h" && a.sig != fileListSig {
 					closeFDs(vals[i : i+1])
 				}
 			}
@@ -181,6 +181,9 @@ func signatureOf(v any) (sig string) {
 // the signature the XML gives, every string within the limits.
 func checkArgs(iface string, m contractMethod, vals []any) error {
 	for i, a := range m.args {
+		if a.sig == fileListSig && isFileList(vals[i]) {
+			continue
+		}
 		if got := signatureOf(vals[i]); got != a.sig {
 			return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s.%s: argument %s must be %s, got %s",
 				iface, m.name, a.name, describeSignature(a.sig), describeSignature(got))
@@ -336,4 +339,39 @@ func closeFDsIn(v reflect.Value, depth int) {
 			}
 		}
 	}
+}
+
+// fileListSig is a list of named file descriptors: (name, fd) pairs. (An
+// "ah" cannot be used: godbus v5.2.4's decoder panics on an array of file
+// descriptors in a message that carries them, which would kill hostd.)
+const fileListSig = "a(sh)"
+
+// FileArg is one element of an a(sh) argument: a file's name (for
+// messages) and its descriptor.
+type FileArg struct {
+	Name string
+	FD   godbus.UnixFD
+}
+
+// isFileList says whether v is an a(sh) as godbus decodes it (structs
+// arrive as []any), with names within the limits.
+func isFileList(v any) bool {
+	rv := reflect.ValueOf(v)
+	if !rv.IsValid() || rv.Kind() != reflect.Slice || rv.Len() > maxItems {
+		return false
+	}
+	for i := 0; i < rv.Len(); i++ {
+		el, ok := rv.Index(i).Interface().([]any)
+		if !ok || len(el) != 2 {
+			return false
+		}
+		name, ok := el[0].(string)
+		if !ok || checkString("file name", name, maxString, false) != nil {
+			return false
+		}
+		if _, ok := el[1].(godbus.UnixFD); !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -173,6 +173,8 @@ func fuzzArgs(t *testing.T, m contractMethod, kinds []byte, str string, n int64,
 			args[i] = uint32(n)
 		case "h":
 			args[i] = fd()
+		case "a(sh)":
+			args[i] = []FileArg{{Name: str, FD: fd()}, {Name: key, FD: fd()}}
 		case "a{sv}":
 			opts := map[string]godbus.Variant{}
 			if v := value(kind(i + 1)); v != nil {

@@ -54,6 +54,10 @@ type Request struct {
 	// passed the option detach, the server cancels the transaction when
 	// this name leaves the bus before the transaction finished.
 	Sender string
+	// Files are the files the caller passed as descriptors (local RPMs),
+	// opened by the caller with its own rights. Once Begin succeeds they
+	// are the transaction's to close; when it fails, the server closes them.
+	Files []*os.File
 }
 
 // Transaction is one transaction as the server drives it.
@@ -219,6 +223,20 @@ func (s *Server) callerUID(sender godbus.Sender) (uint32, error) {
 const detachOption = "detach"
 
 func (s *Server) begin(sender godbus.Sender, kind, arg string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return s.beginWith(sender, kind, arg, opts, nil)
+}
+
+// beginWith is begin with files the caller passed; they are closed here
+// unless the transaction was made (then it owns them).
+func (s *Server) beginWith(sender godbus.Sender, kind, arg string, opts map[string]godbus.Variant, files []*os.File) (path godbus.ObjectPath, berr *godbus.Error) {
+	owned := false
+	defer func() {
+		if !owned {
+			for _, f := range files {
+				f.Close()
+			}
+		}
+	}()
 	uid, err := s.callerUID(sender)
 	if err != nil {
 		return "/", toBus(err)
@@ -235,11 +253,12 @@ func (s *Server) begin(sender godbus.Sender, kind, arg string, opts map[string]g
 		detach = v.Value().(bool)
 		delete(o, detachOption)
 	}
-	txn, err := s.eng.Begin(Request{Kind: kind, Arg: arg, Options: o, Caller: uid, Sender: string(sender)})
+	txn, err := s.eng.Begin(Request{Kind: kind, Arg: arg, Options: o, Caller: uid, Sender: string(sender), Files: files})
 	if err != nil {
 		return "/", toBus(err)
 	}
-	path := TransactionPath(txn.ID())
+	owned = true
+	path = TransactionPath(txn.ID())
 	watch := ""
 	if !detach {
 		watch = string(sender)
@@ -428,6 +447,41 @@ func (h hostObject) PkgChange(sender godbus.Sender, add, remove []string, opts m
 		o["remove"] = godbus.MakeVariant(remove)
 	}
 	return h.s.begin(sender, "pkg-change", "", o)
+}
+
+// OverrideReplace starts replacing base packages by builds from the
+// enabled repositories (packages) and by local RPMs the caller opened
+// (files, each with its name for messages).
+func (h hostObject) OverrideReplace(sender godbus.Sender, packages []string, files []FileArg, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	fs := make([]*os.File, len(files))
+	names := make([]string, len(files))
+	for i, f := range files {
+		fs[i] = os.NewFile(uintptr(f.FD), f.Name)
+		names[i] = f.Name
+	}
+	fail := func(err error) (godbus.ObjectPath, *godbus.Error) {
+		for _, f := range fs {
+			f.Close()
+		}
+		return "/", toBus(err)
+	}
+	o := map[string]godbus.Variant{}
+	for k, v := range opts {
+		if k == "override-replace" || k == "override-replace-local" {
+			return fail(errdefs.Errorf(errdefs.ErrInvalidArgument, "option %q: give the packages and files in the arguments of OverrideReplace", k))
+		}
+		o[k] = v
+	}
+	if len(packages) == 0 && len(files) == 0 {
+		return fail(errdefs.Errorf(errdefs.ErrInvalidArgument, "override replace needs packages or RPM files"))
+	}
+	if len(files) > 0 {
+		o["override-replace-local"] = godbus.MakeVariant(names)
+	}
+	if len(packages) > 0 {
+		o["override-replace"] = godbus.MakeVariant(packages)
+	}
+	return h.s.beginWith(sender, "pkg-change", "", o, fs)
 }
 
 // Kargs starts editing the default deployment's kernel arguments.

@@ -91,7 +91,21 @@ type Plan struct {
 	Packages []solv.Package
 	// Remove are the base packages taken out of the tree (exact names).
 	Remove []string
-	repos  map[string]Repo
+	// Replaced are the base packages replaced by another build; each new
+	// build is in Packages too.
+	Replaced []solv.Replacement
+	repos    map[string]Repo
+	// local maps the sha256 of each local RPM to its file.
+	local map[string]string
+}
+
+// ReplacedLines lists the replacements, "OLD-NEVRA -> NEW-NEVRA".
+func (p *Plan) ReplacedLines() []string {
+	out := make([]string, len(p.Replaced))
+	for i, r := range p.Replaced {
+		out[i] = r.String()
+	}
+	return out
 }
 
 // NEVRAs lists the packages of the plan.
@@ -118,7 +132,51 @@ func (l *Layerer) Resolve(ctx context.Context, base, baseVersion string, repos [
 // transaction. A removal another base package or a requested one needs
 // fails with *solv.BrokenDependencyError naming both.
 func (l *Layerer) ResolveOverrides(ctx context.Context, base, baseVersion string, repos []RepoMetadata, requested, remove []string) (*Plan, error) {
-	l.step("resolve", "Resolving "+strings.Join(append(slices.Clone(requested), prefixed("-", remove)...), " "))
+	return l.ResolveChange(ctx, base, baseVersion, repos, LayerRequest{Requested: requested, Remove: remove})
+}
+
+// LayerRequest is what a layered tree is the base plus: the requested packages and
+// the base package overrides.
+type LayerRequest struct {
+	// Requested are the requested packages; Remove the base packages taken
+	// out (exact names).
+	Requested, Remove []string
+	// Replace are base package replacements from the enabled repositories
+	// (names or NEVRAs); ReplaceLocal replacements by local RPM files.
+	Replace      []string
+	ReplaceLocal []LocalRPM
+}
+
+// LocalRPM is an RPM file given to hostd (not from a repository).
+type LocalRPM struct {
+	// Path is the file, in the package cache (LocalRPMPath).
+	Path string
+	// SHA256 is its digest, hex.
+	SHA256 string
+}
+
+// LocalRepo is the repository id of local RPMs in plans and commits.
+const LocalRepo = "@local"
+
+// LocalRPMPath is where the package cache keeps a local RPM of that sha256
+// digest: beside the downloaded ones, named the same way.
+func LocalRPMPath(cacheDir, sha256 string) string {
+	return filepath.Join(cacheDir, "packages", "sha256-"+sha256+".rpm")
+}
+
+// ResolveChange is ResolveOverrides with base packages replaced as well
+// (rpm-ostree's `override replace`): by the best matching build in the
+// repositories, or by a local RPM. A replacement for a package the base
+// lacks fails with *solv.NotInBaseError; one that is the build the base
+// already has is left out (Plan.InactiveReplace).
+func (l *Layerer) ResolveChange(ctx context.Context, base, baseVersion string, repos []RepoMetadata, ch LayerRequest) (*Plan, error) {
+	requested, remove := ch.Requested, ch.Remove
+	what := append(slices.Clone(requested), prefixed("-", remove)...)
+	what = append(what, prefixed("=", ch.Replace)...)
+	for _, lr := range ch.ReplaceLocal {
+		what = append(what, "="+filepath.Base(lr.Path))
+	}
+	l.step("resolve", "Resolving "+strings.Join(what, " "))
 	tmp, err := l.scratch("hostctl-rpmdb-")
 	if err != nil {
 		return nil, fmt.Errorf("resolve: %w", err)
@@ -160,11 +218,40 @@ func (l *Layerer) ResolveOverrides(ctx context.Context, base, baseVersion string
 			plan.Active = append(plan.Active, r)
 		}
 	}
-	pkgs, err := pool.SolveChange(plan.Active, remove)
+	var replace []solv.Replace
+	localSHA := map[string]string{}
+	for _, r := range ch.Replace {
+		replace = append(replace, solv.Replace{Spec: r})
+	}
+	if len(ch.ReplaceLocal) > 0 {
+		var paths []string
+		for _, lr := range ch.ReplaceLocal {
+			paths = append(paths, lr.Path)
+		}
+		locals, err := pool.AddRPMs(LocalRepo, paths)
+		if err != nil {
+			return nil, fmt.Errorf("resolve: %w", err)
+		}
+		plan.local = map[string]string{}
+		for i, lp := range locals {
+			plan.local[ch.ReplaceLocal[i].SHA256] = ch.ReplaceLocal[i].Path
+			localSHA[lp.NEVRA()] = ch.ReplaceLocal[i].SHA256
+			replace = append(replace, solv.Replace{Spec: lp.NEVRA(), Repo: LocalRepo})
+		}
+	}
+	pkgs, replaced, err := pool.SolveOverrides(plan.Active, remove, replace)
 	if err != nil {
 		return nil, err
 	}
+	for i := range pkgs {
+		if pkgs[i].Repo == LocalRepo {
+			// The cache names a local RPM by the digest hostd computed
+			// while receiving it.
+			pkgs[i].ChecksumType, pkgs[i].Checksum = "sha256", localSHA[pkgs[i].NEVRA()]
+		}
+	}
 	plan.Packages = pkgs
+	plan.Replaced = replaced
 	return plan, nil
 }
 
@@ -284,7 +371,13 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	if err := l.Repo.Checkout(ctx, plan.Base, tree, deploy.CheckoutOptions{Devino: devino}); err != nil {
 		return nil, fmt.Errorf("layer packages: %w", err)
 	}
-	if err := removeBasePackages(ctx, tree, plan.Remove); err != nil {
+	// A replaced base package goes as a removed one does; its new build
+	// is then layered like any package.
+	gone := slices.Clone(plan.Remove)
+	for _, r := range plan.Replaced {
+		gone = append(gone, r.Old.Name)
+	}
+	if err := removeBasePackages(ctx, tree, gone); err != nil {
 		return nil, err
 	}
 	// The users and groups the packages need exist before their payloads
@@ -350,8 +443,9 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 	l.step("commit", "Committing the layered tree")
 	c, err := l.Repo.Commit(ctx, tree, deploy.CommitOptions{
-		Devino:  devino,
-		Subject: fmt.Sprintf("hostctl: %s + %s", versionOr(plan.BaseVersion, short(plan.Base)), strings.Join(append(slices.Clone(plan.Requested), prefixed("-", plan.Remove)...), " ")),
+		Devino: devino,
+		Subject: fmt.Sprintf("hostctl: %s + %s", versionOr(plan.BaseVersion, short(plan.Base)),
+			strings.Join(append(append(slices.Clone(plan.Requested), prefixed("-", plan.Remove)...), prefixed("=", plan.ReplacedLines())...), " ")),
 		Metadata: map[string]string{
 			deploy.BaseCommitKey: plan.Base,
 			"version":            plan.BaseVersion,
@@ -360,6 +454,7 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 			InactiveKey:          strings.Join(plan.InactiveRequests(), ";"),
 			LayeredChecksumsKey:  layeredChecksums(plan.Packages),
 			RemovedKey:           strings.Join(plan.Remove, ";"),
+			ReplacedKey:          strings.Join(plan.ReplacedLines(), ";"),
 		},
 	})
 	if err != nil {
@@ -395,6 +490,19 @@ func (l *Layerer) fetch(ctx context.Context, scratch string, plan *Plan, res *Re
 	keyrings := map[string]*keyring{}
 	var out []*preparedPkg
 	for _, sp := range plan.Packages {
+		if sp.Repo == LocalRepo {
+			f := PackageFile{Package: sp, Path: plan.local[sp.Checksum]}
+			if _, err := os.Stat(f.Path); f.Path == "" || err != nil {
+				return nil, fmt.Errorf("local package %s (sha256 %s) is no longer in the package cache %s: give its RPM file to `hostctl override replace` again, or undo the replacement with `hostctl override reset %s`",
+					sp.NEVRA(), sp.Checksum, dir, sp.Name)
+			}
+			scripts, err := readHeaderScripts(f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, &preparedPkg{file: f, scripts: scripts, ref: PackageRef(sp.Name, sp.EVR, sp.Arch), order: sp.Order})
+			continue
+		}
 		repo, ok := plan.repos[sp.Repo]
 		if !ok {
 			return nil, fmt.Errorf("package %s comes from unknown repo %q", sp.NEVRA(), sp.Repo)

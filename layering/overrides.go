@@ -17,6 +17,11 @@ import (
 // tree (rpm-ostree's `override remove`), ';'-separated.
 const RemovedKey = "hostctl.removed-base-packages"
 
+// ReplacedKey on a layered commit lists the base packages replaced in its
+// tree (rpm-ostree's `override replace`), "OLD-NEVRA -> NEW-NEVRA" each,
+// ';'-separated.
+const ReplacedKey = "hostctl.replaced-base-packages"
+
 // prefixed returns each of list with p before it.
 func prefixed(p string, list []string) []string {
 	out := make([]string, len(list))

@@ -91,6 +91,12 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 		if len(d.RemovedBasePackages) > 0 {
 			field("RemovedBasePackages", strings.Join(d.RemovedBasePackages, " "))
 		}
+		if len(d.ReplacedBasePackages) > 0 {
+			field("ReplacedBasePackages", strings.Join(d.ReplacedBasePackages, ", "))
+		}
+		if inactive := inactiveReplacements(d); len(inactive) > 0 {
+			field("InactiveReplacements", strings.Join(inactive, " ")+" (the base has these builds)")
+		}
 		if len(d.Missing) > 0 {
 			field("NotLayered", strings.Join(d.Missing, " ")+" (requested, but not in this deployment's commit)")
 			field("CommitLayers", listOrNone(d.Layered))
@@ -339,4 +345,23 @@ func listOrNone(l []string) string {
 		return "none"
 	}
 	return strings.Join(l, " ")
+}
+
+// inactiveReplacements are the replacements a deployment's origin asks for
+// that its commit did not make (its base has that very build).
+func inactiveReplacements(d dbus.Deployment) []string {
+	var out []string
+	for _, r := range d.ReplaceRequests {
+		made := false
+		for _, line := range d.ReplacedBasePackages {
+			if strings.HasSuffix(line, " -> "+r) {
+				made = true
+				break
+			}
+		}
+		if !made {
+			out = append(out, r)
+		}
+	}
+	return out
 }

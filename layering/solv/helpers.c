@@ -53,3 +53,12 @@ const char *hc_solvable_checksum(Pool *pool, Id p, const char **type)
   *type = t ? solv_chksum_type2str(t) : "";
   return sum ? sum : "";
 }
+
+Id hc_add_rpm(Repo *repo, const char *path)
+{
+  return repo_add_rpm(repo, path, RPM_ADD_WITH_SHA256SUM | REPO_NO_INTERNALIZE);
+}
+
+void hc_repo_internalize(Repo *repo) { repo_internalize(repo); }
+
+Id hc_queue_to_whatprovides(Pool *pool, Queue *q) { return pool_queuetowhatprovides(pool, q); }

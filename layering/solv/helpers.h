@@ -36,5 +36,8 @@ Queue *hc_transaction_steps(Transaction *t);
 int hc_repo_nsolvables(Repo *r);
 const char *hc_pool_errstr(Pool *pool);
 const char *hc_solvable_checksum(Pool *pool, Id p, const char **type);
+Id hc_add_rpm(Repo *repo, const char *path);
+void hc_repo_internalize(Repo *repo);
+Id hc_queue_to_whatprovides(Pool *pool, Queue *q);
 
 #endif

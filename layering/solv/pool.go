@@ -174,3 +174,30 @@ func withCFile(path, mode string, fn func(*C.FILE) error) error {
 	}
 	return err
 }
+
+// AddRPMs adds RPM files given on the command line (rpm-ostree's local
+// packages) as the repository name, read from their headers with their
+// sha256 digests, and returns them in the order of paths.
+func (p *Pool) AddRPMs(name string, paths []string) ([]Package, error) {
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	repo := C.repo_create(p.p, cname)
+	var ids []C.Id
+	for _, path := range paths {
+		cpath := C.CString(path)
+		id := C.hc_add_rpm(repo, cpath)
+		C.free(unsafe.Pointer(cpath))
+		if id == 0 {
+			msg := C.GoString(C.hc_pool_errstr(p.p))
+			C.repo_free(repo, 1)
+			return nil, fmt.Errorf("read RPM %s: %s", filepath.Base(path), msg)
+		}
+		ids = append(ids, id)
+	}
+	C.hc_repo_internalize(repo)
+	out := make([]Package, len(ids))
+	for i, id := range ids {
+		out[i] = p.pkg(id)
+	}
+	return out, nil
+}

@@ -89,8 +89,65 @@ func (e *BrokenDependencyError) Error() string {
 // installed package or an install needs fails with *BrokenDependencyError
 // naming both; the removed packages themselves are not reported as changes.
 func (p *Pool) SolveChange(specs, erase []string) ([]Package, error) {
-	if len(specs) == 0 && len(erase) == 0 {
-		return nil, nil
+	add, _, err := p.SolveOverrides(specs, erase, nil)
+	return add, err
+}
+
+// Replace asks for a base package to be replaced by another build of it
+// (rpm-ostree's `override replace`).
+type Replace struct {
+	// Spec names the replacement: a name (the best build the repositories
+	// have), name-version, or a NEVRA.
+	Spec string
+	// Repo, when set, is the only repository the replacement may come from
+	// (the local RPMs' one).
+	Repo string
+}
+
+// Replacement is a base package the solution replaces, and by what.
+type Replacement struct {
+	Old, New Package
+}
+
+// String is "OLD-NEVRA -> NEW-NEVRA".
+func (r Replacement) String() string { return r.Old.NEVRA() + " -> " + r.New.NEVRA() }
+
+// NotInBaseError refuses replacing a package the base does not have.
+type NotInBaseError struct {
+	// Spec is the replacement asked for, Name its package name ("" when
+	// no available package matches it either).
+	Spec, Name string
+}
+
+// Error names the package and the way out.
+func (e *NotInBaseError) Error() string {
+	if e.Name == "" {
+		return fmt.Sprintf("override replace %q: no package in the enabled repositories matches it", e.Spec)
+	}
+	return fmt.Sprintf("override replace %q: the base has no package named %q, so there is nothing to replace; layer it with pkg-add instead", e.Spec, e.Name)
+}
+
+// SameAsBaseError says a replacement is the build the base already has.
+type SameAsBaseError struct {
+	Spec, NEVRA string
+}
+
+// Error names the package.
+func (e *SameAsBaseError) Error() string {
+	return fmt.Sprintf("override replace %q: the base already has %s; name another version", e.Spec, e.NEVRA)
+}
+
+// SolveOverrides is SolveChange with base packages replaced as well: each
+// of replace is resolved to available (not installed) packages whose name
+// an installed package has, the best of them replacing it (up or down in
+// version). The solution may change an installed package only where a
+// replacement asks for it. A replacement whose spec names no package the
+// base has fails with *NotInBaseError; one that is exactly the build the
+// base has is left out and its spec returned in inactive (rpm-ostree's
+// inactive replacement).
+func (p *Pool) SolveOverrides(specs, erase []string, replace []Replace) (add []Package, replaced []Replacement, err error) {
+	if len(specs) == 0 && len(erase) == 0 && len(replace) == 0 {
+		return nil, nil, nil
 	}
 	C.pool_addfileprovides(p.p)
 	C.pool_createwhatprovides(p.p)
@@ -106,7 +163,7 @@ func (p *Pool) SolveChange(specs, erase []string) ([]Package, error) {
 		C.free(unsafe.Pointer(cspec))
 		n := int(C.hc_queue_count(sel))
 		if n == 0 {
-			return nil, &ProblemError{Problems: []string{fmt.Sprintf("no package matches %q", spec)}}
+			return nil, nil, &ProblemError{Problems: []string{fmt.Sprintf("no package matches %q", spec)}}
 		}
 		for i := 0; i+1 < n; i += 2 {
 			how := C.hc_queue_at(sel, C.int(i)) | C.SOLVER_INSTALL
@@ -121,7 +178,7 @@ func (p *Pool) SolveChange(specs, erase []string) ([]Package, error) {
 		C.free(unsafe.Pointer(cname))
 		n := int(C.hc_queue_count(sel))
 		if n == 0 {
-			return nil, &ProblemError{Problems: []string{fmt.Sprintf("no installed package is named %q", name)}}
+			return nil, nil, &ProblemError{Problems: []string{fmt.Sprintf("no installed package is named %q", name)}}
 		}
 		for i := 0; i+1 < n; i += 2 {
 			how := C.hc_queue_at(sel, C.int(i)) | C.SOLVER_ERASE
@@ -129,13 +186,33 @@ func (p *Pool) SolveChange(specs, erase []string) ([]Package, error) {
 		}
 	}
 
+	replacing := map[string]bool{}
+	for _, r := range replace {
+		ids, err := p.replacementCandidates(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		replacing[C.GoString(C.hc_solvable_name(p.p, ids[0]))] = true
+		C.queue_empty(sel)
+		for _, id := range ids {
+			C.queue_push(sel, id)
+		}
+		C.hc_queue_push2(job, C.SOLVER_INSTALL|C.SOLVER_SOLVABLE_ONE_OF, C.hc_queue_to_whatprovides(p.p, sel))
+	}
+
 	solver := C.solver_create(p.p)
 	defer C.solver_free(solver)
+	if len(replacing) > 0 {
+		C.solver_set_flag(solver, C.SOLVER_FLAG_ALLOW_DOWNGRADE, 1)
+	}
 	if C.solver_solve(solver, job) != 0 {
 		if len(erase) > 0 {
-			return nil, &BrokenDependencyError{Removed: erase, Needed: problems(solver)}
+			return nil, nil, &BrokenDependencyError{Removed: erase, Needed: problems(solver)}
 		}
-		return nil, &ProblemError{Problems: problems(solver)}
+		return nil, nil, &ProblemError{Problems: problems(solver)}
 	}
 	trans := C.solver_create_transaction(solver)
 	defer C.transaction_free(trans)
@@ -144,7 +221,6 @@ func (p *Pool) SolveChange(specs, erase []string) ([]Package, error) {
 	C.transaction_order(trans, 0)
 
 	steps := C.hc_transaction_steps(trans)
-	var add []Package
 	var changes, broken []string
 	for i := 0; i < int(C.hc_queue_count(steps)); i++ {
 		id := C.hc_queue_at(steps, C.int(i))
@@ -155,6 +231,10 @@ func (p *Pool) SolveChange(specs, erase []string) ([]Package, error) {
 			}
 			if by == 0 && len(erase) > 0 {
 				broken = append(broken, p.nevra(id))
+				continue
+			}
+			if by != 0 && replacing[C.GoString(C.hc_solvable_name(p.p, id))] && C.GoString(C.hc_solvable_name(p.p, id)) == C.GoString(C.hc_solvable_name(p.p, by)) {
+				replaced = append(replaced, Replacement{Old: p.pkg(id), New: p.pkg(by)})
 				continue
 			}
 			if by != 0 {
@@ -169,13 +249,88 @@ func (p *Pool) SolveChange(specs, erase []string) ([]Package, error) {
 		add = append(add, pkg)
 	}
 	if len(broken) > 0 {
-		return nil, &BrokenDependencyError{Removed: erase, Needed: broken}
+		return nil, nil, &BrokenDependencyError{Removed: erase, Needed: broken}
 	}
 	if len(changes) > 0 {
-		return nil, &ReplacementError{Changes: changes}
+		return nil, nil, &ReplacementError{Changes: changes}
 	}
 	sort.Slice(add, func(i, j int) bool { return add[i].Name < add[j].Name })
-	return add, nil
+	sort.Slice(replaced, func(i, j int) bool { return replaced[i].Old.Name < replaced[j].Old.Name })
+	return add, replaced, nil
+}
+
+// replacementCandidates resolves a replacement to the available packages it
+// may be: those matching its spec (in its repository, if it names one) that
+// are not installed, whose name an installed package has, other than the
+// very build installed. None, with no error, when the spec is exactly the
+// build installed and a repository has it (an inactive replacement).
+func (p *Pool) replacementCandidates(r Replace) ([]C.Id, error) {
+	sel := C.hc_queue_new()
+	defer C.hc_queue_delete(sel)
+	pkgs := C.hc_queue_new()
+	defer C.hc_queue_delete(pkgs)
+	cspec := C.CString(r.Spec)
+	C.selection_make(p.p, sel, cspec, C.SELECTION_NAME|C.SELECTION_CANON|C.SELECTION_DOTARCH|C.SELECTION_REL)
+	C.free(unsafe.Pointer(cspec))
+	C.selection_solvables(p.p, sel, pkgs)
+	var out []C.Id
+	name, same := "", ""
+	for i := 0; i < int(C.hc_queue_count(pkgs)); i++ {
+		id := C.hc_queue_at(pkgs, C.int(i))
+		n := C.GoString(C.hc_solvable_name(p.p, id))
+		if C.hc_solvable_installed(p.p, id) != 0 {
+			if same == "" {
+				same = p.nevra(id)
+			}
+			name = n
+			continue
+		}
+		if r.Repo != "" && C.GoString(C.hc_solvable_repo(p.p, id)) != r.Repo {
+			continue
+		}
+		base := p.installedNamed(n)
+		if name == "" || len(base) > 0 {
+			name = n
+		}
+		if len(base) == 0 {
+			continue
+		}
+		if slices.Contains(base, p.nevra(id)) {
+			same = p.nevra(id)
+			continue
+		}
+		out = append(out, id)
+	}
+	switch {
+	case len(out) > 0:
+		return out, nil
+	case same != "" && len(p.installedNamed(name)) > 0:
+		if r.Spec == same {
+			return nil, nil
+		}
+		return nil, &SameAsBaseError{Spec: r.Spec, NEVRA: same}
+	}
+	return nil, &NotInBaseError{Spec: r.Spec, Name: name}
+}
+
+// installedNamed lists the NEVRAs of the installed packages named name.
+func (p *Pool) installedNamed(name string) []string {
+	sel := C.hc_queue_new()
+	defer C.hc_queue_delete(sel)
+	pkgs := C.hc_queue_new()
+	defer C.hc_queue_delete(pkgs)
+	cname := C.CString(name)
+	C.selection_make(p.p, sel, cname, C.SELECTION_NAME|C.SELECTION_INSTALLED_ONLY)
+	C.free(unsafe.Pointer(cname))
+	C.selection_solvables(p.p, sel, pkgs)
+	var out []string
+	for i := 0; i < int(C.hc_queue_count(pkgs)); i++ {
+		id := C.hc_queue_at(pkgs, C.int(i))
+		if C.hc_solvable_installed(p.p, id) != 0 && C.GoString(C.hc_solvable_name(p.p, id)) == name {
+			out = append(out, p.nevra(id))
+		}
+	}
+	return out
 }
 
 // InstalledMatches returns the NEVRAs of the installed packages a request
