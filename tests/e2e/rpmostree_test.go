@@ -317,7 +317,7 @@ func TestRPMOstreeAPI(t *testing.T) {
 	if details := r[1].(map[string]godbus.Variant); details["checksum"].Value() != v2 || details["version"].Value() != "2" {
 		t.Fatalf("GetCachedUpdateRpmDiff details: %v", details)
 	}
-	// The diff is what rpm says of the two trees.
+	// The diff is what rpm says of the two trees (rpmQA keys: NAME.ARCH).
 	from, to := e.rpmQAOfCommit(v1), e.rpmQAOfCommit(v2)
 	var want []string
 	for name, evra := range to {
@@ -337,7 +337,8 @@ func TestRPMOstreeAPI(t *testing.T) {
 	}
 	for _, l := range cachedDiff {
 		f := strings.Fields(l)
-		name := f[1]
+		nevra := f[len(f)-1]
+		name := f[1] + nevra[strings.LastIndex(nevra, "."):]
 		switch f[0] {
 		case "added":
 			if _, ok := from[name]; ok || len(f) != 3 || !strings.HasPrefix(f[2], "NewPackage=") {
