@@ -15,6 +15,7 @@ import (
 
 	"github.com/hostctl/hostctl/daemon"
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/dbus/rpmostree"
 	"github.com/hostctl/hostctl/deploy"
 )
 
@@ -28,6 +29,7 @@ func main() {
 	flag.StringVar(&ctr.ServiceManager, "service-manager", "systemd", "who runs system containers: systemd (over D-Bus), or direct: hostd runs runc itself and supervises it (hosts whose PID 1 is not systemd)")
 	flag.StringVar(&ctr.SystemdAddress, "systemd-address", "", "D-Bus address of systemd (default: the system bus)")
 	flag.StringVar(&ctr.Runtime, "runtime", "", "OCI runtime (default: runc from $PATH)")
+	compat := flag.Bool("rpm-ostree-compat", false, "also serve rpm-ostree's D-Bus API (org.projectatomic.rpmostree1) for cockpit-ostree, GNOME Software and KDE Discover; skipped with a warning while rpm-ostreed owns the name")
 	pause := flag.String("debug-pause-before", "", "debugging: stop every transaction before the named step (the crash tests use it)")
 	setFaults := faultFlags(flag.CommandLine)
 	flag.Parse()
@@ -41,13 +43,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "hostd:", err)
 		os.Exit(2)
 	}
-	if err := run(cfg); err != nil {
+	if err := run(cfg, *compat); err != nil {
 		fmt.Fprintln(os.Stderr, "hostd:", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfg daemon.Config) error {
+func run(cfg daemon.Config, compat bool) error {
 	log := cfg.Logger
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -63,6 +65,13 @@ func run(cfg daemon.Config) error {
 	defer conn.Close()
 	if _, err := dbus.Serve(conn, eng); err != nil {
 		return err
+	}
+	if compat {
+		if _, err := rpmostree.Serve(conn, eng, log); err != nil {
+			log.Warn("not serving rpm-ostree's API", "err", err)
+		} else {
+			log.Info("serving", "name", rpmostree.BusName)
+		}
 	}
 	log.Info("serving", "name", dbus.BusName, "sysroot", cfg.Sysroot, "service-manager", cfg.Containers.ServiceManager)
 	<-ctx.Done()

@@ -1,0 +1,321 @@
+package rpmostree
+
+import (
+	"fmt"
+	"strings"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/errdefs"
+)
+
+// osObject carries the OS methods of one osname.
+type osObject struct {
+	s    *Server
+	name string
+}
+
+// optMap says what becomes of each rpm-ostree option a method accepts:
+// the hostctl option of the same meaning, or "" to drop it. "reboot" is
+// always accepted (false only).
+type optMap map[string]string
+
+// translate checks rpm-ostree options and turns them into hostctl's.
+func translate(method string, opts map[string]godbus.Variant, known optMap) (map[string]godbus.Variant, error) {
+	out := map[string]godbus.Variant{}
+	for k, v := range opts {
+		if k == "reboot" {
+			b, ok := v.Value().(bool)
+			if !ok {
+				return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "%s: option \"reboot\" must be a boolean (b), got %s", method, v.Signature())
+			}
+			if b {
+				return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "%s: hostd does not reboot the host; leave \"reboot\" out and reboot once the transaction has finished", method)
+			}
+			continue
+		}
+		to, ok := known[k]
+		if !ok {
+			names := []string{"reboot"}
+			for n := range known {
+				names = append(names, n)
+			}
+			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "%s: option %q is not supported by hostd (supported: %s)", method, k, strings.Join(names, ", "))
+		}
+		if to != "" {
+			out[to] = v
+		}
+	}
+	return out, nil
+}
+
+// begin starts an engine transaction for a method and returns the address
+// of its peer-to-peer socket.
+func (o *osObject) begin(sender godbus.Sender, method, kind, arg string, opts map[string]godbus.Variant) (string, *godbus.Error) {
+	uid, err := o.s.callerUID(sender)
+	if err != nil {
+		return "", busError(err)
+	}
+	txn, err := o.s.eng.Begin(dbus.Request{Kind: kind, Arg: arg, Options: dbus.Options(opts), Caller: uid, Sender: string(sender)})
+	if err != nil {
+		return "", busError(err)
+	}
+	title := method
+	if arg != "" {
+		title += " " + arg
+	}
+	addr, err := o.s.servePeer(txn, method, title, string(sender), uid)
+	if err != nil {
+		txn.Cancel(0)
+		return "", busError(err)
+	}
+	return addr, nil
+}
+
+// callerUID asks the bus which uid the sender runs as.
+func (s *Server) callerUID(sender godbus.Sender) (uint32, error) {
+	var uid uint32
+	if err := s.conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixUser", 0, string(sender)).Store(&uid); err != nil {
+		return 0, errdefs.Errorf(errdefs.ErrUnauthorized, "cannot tell who is calling (%v)", err)
+	}
+	return uid, nil
+}
+
+func (o *osObject) beginOpts(sender godbus.Sender, method, kind, arg string, opts map[string]godbus.Variant, known optMap) (string, *godbus.Error) {
+	t, err := translate(method, opts, known)
+	if err != nil {
+		return "", busError(err)
+	}
+	return o.begin(sender, method, kind, arg, t)
+}
+
+// AutomaticUpdateTrigger answers that automatic updates are not enabled:
+// they are not served on this API yet.
+func (o *osObject) AutomaticUpdateTrigger(opts map[string]godbus.Variant) (bool, string, *godbus.Error) {
+	return false, "", nil
+}
+
+// GetDeploymentsRpmDiff compares the packages of two deployments.
+func (o *osObject) GetDeploymentsRpmDiff(from, to string) ([]DiffEntry, *godbus.Error) {
+	if from == "" || to == "" {
+		return nil, busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "GetDeploymentsRpmDiff needs two deployment ids"))
+	}
+	d, err := o.s.eng.Diff(from, to)
+	if err != nil {
+		return nil, busError(err)
+	}
+	return RpmDiff(d), nil
+}
+
+// Upgrade starts an upgrade.
+func (o *osObject) Upgrade(sender godbus.Sender, opts map[string]godbus.Variant) (string, *godbus.Error) {
+	return o.beginOpts(sender, "Upgrade", "upgrade", "", opts, optMap{"allow-downgrade": "allow-downgrade"})
+}
+
+// Deploy starts deploying a revision.
+func (o *osObject) Deploy(sender godbus.Sender, revision string, opts map[string]godbus.Variant) (string, *godbus.Error) {
+	return o.beginOpts(sender, "Deploy", "deploy", revision, opts, optMap{})
+}
+
+// Rebase starts switching to another refspec.
+func (o *osObject) Rebase(sender godbus.Sender, opts map[string]godbus.Variant, refspec string, packages []string) (string, *godbus.Error) {
+	if len(packages) > 0 {
+		return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "Rebase: layering packages in the same call is not supported by hostd; rebase, then PkgChange"))
+	}
+	return o.beginOpts(sender, "Rebase", "rebase", refspec, opts, optMap{"skip-purge": ""})
+}
+
+// Rollback starts a rollback.
+func (o *osObject) Rollback(sender godbus.Sender, opts map[string]godbus.Variant) (string, *godbus.Error) {
+	return o.beginOpts(sender, "Rollback", "rollback", "", opts, optMap{})
+}
+
+// Cleanup starts removing what elements name.
+func (o *osObject) Cleanup(sender godbus.Sender, elements []string) (string, *godbus.Error) {
+	opts := map[string]godbus.Variant{}
+	for _, e := range elements {
+		switch e {
+		case "base":
+		case "pending-deployment":
+			opts["pending"] = godbus.MakeVariant(true)
+		case "rollback-deployment":
+			opts["rollback"] = godbus.MakeVariant(true)
+		case "repomd":
+			opts["repomd"] = godbus.MakeVariant(true)
+		default:
+			return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "Cleanup: unknown element %q (known: base, pending-deployment, rollback-deployment, repomd)", e))
+		}
+	}
+	return o.begin(sender, "Cleanup", "cleanup", "", opts)
+}
+
+// PkgChange starts layering and removing packages.
+func (o *osObject) PkgChange(sender godbus.Sender, opts map[string]godbus.Variant, add, remove []string) (string, *godbus.Error) {
+	t, err := translate("PkgChange", opts, optMap{"dry-run": "dry-run", "idempotent-layering": "idempotent", "allow-inactive-requests": "allow-inactive"})
+	if err != nil {
+		return "", busError(err)
+	}
+	return o.begin(sender, "PkgChange", "pkg-change", "", withPackages(t, add, remove))
+}
+
+func withPackages(opts map[string]godbus.Variant, add, remove []string) map[string]godbus.Variant {
+	if len(add) > 0 {
+		opts["add"] = godbus.MakeVariant(add)
+	}
+	if len(remove) > 0 {
+		opts["remove"] = godbus.MakeVariant(remove)
+	}
+	return opts
+}
+
+// KernelArgs starts editing the default deployment's kernel arguments.
+func (o *osObject) KernelArgs(sender godbus.Sender, existing string, added, replaced, removed []string, opts map[string]godbus.Variant) (string, *godbus.Error) {
+	var edits []string
+	t, err := translate("KernelArgs", opts, optMap{"append-if-missing": "", "delete-if-present": "", "final-kernel-args": "", "initiating-command-line": "", "lock-finalization": ""})
+	if err != nil {
+		return "", busError(err)
+	}
+	if v, ok := opts["final-kernel-args"]; ok {
+		s, _ := v.Value().(string)
+		edits = append(edits, "set="+s)
+	}
+	for _, a := range added {
+		edits = append(edits, "append="+a)
+	}
+	for _, a := range replaced {
+		edits = append(edits, "replace="+a)
+	}
+	for _, a := range removed {
+		edits = append(edits, "delete="+a)
+	}
+	for key, op := range map[string]string{"append-if-missing": "append-if-missing", "delete-if-present": "delete-if-present"} {
+		if v, ok := opts[key]; ok {
+			l, ok := v.Value().([]string)
+			if !ok {
+				return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "KernelArgs: option %q must be an array of strings (as)", key))
+			}
+			for _, a := range l {
+				edits = append(edits, op+"="+a)
+			}
+		}
+	}
+	t["edits"] = godbus.MakeVariant(edits)
+	return o.begin(sender, "KernelArgs", "kargs", "", t)
+}
+
+// RefreshMd starts refreshing the rpm-md metadata.
+func (o *osObject) RefreshMd(sender godbus.Sender, opts map[string]godbus.Variant) (string, *godbus.Error) {
+	return o.beginOpts(sender, "RefreshMd", "refresh-md", "", opts, optMap{"force": ""})
+}
+
+// GetCachedUpdateRpmDiff returns the package diff of the cached update
+// against the base of deployid ("": the default deployment).
+func (o *osObject) GetCachedUpdateRpmDiff(deployid string) ([]DiffEntry, map[string]godbus.Variant, *godbus.Error) {
+	st := o.s.eng.Status()
+	_, def, _ := osDeployments(st, o.name)
+	if def == nil {
+		return nil, nil, busError(errdefs.Errorf(errdefs.ErrNotFound, "osname %s has no deployment", o.name))
+	}
+	base := def.BaseChecksum
+	if base == "" {
+		base = def.Checksum
+	}
+	if deployid != "" {
+		found := false
+		for _, d := range st.Deployments {
+			if d.ID == deployid {
+				base, found = d.BaseChecksum, true
+				if base == "" {
+					base = d.Checksum
+				}
+			}
+		}
+		if !found {
+			return nil, nil, busError(errdefs.Errorf(errdefs.ErrNotFound, "no deployment %q", deployid))
+		}
+	}
+	u := st.CachedUpdate
+	if u == nil || u.Checksum == "" || u.Refspec != def.Origin {
+		// rpm-ostree answers an empty diff when there is no cached update.
+		return []DiffEntry{}, map[string]godbus.Variant{}, nil
+	}
+	d, err := o.s.eng.Diff(base, u.Checksum)
+	if err != nil {
+		return nil, nil, busError(fmt.Errorf("%w (call DownloadUpdateRpmDiff first)", err))
+	}
+	return RpmDiff(d), updateDetails(u, o.name), nil
+}
+
+// DownloadUpdateRpmDiff starts checking for an update and fetching its
+// package database (Upgrade with preview).
+func (o *osObject) DownloadUpdateRpmDiff(sender godbus.Sender) (string, *godbus.Error) {
+	return o.begin(sender, "DownloadUpdateRpmDiff", "upgrade", "", map[string]godbus.Variant{"preview": godbus.MakeVariant(true)})
+}
+
+// GetCachedRebaseRpmDiff is not served yet: hostd keeps no rebase preview.
+func (o *osObject) GetCachedRebaseRpmDiff(refspec string, packages []string) ([]DiffEntry, map[string]godbus.Variant, *godbus.Error) {
+	return nil, nil, busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "GetCachedRebaseRpmDiff is not supported by hostd yet: rebase with Rebase and compare with GetDeploymentsRpmDiff"))
+}
+
+// DownloadRebaseRpmDiff is not served yet.
+func (o *osObject) DownloadRebaseRpmDiff(sender godbus.Sender, refspec string, packages []string) (string, *godbus.Error) {
+	return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "DownloadRebaseRpmDiff is not supported by hostd yet: rebase with Rebase and compare with GetDeploymentsRpmDiff"))
+}
+
+// UpdateDeployment makes one kind of change: a rebase (set-refspec), a
+// deploy (set-revision), a package change, a reset (no-layering,
+// no-overrides), or else an upgrade.
+func (o *osObject) UpdateDeployment(sender godbus.Sender, modifiers, opts map[string]godbus.Variant) (string, *godbus.Error) {
+	mod := dbus.Options(modifiers)
+	if err := mod.Check(dbus.OptionSpec{"set-refspec": "s", "set-revision": "s", "install-packages": "as", "uninstall-packages": "as",
+		"override-remove-packages": "as", "override-reset-packages": "as"}); err != nil {
+		return "", busError(fmt.Errorf("UpdateDeployment modifiers: %w", err))
+	}
+	o2 := dbus.Options(opts)
+	noLayering, noOverrides := o2.Bool("no-layering"), o2.Bool("no-overrides")
+	delete(opts, "no-layering")
+	delete(opts, "no-overrides")
+	pkgs := len(mod.Strings("install-packages"))+len(mod.Strings("uninstall-packages"))+len(mod.Strings("override-remove-packages"))+len(mod.Strings("override-reset-packages")) > 0
+	kinds := 0
+	for _, b := range []bool{mod.String("set-refspec") != "", mod.String("set-revision") != "", pkgs, noLayering || noOverrides} {
+		if b {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "UpdateDeployment: hostd makes one kind of change per call (a rebase, a revision, a package change, or no-layering/no-overrides); split it into several calls"))
+	}
+	switch {
+	case mod.String("set-refspec") != "":
+		return o.beginOpts(sender, "UpdateDeployment", "rebase", mod.String("set-refspec"), opts, optMap{"skip-purge": "", "allow-downgrade": ""})
+	case mod.String("set-revision") != "":
+		return o.beginOpts(sender, "UpdateDeployment", "deploy", mod.String("set-revision"), opts, optMap{"allow-downgrade": "", "skip-branch-check": ""})
+	case pkgs:
+		t, err := translate("UpdateDeployment", opts, optMap{"dry-run": "dry-run", "idempotent-layering": "idempotent", "allow-inactive-requests": "allow-inactive"})
+		if err != nil {
+			return "", busError(err)
+		}
+		t = withPackages(t, mod.Strings("install-packages"), mod.Strings("uninstall-packages"))
+		if l := mod.Strings("override-remove-packages"); len(l) > 0 {
+			t["override-remove"] = godbus.MakeVariant(l)
+		}
+		if l := mod.Strings("override-reset-packages"); len(l) > 0 {
+			t["override-reset"] = godbus.MakeVariant(l)
+		}
+		return o.begin(sender, "UpdateDeployment", "pkg-change", "", t)
+	case noLayering || noOverrides:
+		t, err := translate("UpdateDeployment", opts, optMap{})
+		if err != nil {
+			return "", busError(err)
+		}
+		if noLayering {
+			t["overlays"] = godbus.MakeVariant(true)
+		}
+		if noOverrides {
+			t["overrides"] = godbus.MakeVariant(true)
+		}
+		return o.begin(sender, "UpdateDeployment", "reset", "", t)
+	}
+	return o.beginOpts(sender, "UpdateDeployment", "upgrade", "", opts, optMap{"allow-downgrade": "allow-downgrade", "download-only": "download-only", "dry-run": "check"})
+}

@@ -1,0 +1,440 @@
+package e2e
+
+import (
+	"encoding/xml"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/introspect"
+
+	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/dbus/rpmostree"
+	"github.com/hostctl/hostctl/tests/fixture"
+)
+
+// decoded is the signature godbus gives a value of signature sig once
+// decoded: it reads every struct as []any, so "(sss)" comes back as "av".
+func decoded(sig string) string {
+	var b strings.Builder
+	depth := 0
+	for _, r := range sig {
+		switch {
+		case r == '(':
+			if depth == 0 {
+				b.WriteString("av")
+			}
+			depth++
+		case r == ')':
+			depth--
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// rpmContract is the checked-in rpm-ostree interface, by interface name.
+type rpmContract map[string]introspect.Interface
+
+func loadRPMContract(t *testing.T) rpmContract {
+	t.Helper()
+	var n introspect.Node
+	if err := xml.Unmarshal([]byte(rpmostree.XML), &n); err != nil {
+		t.Fatalf("parse org.projectatomic.rpmostree1.xml: %v", err)
+	}
+	c := rpmContract{}
+	for _, i := range n.Interfaces {
+		c[i.Name] = i
+	}
+	return c
+}
+
+// outSig is the signature of a method's out arguments in the contract.
+func (c rpmContract) outSig(t *testing.T, iface, method string) string {
+	t.Helper()
+	for _, m := range c[iface].Methods {
+		if m.Name == method {
+			var s string
+			for _, a := range m.Args {
+				if a.Direction == "out" {
+					s += a.Type
+				}
+			}
+			return s
+		}
+	}
+	t.Fatalf("no method %s.%s in the contract", iface, method)
+	return ""
+}
+
+// checkProps checks that props has every property of iface with the type
+// the contract gives, and nothing else.
+func (c rpmContract) checkProps(t *testing.T, iface string, props map[string]godbus.Variant) {
+	t.Helper()
+	want := map[string]string{}
+	for _, p := range c[iface].Properties {
+		want[p.Name] = p.Type
+	}
+	for name, typ := range want {
+		v, ok := props[name]
+		if !ok {
+			t.Errorf("%s: property %s missing", iface, name)
+			continue
+		}
+		if got := v.Signature().String(); got != decoded(typ) {
+			t.Errorf("%s.%s has type %s, the contract says %s", iface, name, got, typ)
+		}
+	}
+	for name := range props {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s: property %s is not in the contract", iface, name)
+		}
+	}
+}
+
+// rpmCall calls an rpm-ostree method and checks the reply's signature
+// against the contract.
+func (c rpmContract) call(t *testing.T, conn *godbus.Conn, path godbus.ObjectPath, iface, method string, args ...any) []any {
+	t.Helper()
+	call := conn.Object(rpmostree.BusName, path).Call(iface+"."+method, 0, args...)
+	if call.Err != nil {
+		t.Fatalf("%s(%v): %v", method, args, call.Err)
+	}
+	if got, want := godbus.SignatureOf(call.Body...).String(), c.outSig(t, iface, method); got != decoded(want) {
+		t.Fatalf("%s replied %s, the contract says %s", method, got, want)
+	}
+	return call.Body
+}
+
+// peerSignal is one signal heard on a transaction socket.
+type peerSignal struct {
+	name string
+	body []any
+}
+
+// runPeer connects to a transaction's socket as rpm-ostree's clients do (no
+// bus, SASL EXTERNAL), calls Start and returns the signals up to Finished,
+// each checked against the contract.
+func (c rpmContract) runPeer(t *testing.T, addr string) []peerSignal {
+	t.Helper()
+	if !strings.HasPrefix(addr, "unix:") {
+		t.Fatalf("transaction address %q is not a unix socket address", addr)
+	}
+	conn, err := godbus.Dial(addr)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", addr, err)
+	}
+	defer conn.Close()
+	if err := conn.Auth([]godbus.Auth{godbus.AuthExternal("0")}); err != nil {
+		t.Fatalf("authenticate on %s: %v", addr, err)
+	}
+	sigs := make(chan *godbus.Signal, 1024)
+	conn.Signal(sigs)
+	want := map[string]string{}
+	for _, s := range c[rpmostree.TransactionInterface].Signals {
+		var sig string
+		for _, a := range s.Args {
+			sig += a.Type
+		}
+		want[s.Name] = sig
+	}
+	var title string
+	if err := conn.Object("", "/").Call("org.freedesktop.DBus.Properties.Get", 0, rpmostree.TransactionInterface, "Title").Store(&title); err != nil || title == "" {
+		t.Fatalf("Title: %q %v", title, err)
+	}
+	var started bool
+	if err := conn.Object("", "/").Call(rpmostree.TransactionInterface+".Start", 0).Store(&started); err != nil || !started {
+		t.Fatalf("Start: %v %v", started, err)
+	}
+	var got []peerSignal
+	deadline := time.After(3 * time.Minute) // liveness bound only
+	for {
+		select {
+		case s := <-sigs:
+			name := strings.TrimPrefix(s.Name, rpmostree.TransactionInterface+".")
+			sig, ok := want[name]
+			if !ok || s.Path != "/" {
+				t.Fatalf("signal %s at %s is not in the contract", s.Name, s.Path)
+			}
+			if g := godbus.SignatureOf(s.Body...).String(); g != decoded(sig) {
+				t.Fatalf("signal %s has %s, the contract says %s", name, g, sig)
+			}
+			got = append(got, peerSignal{name, s.Body})
+			if name == "Finished" {
+				return got
+			}
+		case <-deadline:
+			t.Fatalf("no Finished on %s; heard %v", addr, got)
+		}
+	}
+}
+
+func finishedOK(t *testing.T, what string, sigs []peerSignal) {
+	t.Helper()
+	last := sigs[len(sigs)-1]
+	if ok := last.body[0].(bool); !ok {
+		t.Fatalf("%s finished with failure: %v (signals %v)", what, last.body[1], sigs)
+	}
+	seen := map[string]bool{}
+	for _, s := range sigs {
+		seen[s.name] = true
+	}
+	if !seen["TaskBegin"] || !seen["TaskEnd"] {
+		t.Fatalf("%s: no TaskBegin/TaskEnd among %v", what, sigs)
+	}
+}
+
+// diffNames turns a(sua{sv}) into "TYPE NAME PREV NEW" lines.
+func diffLines(t *testing.T, v any) []string {
+	t.Helper()
+	var entries []struct {
+		Name    string
+		Type    uint32
+		Details map[string]godbus.Variant
+	}
+	if err := godbus.Store([]any{v}, &entries); err != nil {
+		t.Fatalf("read a(sua{sv}): %v", err)
+	}
+	var out []string
+	for _, e := range entries {
+		line := []string{[]string{"added", "removed", "upgraded", "downgraded"}[e.Type], e.Name}
+		for _, k := range []string{"PreviousPackage", "NewPackage"} {
+			if d, ok := e.Details[k]; ok {
+				if d.Signature().String() != decoded("(sss)") {
+					t.Fatalf("%s of %s is %s, want (sss)", k, e.Name, d.Signature())
+				}
+				var p struct{ Name, EVR, Arch string }
+				if err := d.Store(&p); err != nil {
+					t.Fatal(err)
+				}
+				line = append(line, k+"="+p.Name+"-"+p.EVR+"."+p.Arch)
+			}
+		}
+		out = append(out, strings.Join(line, " "))
+	}
+	return out
+}
+
+// TestRPMOstreeAPI replays cockpit-ostree's calls against hostd
+// -rpm-ostree-compat on a private bus and checks every reply's type against
+// the checked-in interface and the host's state after each change.
+func TestRPMOstreeAPI(t *testing.T) {
+	e := newEnv(t)
+	e.hostd.Stop()
+	e.startHostd("--rpm-ostree-compat")
+	c := loadRPMContract(t)
+	conn, err := godbus.Connect(e.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitUntil(t, 30*time.Second, "hostd to own "+rpmostree.BusName, func() bool {
+		var has bool
+		return conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, rpmostree.BusName).Store(&has) == nil && has
+	})
+	v1, v2 := e.os.Commit("1"), e.os.Commit("2")
+	osPath := godbus.ObjectPath("/org/projectatomic/rpmostree1/" + strings.ReplaceAll(fixture.OSName, "-", "_"))
+
+	var xmlText string
+	if err := conn.Object(rpmostree.BusName, rpmostree.SysrootPath).Call("org.freedesktop.DBus.Introspectable.Introspect", 0).Store(&xmlText); err != nil || xmlText != rpmostree.XML {
+		t.Fatalf("introspection differs from dbus/rpmostree/org.projectatomic.rpmostree1.xml (%v)", err)
+	}
+
+	// cockpit-ostree: RegisterClient, GetManagedObjects, ReloadConfig.
+	c.call(t, conn, rpmostree.SysrootPath, rpmostree.SysrootInterface, "RegisterClient", map[string]godbus.Variant{"id": godbus.MakeVariant("cockpit")})
+	managed := func() map[godbus.ObjectPath]map[string]map[string]godbus.Variant {
+		t.Helper()
+		call := conn.Object(rpmostree.BusName, rpmostree.BasePath).Call("org.freedesktop.DBus.ObjectManager.GetManagedObjects", 0)
+		if call.Err != nil {
+			t.Fatal(call.Err)
+		}
+		if sig := godbus.SignatureOf(call.Body...).String(); sig != "a{oa{sa{sv}}}" {
+			t.Fatalf("GetManagedObjects replied %s", sig)
+		}
+		var objs map[godbus.ObjectPath]map[string]map[string]godbus.Variant
+		if err := godbus.Store(call.Body, &objs); err != nil {
+			t.Fatal(err)
+		}
+		return objs
+	}
+	objs := managed()
+	if len(objs) != 2 || objs[rpmostree.SysrootPath] == nil || objs[osPath] == nil {
+		t.Fatalf("managed objects: %v", objs)
+	}
+	c.checkProps(t, rpmostree.SysrootInterface, objs[rpmostree.SysrootPath][rpmostree.SysrootInterface])
+	c.checkProps(t, rpmostree.OSInterface, objs[osPath][rpmostree.OSInterface])
+	sys, osp := objs[rpmostree.SysrootPath][rpmostree.SysrootInterface], objs[osPath][rpmostree.OSInterface]
+	if sys["Booted"].Value() != osPath || sys["Path"].Value() != e.sysroot || osp["Name"].Value() != fixture.OSName || sys["AutomaticUpdatePolicy"].Value() != "none" {
+		t.Fatalf("Sysroot %v OS %v", sys, osp)
+	}
+	deps := sys["Deployments"].Value().([]map[string]godbus.Variant)
+	if len(deps) != 1 || deps[0]["checksum"].Value() != v1 || deps[0]["id"].Value() != fixture.OSName+"-"+v1+".0" ||
+		deps[0]["serial"].Signature().String() != "i" || deps[0]["timestamp"].Signature().String() != "t" ||
+		deps[0]["version"].Value() != "1" || deps[0]["origin"].Value() != refspec || deps[0]["booted"].Value() != false {
+		t.Fatalf("Deployments: %v", deps)
+	}
+	for k, sig := range map[string]string{"id": "s", "osname": "s", "serial": "i", "checksum": "s", "version": "s", "timestamp": "t", "origin": "s",
+		"booted": "b", "staged": "b", "pinned": "b", "unlocked": "s", "packages": "as", "requested-packages": "as", "requested-base-removals": "as", "base-removals": "as"} {
+		if got := deps[0][k].Signature().String(); got != sig {
+			t.Errorf("deployment key %s: %q, want %s", k, got, sig)
+		}
+	}
+	if def := osp["DefaultDeployment"].Value().(map[string]godbus.Variant); def["checksum"].Value() != v1 {
+		t.Fatalf("DefaultDeployment %v", def)
+	}
+	if len(osp["BootedDeployment"].Value().(map[string]godbus.Variant)) != 0 || len(osp["RollbackDeployment"].Value().(map[string]godbus.Variant)) != 0 {
+		t.Fatalf("BootedDeployment/RollbackDeployment of an unbooted single-deployment sysroot: %v", osp)
+	}
+	c.call(t, conn, rpmostree.SysrootPath, rpmostree.SysrootInterface, "ReloadConfig")
+	if p := c.call(t, conn, rpmostree.SysrootPath, rpmostree.SysrootInterface, "GetOS", fixture.OSName); p[0] != osPath {
+		t.Fatalf("GetOS: %v", p)
+	}
+	id1 := fixture.OSName + "-" + v1 + ".0"
+	if d := c.call(t, conn, osPath, rpmostree.OSInterface, "GetDeploymentsRpmDiff", id1, id1); len(diffLines(t, d[0])) != 0 {
+		t.Fatalf("a deployment against itself: %v", d)
+	}
+	if r := c.call(t, conn, osPath, rpmostree.OSInterface, "AutomaticUpdateTrigger", map[string]godbus.Variant{}); r[0] != false || r[1] != "" {
+		t.Fatalf("AutomaticUpdateTrigger: %v", r)
+	}
+
+	// An update appears; DownloadUpdateRpmDiff over the peer socket.
+	e.publish("2")
+	addr := c.call(t, conn, osPath, rpmostree.OSInterface, "DownloadUpdateRpmDiff")[0].(string)
+	finishedOK(t, "DownloadUpdateRpmDiff", c.runPeer(t, addr))
+	if v := e.ostreeStatus(); len(v) != 1 || v[0] != v1 {
+		t.Fatalf("DownloadUpdateRpmDiff deployed something: %v", v)
+	}
+	osp = managed()[osPath][rpmostree.OSInterface]
+	cached := osp["CachedUpdate"].Value().(map[string]godbus.Variant)
+	if cached["checksum"].Value() != v2 || cached["version"].Value() != "2" || cached["origin"].Value() != refspec || cached["ref-has-new-commit"].Value() != true || osp["HasCachedUpdateRpmDiff"].Value() != true {
+		t.Fatalf("CachedUpdate after DownloadUpdateRpmDiff: %v (HasCachedUpdateRpmDiff %v)", cached, osp["HasCachedUpdateRpmDiff"])
+	}
+	r := c.call(t, conn, osPath, rpmostree.OSInterface, "GetCachedUpdateRpmDiff", "")
+	cachedDiff := diffLines(t, r[0])
+	if details := r[1].(map[string]godbus.Variant); details["checksum"].Value() != v2 || details["version"].Value() != "2" {
+		t.Fatalf("GetCachedUpdateRpmDiff details: %v", details)
+	}
+	// The diff is what rpm says of the two trees (rpmQA keys: NAME.ARCH).
+	from, to := e.rpmQAOfCommit(v1), e.rpmQAOfCommit(v2)
+	var want []string
+	for name, evra := range to {
+		if old, ok := from[name]; !ok {
+			want = append(want, "added "+name)
+		} else if old != evra {
+			want = append(want, "changed "+name)
+		}
+	}
+	for name := range from {
+		if _, ok := to[name]; !ok {
+			want = append(want, "removed "+name)
+		}
+	}
+	if len(want) == 0 || len(cachedDiff) != len(want) {
+		t.Fatalf("GetCachedUpdateRpmDiff: %v; rpm -qa differs in %v", cachedDiff, want)
+	}
+	for _, l := range cachedDiff {
+		f := strings.Fields(l)
+		nevra := f[len(f)-1]
+		name := f[1] + nevra[strings.LastIndex(nevra, "."):]
+		switch f[0] {
+		case "added":
+			if _, ok := from[name]; ok || len(f) != 3 || !strings.HasPrefix(f[2], "NewPackage=") {
+				t.Fatalf("diff line %q", l)
+			}
+		case "removed":
+			if _, ok := to[name]; ok || len(f) != 3 || !strings.HasPrefix(f[2], "PreviousPackage=") {
+				t.Fatalf("diff line %q", l)
+			}
+		default:
+			if from[name] == to[name] || len(f) != 4 {
+				t.Fatalf("diff line %q", l)
+			}
+		}
+	}
+
+	// Unprivileged callers read, and are refused every change.
+	nobody := newRawClient(t, e.bus.Address, 65534)
+	if err := nobody.conn.Object(rpmostree.BusName, rpmostree.BasePath).Call("org.freedesktop.DBus.ObjectManager.GetManagedObjects", 0).Err; err != nil {
+		t.Fatalf("GetManagedObjects as nobody: %v", err)
+	}
+	noOpts := map[string]godbus.Variant{}
+	for _, tc := range []struct {
+		method string
+		args   []any
+	}{
+		{"Deploy", []any{v2, noOpts}}, {"Upgrade", []any{noOpts}}, {"Rollback", []any{noOpts}}, {"DownloadUpdateRpmDiff", nil},
+		{"Rebase", []any{noOpts, refspec, []string{}}}, {"PkgChange", []any{noOpts, []string{"hello-layer"}, []string{}}},
+		{"Cleanup", []any{[]string{"rollback-deployment"}}}, {"RefreshMd", []any{noOpts}},
+		{"KernelArgs", []any{"", []string{"quiet"}, []string{}, []string{}, noOpts}},
+		{"UpdateDeployment", []any{map[string]godbus.Variant{"set-revision": godbus.MakeVariant(v2)}, noOpts}},
+	} {
+		err := nobody.conn.Object(rpmostree.BusName, osPath).Call(rpmostree.OSInterface+"."+tc.method, 0, tc.args...).Err
+		if !dbus.IsError(err, dbus.ErrAccessDenied) {
+			t.Fatalf("%s as nobody: %v, want %s", tc.method, err, dbus.ErrAccessDenied)
+		}
+	}
+	// reboot: hostd does not reboot.
+	if err := conn.Object(rpmostree.BusName, osPath).Call(rpmostree.OSInterface+".Deploy", 0, v2, map[string]godbus.Variant{"reboot": godbus.MakeVariant(true)}).Err; !dbus.IsError(err, dbus.ErrInvalidArgument) {
+		t.Fatalf("Deploy with reboot true: %v", err)
+	}
+
+	// Deploy(checksum, {reboot: false}).
+	addr = c.call(t, conn, osPath, rpmostree.OSInterface, "Deploy", v2, map[string]godbus.Variant{"reboot": godbus.MakeVariant(false)})[0].(string)
+	// While it is pending, the Sysroot names it, and a peer of another uid is refused.
+	sys = managed()[rpmostree.SysrootPath][rpmostree.SysrootInterface]
+	if sys["ActiveTransactionPath"].Value() != addr || sys["ActiveTransaction"].Value().([]any)[0] != "Deploy" {
+		t.Fatalf("active transaction %v %v, want %s", sys["ActiveTransaction"], sys["ActiveTransactionPath"], addr)
+	}
+	if pc, err := dialAs(addr, 65534); err == nil {
+		if err := pc.Auth([]godbus.Auth{godbus.AuthExternal("65534")}); err == nil {
+			t.Fatal("uid 65534 authenticated on root's transaction socket")
+		}
+		pc.Close()
+	}
+	sigs := c.runPeer(t, addr)
+	finishedOK(t, "Deploy", sigs)
+	if v := e.ostreeStatus(); len(v) != 2 || v[0] != v2 || v[1] != v1 {
+		t.Fatalf("after Deploy, ostree admin status: %v", v)
+	}
+	entries, _ := filepath.Glob(filepath.Join(e.sysroot, "boot/loader/entries/*.conf"))
+	if len(entries) != 2 {
+		t.Fatalf("BLS entries after Deploy: %v", entries)
+	}
+	waitUntil(t, 10*time.Second, "the Sysroot to show two deployments", func() bool {
+		return len(managed()[rpmostree.SysrootPath][rpmostree.SysrootInterface]["Deployments"].Value().([]map[string]godbus.Variant)) == 2
+	})
+	osp = managed()[osPath][rpmostree.OSInterface]
+	if osp["DefaultDeployment"].Value().(map[string]godbus.Variant)["checksum"].Value() != v2 ||
+		osp["RollbackDeployment"].Value().(map[string]godbus.Variant)["checksum"].Value() != v1 {
+		t.Fatalf("after Deploy: %v", osp)
+	}
+	if len(osp["CachedUpdate"].Value().(map[string]godbus.Variant)) != 0 || osp["HasCachedUpdateRpmDiff"].Value() != false {
+		t.Fatalf("CachedUpdate after deploying it: %v", osp["CachedUpdate"])
+	}
+	// The deployments' diff is the cached update's diff.
+	id2 := fixture.OSName + "-" + v2 + ".0"
+	if d := diffLines(t, c.call(t, conn, osPath, rpmostree.OSInterface, "GetDeploymentsRpmDiff", id1, id2)[0]); strings.Join(d, "\n") != strings.Join(cachedDiff, "\n") {
+		t.Fatalf("GetDeploymentsRpmDiff %s %s:\n%s\nGetCachedUpdateRpmDiff said:\n%s", id1, id2, strings.Join(d, "\n"), strings.Join(cachedDiff, "\n"))
+	}
+
+	// Rollback.
+	addr = c.call(t, conn, osPath, rpmostree.OSInterface, "Rollback", noOpts)[0].(string)
+	finishedOK(t, "Rollback", c.runPeer(t, addr))
+	if v := e.ostreeStatus(); len(v) != 2 || v[0] != v1 || v[1] != v2 {
+		t.Fatalf("after Rollback, ostree admin status: %v", v)
+	}
+	waitUntil(t, 10*time.Second, "DefaultDeployment to be version 1 again", func() bool {
+		return managed()[osPath][rpmostree.OSInterface]["DefaultDeployment"].Value().(map[string]godbus.Variant)["checksum"].Value() == v1
+	})
+	st := e.status()
+	if len(st.Deployments) != 2 || st.Deployments[0].Checksum != v1 {
+		t.Fatalf("hostctl status after Rollback: %v", versions(st))
+	}
+	sys = managed()[rpmostree.SysrootPath][rpmostree.SysrootInterface]
+	if sys["ActiveTransactionPath"].Value() != "" {
+		t.Fatalf("ActiveTransactionPath after the end: %v", sys["ActiveTransactionPath"])
+	}
+}
