@@ -8,9 +8,9 @@ TEST_TIMEOUT ?= 25m
 
 # System packages the build, the tests and the demo use.
 APT_PACKAGES := gcc make pkg-config libglib2.0-dev libostree-dev ostree rpm createrepo-c dbus dbus-daemon \
-	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs libgpgme-dev systemd-container debootstrap curl util-linux polkitd
+	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs libgpgme-dev systemd-container debootstrap curl util-linux polkitd podman
 
-.PHONY: all deps build test test-short demo fuzz bench vet fmt clean install
+.PHONY: all deps build test test-short demo fuzz bench bench-short vet fmt clean install
 
 all: build
 
@@ -60,6 +60,12 @@ fuzz: deps
 
 bench: build
 	./bench/run.sh
+
+# bench-short runs every benchmark once, few runs and small sizes (about 30 s):
+# what CI runs (bench/short_test.go, part of `make test`) so none rots. No figure
+# of it means anything.
+bench-short: build
+	BENCH_SHORT=1 ./bench/run.sh
 
 # install puts hostd, hostctl, the systemd unit and the D-Bus files under DESTDIR.
 DESTDIR ?=

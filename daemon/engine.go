@@ -61,6 +61,8 @@ type Engine struct {
 
 	// ctr runs the system containers (service manager, runtime features).
 	ctr *containers.Manager
+	// sweepMu is held while the cleanup after a transaction runs (sweep.go).
+	sweepMu sync.Mutex
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -100,6 +102,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
+	e.recoverSweep(ctx)
 	if err := e.refresh(ctx); err != nil {
 		e.Close()
 		return nil, err
@@ -163,6 +166,7 @@ func (e *Engine) Close() error {
 			}
 		}
 	}
+	e.waitSweep() // e.stop cancels it: what is left stays owed
 	if e.watching {
 		<-e.done
 	}
@@ -503,6 +507,7 @@ func (e *Engine) run(ctx context.Context, t *txn) {
 }
 
 func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
+	e.waitSweep()
 	ok, err := e.sr.TryLock()
 	if err != nil {
 		return nil, err
@@ -574,6 +579,9 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	if rerr := e.reconcile(ctx); rerr != nil {
 		e.log.Error("reconcile system containers", "err", rerr)
 	}
+	if rec.Sweep {
+		e.sweepMu.Lock() // before another transaction can begin; sweepAfter releases it
+	}
 	e.mu.Lock()
 	e.active = nil
 	e.mu.Unlock()
@@ -581,6 +589,9 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	t.emit(dbus.Event{State: state})
 	t.emit(dbus.Event{Finished: &dbus.Result{Err: err, Data: data}})
 	e.notify()
+	if rec.Sweep {
+		e.sweepAfter(t) // off the user's wait
+	}
 }
 
 // classify gives every error its kind (the dbus package names it on the

@@ -27,5 +27,8 @@ func (f *Faults) at(*txn, string) {}
 // injected returns err unchanged: nothing is ever injected.
 func (f *Faults) injected(_ *txn, err error) error { return err }
 
+// sweep is the hook after the Finished signal, before the cleanup it owes.
+func (f *Faults) sweep(*txn) {}
+
 // finish is the hook before a transaction's end is journalled.
 func (f *Faults) finish(_ *txn, err error) error { return err }

@@ -26,6 +26,9 @@ const (
 	pointAfterSwap = "after-swap"
 	// pointFinish is right before the transaction's end is journalled.
 	pointFinish = "finish"
+	// pointSweep is after the Finished signal was sent, before the cleanup
+	// the swap left (removal of the replaced deployment, repository prune).
+	pointSweep = "sweep"
 )
 
 // fault is one armed fault: KIND/STEP=ACTION.
@@ -51,7 +54,8 @@ type Faults struct {
 
 // ParseFaults parses a comma-separated list of KIND/STEP=ACTION: KIND a
 // transaction kind (upgrade, pkg-change, container-install...) or "*",
-// STEP a step name as the history lists it, "after-swap", "finish" or "*",
+// STEP a step name as the history lists it, "after-swap", "finish", "sweep"
+// or "*",
 // ACTION "kill" or "error". An empty spec arms nothing.
 func ParseFaults(spec string) (*Faults, error) {
 	f := &Faults{errs: map[string]error{}}
@@ -154,6 +158,14 @@ func (f *Faults) injected(t *txn, err error) error {
 		return ie
 	}
 	return err
+}
+
+// sweep is the hook after t's Finished signal, before the cleanup it owes.
+func (f *Faults) sweep(t *txn) {
+	if f == nil {
+		return
+	}
+	f.fire(t, pointSweep)
 }
 
 // finish is the hook before t's end is journalled: it fires the finish

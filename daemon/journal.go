@@ -40,6 +40,9 @@ type record struct {
 	// Before and After are the default deployment when it began and ended.
 	Before string `json:"before,omitempty"`
 	After  string `json:"after,omitempty"`
+	// Sweep: the transaction reached the bootloader swap, so it owes the
+	// cleanup that runs after its end (sweep.go).
+	Sweep bool `json:"sweep,omitempty"`
 }
 
 func openJournal(path string) (*journal, error) {
@@ -104,6 +107,11 @@ func (j *journal) finish(r *record) error {
 	return j.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketHistory).Put([]byte(r.ID), data); err != nil {
 			return err
+		}
+		if r.Sweep && r.State != stateInterrupted {
+			if err := j.owesSweep(tx, r.ID); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketJournal).Delete(keyActive)
 	})

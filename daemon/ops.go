@@ -270,7 +270,7 @@ func (e *Engine) deployCommit(ctx context.Context, t *txn, st changeStart, csum 
 		return nil, err
 	}
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: st.def.OSName, Revision: csum, Origin: origin,
-		Kargs: kargsOf(st.def), BeforeSwap: t.beginSwap})
+		Kargs: kargsOf(st.def), BeforeSwap: t.beginSwap, DeferCleanup: true})
 	if err != nil {
 		return nil, err
 	}

@@ -157,6 +157,7 @@ func (t *txn) step(stage, text string) {
 func (t *txn) beginSwap() error {
 	t.mu.Lock()
 	t.swapping = true
+	t.rec.Sweep = true
 	t.mu.Unlock()
 	t.step("swap", "Swapping bootloader entries")
 	return t.e.cfg.Faults.injected(t, nil)

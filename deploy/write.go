@@ -26,6 +26,11 @@ type DeployOptions struct {
 	// and before the deployment list is swapped: up to then nothing the host
 	// boots has changed. An error from it abandons the new deployment.
 	BeforeSwap func() error
+	// DeferCleanup leaves the removal of the replaced deployment and the
+	// repository prune to the caller (Cleanup with no options), for a
+	// caller that does it after the user stopped waiting. The swap itself
+	// is complete without it: what is left is garbage, never a broken host.
+	DeferCleanup bool
 }
 
 // Deploy checks out Revision as a new deployment with libostree's /etc merge
@@ -103,7 +108,9 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (Deployment, e
 		s.cleanupLocked(context.WithoutCancel(ctx))
 		return Deployment{}, fmt.Errorf("deploy %s: %w", opts.Revision, err)
 	}
-	s.cleanupLocked(context.WithoutCancel(ctx))
+	if !opts.DeferCleanup {
+		s.cleanupLocked(context.WithoutCancel(ctx))
+	}
 	deps, err := s.deploymentsLocked()
 	if err != nil {
 		return Deployment{}, err

@@ -11,6 +11,7 @@
 //     each layer into a fresh repo (the same import done with the CLIs; the
 //     2022.7 CLI's --tree=tar= commits nothing); then a warm pull
 //     (every layer present), with the bytes the registry sent;
+//
 //   - install: `hostctl container install` of another container from an
 //     image already pulled and installed once, with the time and the bytes it
 //     wrote (new inodes under the sysroot, hostd's write_bytes), against the
@@ -18,8 +19,13 @@
 //     the same image from an oci: layout into a new directory, and `cp -a` of
 //     the first container's rootfs.
 //
-// It needs root, ostree, dbus-daemon, runc, skopeo, docker-registry, tar and
-// busybox-static, and the binaries of `make build`. Run it from the top of
+//   - bigpull: a cold pull of a big image (6 layers, about 105 MB of blobs,
+//     6,100 files) through hostd against `podman pull` into a fresh --root
+//     (overlay, or vfs where overlay cannot run) and against skopeo copy +
+//     tar -xzf + ostree commit of every layer, in the same run.
+//
+// It needs root, ostree, dbus-daemon, runc, skopeo, docker-registry, tar,
+// podman and busybox-static, and the binaries of `make build`. Run it from the top of
 // the repository:
 //
 //	go run -tags "containers_image_openpgp containers_image_storage_stub containers_image_docker_daemon_stub" ./bench/cmd/ctrbench
@@ -50,6 +56,9 @@ type config struct {
 	smallFiles   int
 	randomMiB    int
 	withOstreeCI bool
+	bigRuns      int
+	bigFiles     int
+	bigRandomMiB int
 }
 
 func main() {
@@ -58,7 +67,7 @@ func main() {
 	flag.StringVar(&cfg.bin, "bin", "bin", "directory holding hostd and hostctl (make build)")
 	flag.StringVar(&cfg.work, "work", "", "work directory (default: a new one under $TMPDIR, removed at the end)")
 	flag.StringVar(&policies, "policies", "packaging/org.hostctl.Host1.conf", "D-Bus policy files the sandbox bus loads")
-	flag.StringVar(&only, "only", "pull,install", "benchmarks to run")
+	flag.StringVar(&only, "only", "pull,install,bigpull", "benchmarks to run")
 	flag.StringVar(&cfg.revision, "revision", "", "revision of hostctl measured, for the report (default: git describe)")
 	flag.IntVar(&cfg.pullRuns, "pull-runs", 7, "cold pulls per tool, each into a fresh sysroot / oci directory / repo")
 	flag.IntVar(&cfg.warmRuns, "warm-runs", 3, "warm pulls per tool (every layer present)")
@@ -66,6 +75,9 @@ func main() {
 	flag.IntVar(&cfg.smallFiles, "small-files", 600, "small files spread over the image's middle layers")
 	flag.IntVar(&cfg.randomMiB, "random-mib", 2, "MiB of incompressible data in the image's data layer")
 	flag.BoolVar(&cfg.withOstreeCI, "ostree-peer", true, "also time skopeo copy + tar -xzf and ostree commit --tree=dir= per layer as a pull peer")
+	flag.IntVar(&cfg.bigRuns, "big-runs", 3, "cold pulls of the big image per tool (hostd, podman, skopeo + tar + ostree commit)")
+	flag.IntVar(&cfg.bigFiles, "big-files", 6000, "small files in the big image")
+	flag.IntVar(&cfg.bigRandomMiB, "big-random-mib", 96, "MiB of incompressible data in the big image")
 	flag.Parse()
 
 	for _, p := range strings.Split(policies, ",") {
@@ -77,8 +89,8 @@ func main() {
 	for _, f := range strings.Split(only, ",") {
 		cfg.only[strings.TrimSpace(f)] = true
 	}
-	if cfg.pullRuns < 1 || cfg.warmRuns < 1 || cfg.installRuns < 1 || cfg.smallFiles < 0 || cfg.randomMiB < 0 {
-		fatalf("-pull-runs, -warm-runs and -install-runs must be positive, -small-files and -random-mib not negative")
+	if cfg.pullRuns < 1 || cfg.warmRuns < 1 || cfg.installRuns < 1 || cfg.bigRuns < 1 || cfg.smallFiles < 0 || cfg.randomMiB < 0 || cfg.bigFiles < 3 || cfg.bigRandomMiB < 2 {
+		fatalf("-pull-runs, -warm-runs, -install-runs and -big-runs must be positive, -small-files and -random-mib not negative, -big-files at least 3, -big-random-mib at least 2")
 	}
 	var err error
 	if cfg.bin, err = filepath.Abs(cfg.bin); err != nil {
@@ -152,6 +164,13 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("install benchmark: %w", err)
 		}
 		ir.print(os.Stdout)
+	}
+	if cfg.only["bigpull"] {
+		br, err := benchBigPull(ctx, s, cfg)
+		if err != nil {
+			return fmt.Errorf("big-image pull benchmark: %w", err)
+		}
+		br.print(os.Stdout)
 	}
 	report.Progress("done in %s", time.Since(start).Round(time.Second))
 	return nil
