@@ -47,3 +47,13 @@ func (e *Engine) verifyBoot(ctx context.Context, want deploy.Deployment) error {
 	}
 	return nil
 }
+
+// verifyStaged is verifyBoot for a deployment just written: a staged one is
+// not in the boot entries until it is finalized, so only the entries as they
+// are (still those of before) are checked.
+func (e *Engine) verifyStaged(ctx context.Context, d deploy.Deployment) error {
+	if d.Staged {
+		return bootloader.Verify(filepath.Join(e.sr.Path(), "boot"))
+	}
+	return e.verifyBoot(ctx, d)
+}

@@ -333,13 +333,13 @@ type operation struct {
 // operations maps each transaction kind to its operation.
 func (e *Engine) operations() map[string]operation {
 	return map[string]operation{
-		"upgrade": {options: dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"}, run: e.recordingChecks(e.upgrade)},
-		"deploy": {validate: needArg("deploy needs a revision: a commit checksum or a version"),
-			run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) {
-				return e.deployRevision(ctx, t, t.rec.Arg)
+		"upgrade": {options: withStageOptions(dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"}), run: e.recordingChecks(e.upgrade)},
+		"deploy": {options: stageOptions, validate: needArg("deploy needs a revision: a commit checksum or a version"),
+			run: func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
+				return e.deployRevision(ctx, t, t.rec.Arg, opts)
 			}},
-		"rebase": {validate: validRefspec, run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) {
-			return e.rebase(ctx, t, t.rec.Arg)
+		"rebase": {options: stageOptions, validate: validRefspec, run: func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
+			return e.rebase(ctx, t, t.rec.Arg, opts)
 		}},
 		"rollback": {run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) }},
 		"cleanup":  {options: dbus.OptionSpec{"pending": "b", "rollback": "b", "repomd": "b"}, run: e.cleanup},

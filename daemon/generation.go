@@ -32,6 +32,8 @@ type changeStart struct {
 	// kargs, when not nil, are the new generation's kernel arguments
 	// instead of def's (a kargs change).
 	kargs []string
+	// stage and lockFinalization write the new generation staged (stage.go).
+	stage, lockFinalization bool
 }
 
 // startOf finds the deployments a change starts from.
@@ -176,12 +178,13 @@ func (e *Engine) writeGeneration(ctx context.Context, t *txn, s changeStart, edi
 	}
 	t.step("deploy", fmt.Sprintf("Writing the new generation (deployment of %s)", short(s.def.Checksum)))
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: s.def.OSName, Revision: s.def.Checksum, Origin: origin,
-		Kargs: kargs, BeforeSwap: t.beginSwap, DeferCleanup: true})
+		Kargs: kargs, BeforeSwap: t.beginSwap, Stage: s.stage, LockFinalization: s.lockFinalization,
+		DeferCleanup: true})
 	if err != nil {
 		return deploy.Deployment{}, err
 	}
 	t.step("verify", "Checking the boot entries")
-	if err := e.verifyBoot(ctx, d); err != nil {
+	if err := e.verifyStaged(ctx, d); err != nil {
 		return d, errdefs.Errorf(errdefs.ErrFailed, "wrote %s but the boot entries are wrong: %v", d.ID(), err)
 	}
 	return d, nil

@@ -33,10 +33,15 @@ func baseOf(d deploy.Deployment) string {
 }
 
 func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
+	stage, lock, err := e.staging(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
 	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	st.stage, st.lockFinalization = stage, lock
 	cur := st.def
 	if err := e.checkRemote(ctx, cur); err != nil {
 		return nil, err
@@ -270,12 +275,13 @@ func (e *Engine) deployCommit(ctx context.Context, t *txn, st changeStart, csum 
 		return nil, err
 	}
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: st.def.OSName, Revision: csum, Origin: origin,
-		Kargs: kargsOf(st.def), BeforeSwap: t.beginSwap, DeferCleanup: true})
+		Kargs: kargsOf(st.def), BeforeSwap: t.beginSwap, Stage: st.stage, LockFinalization: st.lockFinalization,
+		DeferCleanup: true})
 	if err != nil {
 		return nil, err
 	}
 	t.step("verify", "Checking the boot entries")
-	if err := e.verifyBoot(ctx, d); err != nil {
+	if err := e.verifyStaged(ctx, d); err != nil {
 		return nil, errdefs.Errorf(errdefs.ErrFailed, "deployed %s but the boot entries are wrong: %v", d.ID(), err)
 	}
 	if res == nil {
@@ -286,7 +292,16 @@ func (e *Engine) deployCommit(ctx context.Context, t *txn, st changeStart, csum 
 	res["version"] = d.Version
 	res["checksum"] = d.Checksum
 	e.addDeployDiff(ctx, t, st.def, d, res) // the package changes, which hostctl prints
-	t.message(fmt.Sprintf("Deployed %s (version %s). Reboot to use it.", d.ID(), d.Version))
+	switch {
+	case d.Staged && d.FinalizationLocked:
+		res["staged"] = true
+		t.message(fmt.Sprintf("Staged %s (version %s), finalization locked: run `hostctl finalize` before the reboot, or it is dropped.", d.ID(), d.Version))
+	case d.Staged:
+		res["staged"] = true
+		t.message(fmt.Sprintf("Staged %s (version %s); it enters the boot entries at shutdown. Reboot to use it.", d.ID(), d.Version))
+	default:
+		t.message(fmt.Sprintf("Deployed %s (version %s). Reboot to use it.", d.ID(), d.Version))
+	}
 	return res, nil
 }
 
@@ -294,11 +309,16 @@ var checksumRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // deployRevision deploys a commit of the followed ref, named by checksum
 // ("revision=" prefix accepted) or by version.
-func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (map[string]any, error) {
+func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string, opts dbus.Options) (map[string]any, error) {
+	stage, lock, err := e.staging(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
 	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	st.stage, st.lockFinalization = stage, lock
 	cur := st.def
 	refspec := cur.Refspec()
 	rev := strings.TrimPrefix(strings.TrimPrefix(revision, "revision="), "version=")
@@ -348,11 +368,16 @@ func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string) (m
 }
 
 // rebase switches the followed refspec and deploys its tip.
-func (e *Engine) rebase(ctx context.Context, t *txn, refspec string) (map[string]any, error) {
+func (e *Engine) rebase(ctx context.Context, t *txn, refspec string, opts dbus.Options) (map[string]any, error) {
+	stage, lock, err := e.staging(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
 	st, err := e.changeStart(ctx)
 	if err != nil {
 		return nil, err
 	}
+	st.stage, st.lockFinalization = stage, lock
 	cur := st.def
 	remote, ref, err := deploy.SplitRefspec(refspec)
 	if err != nil {

@@ -146,6 +146,23 @@ hc_deploy_tree (OstreeSysroot *sysroot, const char *osname, const char *revision
 }
 
 gboolean
+hc_stage_tree (OstreeSysroot *sysroot, const char *osname, const char *revision,
+               const char *origin_data, OstreeDeployment *merge, char **kargs,
+               OstreeDeployment **out_deployment, GCancellable *cancellable,
+               GError **error)
+{
+  GKeyFile *origin = hc_keyfile_from (origin_data, error);
+  if (origin == NULL)
+    return FALSE;
+  OstreeSysrootDeployTreeOpts opts = { 0, };
+  opts.override_kernel_argv = kargs;
+  gboolean ok = ostree_sysroot_stage_tree_with_options (sysroot, osname, revision, origin, merge,
+                                                        &opts, out_deployment, cancellable, error);
+  g_key_file_unref (origin);
+  return ok;
+}
+
+gboolean
 hc_write_deployments (OstreeSysroot *sysroot, OstreeDeployment **deployments, int n,
                       GCancellable *cancellable, GError **error)
 {

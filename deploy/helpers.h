@@ -38,6 +38,14 @@ gboolean hc_deploy_tree (OstreeSysroot *sysroot, const char *osname, const char 
                          OstreeDeployment **out_deployment, GCancellable *cancellable,
                          GError **error);
 
+/* hc_stage_tree is hc_deploy_tree staged: libostree writes the deployment
+ * and records it in /run/ostree/staged-deployment; ostree-finalize-staged.service
+ * adds it to the boot entries at shutdown. Needs a booted sysroot. */
+gboolean hc_stage_tree (OstreeSysroot *sysroot, const char *osname, const char *revision,
+                        const char *origin_data, OstreeDeployment *merge, char **kargs,
+                        OstreeDeployment **out_deployment, GCancellable *cancellable,
+                        GError **error);
+
 /* hc_write_deployments writes the deployment list (the first one is the default). */
 gboolean hc_write_deployments (OstreeSysroot *sysroot, OstreeDeployment **deployments, int n,
                                GCancellable *cancellable, GError **error);

@@ -175,6 +175,10 @@ type Deployment struct {
 	Kargs string
 	// Booted, Default, Pinned and Staged describe its state.
 	Booted, Default, Pinned, Staged bool
+	// FinalizationLocked, for a staged deployment, says that the
+	// finalization lock (StagedLockFile) keeps it out of the boot entries
+	// at shutdown.
+	FinalizationLocked bool
 	// Path is the deployment's checkout directory.
 	Path string
 }
@@ -252,6 +256,7 @@ func (s *Sysroot) describe(d *C.OstreeDeployment) (Deployment, error) {
 		return dep, fmt.Errorf("deployment %s: %w", dep.ID(), err)
 	}
 	dep.Version, dep.Timestamp, dep.BaseChecksum = info.Version, info.Timestamp, info.Base
+	dep.FinalizationLocked = dep.Staged && FinalizationLocked()
 	return dep, nil
 }
 

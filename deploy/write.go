@@ -31,6 +31,16 @@ type DeployOptions struct {
 	// caller that does it after the user stopped waiting. The swap itself
 	// is complete without it: what is left is garbage, never a broken host.
 	DeferCleanup bool
+	// Stage writes the deployment staged (libostree's stage_tree): it
+	// becomes the default, and enters the boot entries when the host shuts
+	// down (ostree-finalize-staged.service). Needs a booted host
+	// (ErrNotBooted otherwise); the bootloader entries do not change now.
+	Stage bool
+	// LockFinalization, with Stage, sets the finalization lock
+	// (StagedLockFile): the shutdown leaves the staged deployment alone
+	// until UnlockFinalization. Without it, a lock left by an earlier
+	// staging is removed.
+	LockFinalization bool
 }
 
 // Deploy checks out Revision as a new deployment with libostree's /etc merge
@@ -71,6 +81,9 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (Deployment, e
 	defer cfree(corigin)
 	kargs := cstrv(opts.Kargs)
 	defer freeStrv(kargs, len(opts.Kargs))
+	if opts.Stage {
+		return s.stageLocked(ctx, opts, cos, crev, corigin, merge, kargs)
+	}
 
 	c := newCancellable(ctx)
 	defer c.free()
@@ -144,6 +157,15 @@ func (s *Sysroot) currentLocked() *C.OstreeDeployment {
 // writeLocked writes the deployment list: the bootloader swap. It is atomic:
 // after a crash the host boots the old list or the new one.
 func (s *Sysroot) writeLocked(list []*C.OstreeDeployment) error {
+	// libostree takes a staged deployment only first in the list (kept
+	// staged); anywhere else, or absent, it is unstaged.
+	kept := list[:0:0]
+	for i, d := range list {
+		if i == 0 || C.ostree_deployment_is_staged(d) == 0 {
+			kept = append(kept, d)
+		}
+	}
+	list = kept
 	var gerr *C.GError
 	var p **C.OstreeDeployment
 	if len(list) > 0 {

@@ -127,12 +127,13 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 
 func upgradeCmd() *cobra.Command {
 	var check, preview, downloadOnly, allowDowngrade bool
+	var sf stageFlags
 	cmd := &cobra.Command{
 		Use:   "upgrade",
 		Short: "Pull the latest commit of the followed ref and deploy it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := map[string]any{}
+			opts := sf.options()
 			for k, v := range map[string]bool{"check": check, "preview": preview, "download-only": downloadOnly, "allow-downgrade": allowDowngrade} {
 				if v {
 					opts[k] = true
@@ -160,7 +161,27 @@ func upgradeCmd() *cobra.Command {
 	f.BoolVar(&preview, "preview", false, "like --check, and describe the update")
 	f.BoolVar(&downloadOnly, "download-only", false, "pull the update without deploying it")
 	f.BoolVar(&allowDowngrade, "allow-downgrade", false, "allow a target older than the current commit")
+	sf.add(cmd)
 	return cmd
+}
+
+// stageFlags are --stage and --lock-finalization of upgrade, deploy and rebase.
+type stageFlags struct{ stage, lock bool }
+
+func (s *stageFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&s.stage, "stage", false, "write the new deployment staged: it enters the boot entries when the host shuts down (booted hosts only)")
+	cmd.Flags().BoolVar(&s.lock, "lock-finalization", false, "with --stage: keep the staged deployment out of the boot entries until `hostctl finalize`")
+}
+
+func (s *stageFlags) options() map[string]any {
+	opts := map[string]any{}
+	if s.stage {
+		opts["stage"] = true
+	}
+	if s.lock {
+		opts["lock-finalization"] = true
+	}
+	return opts
 }
 
 func printCheck(cmd *cobra.Command, res dbus.Result) error {
@@ -211,29 +232,35 @@ func simpleTxn(cmd *cobra.Command, begin func(ctx context.Context, c *dbus.Clien
 }
 
 func deployCmd() *cobra.Command {
-	return &cobra.Command{
+	var sf stageFlags
+	cmd := &cobra.Command{
 		Use:   "deploy REVISION",
 		Short: "Deploy a commit of the followed ref, by version or checksum (revision=CHECKSUM)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
-				return c.Deploy(ctx, args[0], nil)
+				return c.Deploy(ctx, args[0], sf.options())
 			})
 		},
 	}
+	sf.add(cmd)
+	return cmd
 }
 
 func rebaseCmd() *cobra.Command {
-	return &cobra.Command{
+	var sf stageFlags
+	cmd := &cobra.Command{
 		Use:   "rebase REMOTE:REF",
 		Short: "Follow another ref and deploy its latest commit",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
-				return c.Rebase(ctx, args[0], nil)
+				return c.Rebase(ctx, args[0], sf.options())
 			})
 		},
 	}
+	sf.add(cmd)
+	return cmd
 }
 
 func rollbackCmd() *cobra.Command {
