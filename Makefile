@@ -8,7 +8,8 @@ TEST_TIMEOUT ?= 25m
 
 # System packages the build, the tests and the demo use.
 APT_PACKAGES := gcc make pkg-config libglib2.0-dev libostree-dev ostree rpm createrepo-c dbus dbus-daemon \
-	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs libgpgme-dev systemd-container debootstrap curl util-linux polkitd
+	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs libgpgme-dev systemd-container debootstrap curl util-linux polkitd \
+	cockpit-ws cockpit-bridge cockpit-system chromium
 
 .PHONY: all deps build test test-short demo fuzz bench vet fmt clean install
 
@@ -57,7 +58,7 @@ fuzz: deps
 bench: build
 	./bench/run.sh
 
-# install puts hostd, hostctl, the systemd unit and the D-Bus files under DESTDIR.
+# install puts hostd, hostctl, the systemd unit, the D-Bus files and the Cockpit page under DESTDIR.
 DESTDIR ?=
 install: build
 	install -D -m 0755 bin/hostd $(DESTDIR)/usr/libexec/hostd
@@ -68,6 +69,8 @@ install: build
 	install -D -m 0644 dbus/org.hostctl.Host1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Host1.xml
 	install -D -m 0644 dbus/org.hostctl.Transaction1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Transaction1.xml
 	install -D -m 0644 packaging/org.hostctl.host.policy $(DESTDIR)/usr/share/polkit-1/actions/org.hostctl.host.policy
+	install -d $(DESTDIR)/usr/share/cockpit/hostctl
+	install -m 0644 cockpit/hostctl/manifest.json cockpit/hostctl/index.html cockpit/hostctl/hostctl.js cockpit/hostctl/hostctl.css $(DESTDIR)/usr/share/cockpit/hostctl/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
