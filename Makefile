@@ -8,7 +8,9 @@ TEST_TIMEOUT ?= 25m
 
 # System packages the build, the tests and the demo use.
 APT_PACKAGES := gcc make pkg-config libglib2.0-dev libostree-dev ostree rpm createrepo-c dbus dbus-daemon \
-	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs libgpgme-dev systemd-container debootstrap curl util-linux polkitd podman
+	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs libgpgme-dev systemd-container debootstrap curl util-linux polkitd
+# The peers of the full benchmark run only.
+BENCH_APT_PACKAGES := podman
 
 .PHONY: all deps build test test-short demo fuzz bench bench-short vet fmt clean install
 
@@ -16,7 +18,7 @@ all: build
 
 # deps installs the system packages that are missing (apt-get update first, as on a fresh machine).
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+	@missing=""; for p in $(APT_PACKAGES) $(EXTRA_APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -58,7 +60,8 @@ fuzz: deps
 		done; \
 	done
 
-bench: build
+bench:
+	$(MAKE) build EXTRA_APT_PACKAGES="$(BENCH_APT_PACKAGES)"
 	./bench/run.sh
 
 # bench-short runs every benchmark once, few runs and small sizes (about 30 s):
@@ -67,7 +70,7 @@ bench: build
 bench-short: build
 	BENCH_SHORT=1 ./bench/run.sh
 
-# install puts hostd, hostctl, the systemd unit and the D-Bus files under DESTDIR.
+# install puts hostd, hostctl, the systemd unit, the D-Bus files and the Cockpit page under DESTDIR.
 DESTDIR ?=
 install: build
 	install -D -m 0755 bin/hostd $(DESTDIR)/usr/libexec/hostd
@@ -78,6 +81,8 @@ install: build
 	install -D -m 0644 dbus/org.hostctl.Host1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Host1.xml
 	install -D -m 0644 dbus/org.hostctl.Transaction1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Transaction1.xml
 	install -D -m 0644 packaging/org.hostctl.host.policy $(DESTDIR)/usr/share/polkit-1/actions/org.hostctl.host.policy
+	install -d $(DESTDIR)/usr/share/cockpit/hostctl
+	install -m 0644 cockpit/hostctl/manifest.json cockpit/hostctl/index.html cockpit/hostctl/hostctl.js cockpit/hostctl/hostctl.css $(DESTDIR)/usr/share/cockpit/hostctl/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

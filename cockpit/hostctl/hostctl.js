@@ -1,0 +1,531 @@
+/* hostctl "Host updates" page: plain JavaScript on cockpit.js, talking to
+ * hostd's D-Bus API (org.hostctl.Host1, dbus/org.hostctl.Host1.xml).
+ *
+ * Every change is a transaction: the method returns a transaction object
+ * path (org.hostctl.Transaction1); the page listens to the signals of every
+ * transaction, then calls Start() and shows Progress and Message until
+ * Finished. hostd does all the work; the page only renders state.
+ *
+ * The bus: the system bus by default. For a hostd on another bus, open the
+ * page with ?address=unix:path=/run/... (cockpit.dbus's bus "none" with that
+ * address).
+ */
+(function () {
+    "use strict";
+
+    var BUS_NAME = "org.hostctl.Host1";
+    var HOST_PATH = "/org/hostctl/Host1";
+    var HOST_IFACE = "org.hostctl.Host1";
+    var TXN_IFACE = "org.hostctl.Transaction1";
+    var PROPS_IFACE = "org.freedesktop.DBus.Properties";
+    var ERR = "org.hostctl.Host1.Error.";
+
+    var client = null;
+    var state = {
+        props: {},
+        containers: [],
+        txnPath: null, // the transaction shown in the progress card
+        txnMessages: [],
+        lastFailure: null,
+    };
+
+    function $(id) { return document.getElementById(id); }
+
+    function el(tag, attrs, children) {
+        var e = document.createElement(tag);
+        Object.keys(attrs || {}).forEach(function (k) {
+            if (k === "text")
+                e.textContent = attrs[k];
+            else if (k === "class")
+                e.className = attrs[k];
+            else if (k === "onclick")
+                e.addEventListener("click", attrs[k]);
+            else
+                e.setAttribute(k, attrs[k]);
+        });
+        (children || []).forEach(function (c) {
+            if (c !== null && c !== undefined)
+                e.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+        });
+        return e;
+    }
+
+    /* dbus-json3 gives variants as {t, v}: unwrap them, recursively. */
+    function unv(x) {
+        if (Array.isArray(x))
+            return x.map(unv);
+        if (x && typeof x === "object") {
+            var keys = Object.keys(x);
+            if (keys.length === 2 && "t" in x && "v" in x && typeof x.t === "string")
+                return unv(x.v);
+            var o = {};
+            keys.forEach(function (k) { o[k] = unv(x[k]) });
+            return o;
+        }
+        return x;
+    }
+
+    function str(x) { return x === undefined || x === null ? "" : String(x) }
+    function list(x) { return Array.isArray(x) ? x : [] }
+
+    function fmtTime(secs) {
+        if (!secs)
+            return "";
+        return new Date(secs * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+    }
+
+    /* ---- errors in words a person can act on ---- */
+
+    function describeError(name, message) {
+        name = str(name);
+        message = str(message);
+        var kind = name.indexOf(ERR) === 0 ? name.slice(ERR.length) : "";
+        switch (kind) {
+        case "AccessDenied":
+            return "Not authorized: " + (message || "this change needs administrative access") +
+                ". Turn on administrative access, or ask an administrator.";
+        case "Busy":
+            return "Another change is running: wait for it to finish, or cancel it. " + message;
+        case "NoSpace":
+            return "Not enough space: " + message + " Clean up old generations or free space in /boot, then try again.";
+        case "UnsupportedScript":
+            return "Refused: " + message;
+        case "Cancelled":
+            return "Cancelled. " + message;
+        case "NotFound":
+            return "Not found: " + message;
+        case "InvalidArgument":
+            return "Invalid request: " + message;
+        case "NotCancellable":
+            return "Cannot cancel now: " + message;
+        case "NoTransaction":
+            return "Nothing to cancel: " + message;
+        }
+        if (name === "org.freedesktop.DBus.Error.ServiceUnknown" || name === "org.freedesktop.DBus.Error.NameHasNoOwner" || name === "not-found")
+            return "hostd is not running (" + BUS_NAME + " is not on the bus): start hostd.service. " + message;
+        return (message || name || "The change failed.");
+    }
+
+    function showError(text) {
+        var e = $("error");
+        e.textContent = text;
+        e.hidden = !text;
+    }
+
+    function showNotice(text) {
+        var e = $("notice");
+        e.textContent = text;
+        e.hidden = !text;
+    }
+
+    /* ---- confirmation, in the page (no window.confirm) ---- */
+
+    function confirmChange(text) {
+        return new Promise(function (resolve) {
+            var m = $("confirm");
+            $("confirm-text").textContent = text;
+            m.hidden = false;
+            function done(ok) {
+                m.hidden = true;
+                $("confirm-yes").removeEventListener("click", yes);
+                $("confirm-no").removeEventListener("click", no);
+                resolve(ok);
+            }
+            function yes() { done(true) }
+            function no() { done(false) }
+            $("confirm-yes").addEventListener("click", yes);
+            $("confirm-no").addEventListener("click", no);
+        });
+    }
+
+    /* ---- state from hostd ---- */
+
+    function refreshProps() {
+        return client.call(HOST_PATH, PROPS_IFACE, "GetAll", [HOST_IFACE], { type: "s" })
+                .then(function (reply) {
+                    state.props = unv(reply[0]);
+                    render();
+                });
+    }
+
+    function refreshContainers() {
+        return client.call(HOST_PATH, HOST_IFACE, "ListContainers", [], { type: "" })
+                .then(function (reply) {
+                    state.containers = unv(reply[0]);
+                    renderContainers();
+                });
+    }
+
+    function refreshHistory() {
+        return client.call(HOST_PATH, HOST_IFACE, "History", [10], { type: "u" })
+                .then(function (reply) {
+                    var recs = unv(reply[0]);
+                    state.lastFailure = null;
+                    // The newest record, if it failed: a later success supersedes it.
+                    if (recs.length > 0 && (recs[0].state === "failed" || recs[0].state === "interrupted"))
+                        state.lastFailure = recs[0];
+                    renderFailure();
+                });
+    }
+
+    function refreshAll() {
+        return Promise.all([refreshProps(), refreshContainers(), refreshHistory()])
+                .catch(function (ex) { showError(describeError(ex.name, ex.message)) });
+    }
+
+    /* ---- rendering ---- */
+
+    function flag(name) { return el("span", { class: "flag " + name, text: name }) }
+
+    function render() {
+        renderGenerations();
+        renderPackages();
+        renderTransaction();
+        renderAvailable();
+    }
+
+    function deployments() { return list(state.props.Deployments) }
+
+    function renderGenerations() {
+        var body = $("generations").querySelector("tbody");
+        body.textContent = "";
+        deployments().forEach(function (d, i) {
+            var flags = [];
+            if (d.default)
+                flags.push(flag("default"));
+            if (i === 1)
+                flags.push(flag("rollback"));
+            if (d.pinned)
+                flags.push(flag("pinned"));
+            if (d.staged)
+                flags.push(flag("staged"));
+            if (d.booted)
+                flags.unshift(flag("booted"));
+            var origin = str(d.origin);
+            if (d["remote-error"])
+                origin += " (" + d["remote-error"] + ")";
+            var ctrs = list(d.containers).map(function (c) { return el("li", { text: c }) });
+            var pkgs = list(d.packages).map(function (p) { return el("li", { text: p }) });
+            var commit = str(d.checksum);
+            var commitCell = el("td", { class: "commit", title: commit, text: commit.slice(0, 12) });
+            if (d["base-checksum"])
+                commitCell.appendChild(el("div", { class: "muted", text: "base " + str(d["base-checksum"]).slice(0, 12) }));
+            body.appendChild(el("tr", { class: "generation", "data-id": str(d.id), "data-index": String(i) }, [
+                el("td", { class: "booted", title: d.booted ? "booted" : "", text: d.booted ? "●" : "" }),
+                el("td", { class: "version", text: str(d.version) || "(no version)" }),
+                el("td", { class: "flags" }, flags),
+                commitCell,
+                el("td", { class: "origin", text: origin }),
+                el("td", { class: "timestamp", text: fmtTime(d.timestamp) }),
+                el("td", { class: "packages" }, [pkgs.length ? el("ul", { class: "plain" }, pkgs) : ""]),
+                el("td", { class: "kargs", text: str(d.kargs) }),
+                el("td", { class: "containers" }, [ctrs.length ? el("ul", { class: "plain" }, ctrs) : ""]),
+            ]));
+        });
+    }
+
+    function renderPackages() {
+        var ul = $("packages");
+        ul.textContent = "";
+        var def = deployments()[0];
+        var pkgs = def ? list(def.packages) : [];
+        if (pkgs.length === 0)
+            ul.appendChild(el("li", { class: "muted", text: "No layered packages." }));
+        pkgs.forEach(function (p) {
+            ul.appendChild(el("li", { class: "package", "data-name": p }, [
+                el("span", { class: "name", text: p + " " }),
+                el("button", {
+                    class: "small remove-package", type: "button", text: "Remove",
+                    onclick: function () { pkgChange([], [p]) }
+                }),
+            ]));
+        });
+    }
+
+    function renderContainers() {
+        var body = $("containers").querySelector("tbody");
+        body.textContent = "";
+        if (state.containers.length === 0)
+            body.appendChild(el("tr", {}, [el("td", { class: "muted", colspan: "6", text: "No system containers." })]));
+        state.containers.forEach(function (c) {
+            var name = str(c.name);
+            body.appendChild(el("tr", { class: "container", "data-name": name }, [
+                el("td", { class: "name", text: name }),
+                el("td", { class: "image", text: str(c.image) }),
+                el("td", { class: "digest", title: str(c.digest), text: str(c.digest).replace(/^(sha256:.{12}).*/, "$1") }),
+                el("td", { class: "slot", text: str(c.slot) }),
+                el("td", { class: "state", text: str(c.state) }),
+                el("td", { class: "actions" }, [
+                    el("button", {
+                        class: "small container-update", type: "button", text: "Update",
+                        onclick: function () { containerChange("ContainerUpdate", name, "Update container " + name + " to the newest image of its tag? It restarts now, in a new generation.") }
+                    }),
+                    " ",
+                    el("button", {
+                        class: "small container-rollback", type: "button", text: "Roll back",
+                        onclick: function () { containerChange("ContainerRollback", name, "Roll container " + name + " back to its previous image and values? It restarts now, in a new generation.") }
+                    }),
+                ]),
+            ]));
+        });
+    }
+
+    function renderFailure() {
+        var f = state.lastFailure;
+        $("last-failure").hidden = !f;
+        if (f)
+            $("failure-text").textContent = str(f.kind) + " (" + fmtTime(f.ended || f.started) + "): " + describeError("", f.error || "interrupted");
+    }
+
+    var available = null;
+
+    function renderAvailable() {
+        var box = $("available");
+        box.hidden = !available;
+        if (!available)
+            return;
+        var r = available;
+        if (!r["update-available"]) {
+            $("available-summary").textContent = "No updates available.";
+            $("available-diff").textContent = "";
+            return;
+        }
+        $("available-summary").textContent = "Version " + (str(r.version) || "(no version)") +
+            " (" + str(r.checksum).slice(0, 12) + ", " + fmtTime(r.timestamp) + ")" +
+            (r["current-version"] ? ", now " + r["current-version"] : "");
+        var diff = $("available-diff");
+        diff.textContent = "";
+        [["upgraded", "Upgraded"], ["downgraded", "Downgraded"], ["removed", "Removed"], ["added", "Added"], ["layered-changes", "Layered packages"]].forEach(function (sec) {
+            var items = list(r[sec[0]]);
+            if (items.length === 0)
+                return;
+            diff.appendChild(el("div", { class: "diff-section " + sec[0] }, [
+                el("h3", { text: sec[1] }),
+                el("ul", { class: "plain" }, items.map(function (it) { return el("li", { text: it }) })),
+            ]));
+        });
+    }
+
+    /* ---- transactions ---- */
+
+    var progress = null; // last Progress of the shown transaction
+
+    function renderTransaction() {
+        var at = list(state.props.ActiveTransaction);
+        var active = at.length === 3 && at[2] && at[2] !== "/";
+        if (active && state.txnPath !== at[2]) {
+            // Somebody's transaction (maybe another client's): show its progress.
+            state.txnPath = at[2];
+            state.txnMessages = [];
+            progress = null;
+        }
+        var card = $("transaction");
+        card.hidden = !active;
+        if (!active)
+            return;
+        $("txn-kind").textContent = str(at[1]);
+        var bar = $("txn-progress");
+        if (progress && progress.total > 0) {
+            bar.max = progress.total;
+            bar.value = Math.min(progress.done, progress.total);
+        } else {
+            bar.removeAttribute("value"); // indeterminate
+        }
+        var text = "";
+        if (progress) {
+            text = progress.stage;
+            if (progress.total > 0)
+                text += " " + progress.done + "/" + progress.total;
+            if (progress.bytes > 0)
+                text += ", " + cockpit.format_bytes(progress.bytes);
+            if (progress.text)
+                text += ": " + progress.text;
+        }
+        $("txn-text").textContent = text;
+        var ul = $("txn-messages");
+        ul.textContent = "";
+        state.txnMessages.forEach(function (m) { ul.appendChild(el("li", { text: m })) });
+    }
+
+    var waiters = {}; // transaction path -> {resolve}
+
+    function onTxnSignal(path, iface, signal, args) {
+        if (signal === "Progress") {
+            if (path === state.txnPath || waiters[path]) {
+                state.txnPath = path;
+                progress = { stage: args[0], done: args[1], total: args[2], bytes: args[3], text: args[4] };
+                renderTransaction();
+            }
+        } else if (signal === "Message") {
+            if (path === state.txnPath || waiters[path]) {
+                state.txnPath = path;
+                state.txnMessages.push(args[0]);
+                renderTransaction();
+            }
+        } else if (signal === "Finished") {
+            var w = waiters[path];
+            delete waiters[path];
+            if (w)
+                w.resolve({ success: args[0], name: args[1], message: args[2], result: unv(args[3]) });
+            refreshAll();
+        }
+    }
+
+    var busy = false;
+
+    /* run calls a method that begins a transaction, starts it, and resolves
+     * with its Finished (success, name, message, result). */
+    function run(method, args, type) {
+        return client.call(HOST_PATH, HOST_IFACE, method, args, { type: type })
+                .then(function (reply) {
+                    var path = reply[0];
+                    var finished = new Promise(function (resolve) { waiters[path] = { resolve: resolve } });
+                    state.txnPath = path;
+                    state.txnMessages = [];
+                    progress = null;
+                    return client.call(path, TXN_IFACE, "Start", [], { type: "" })
+                            .then(function () { return finished });
+                });
+    }
+
+    /* change runs one change with the page's notices: confirmation first
+     * (text, when it changes what boots), then the outcome. */
+    function change(confirmText, method, args, type, after) {
+        if (busy)
+            return Promise.resolve();
+        var ask = confirmText ? confirmChange(confirmText) : Promise.resolve(true);
+        return ask.then(function (ok) {
+            if (!ok)
+                return;
+            busy = true;
+            showError("");
+            showNotice("");
+            return run(method, args, type)
+                    .then(function (fin) {
+                        if (!fin.success) {
+                            showError(describeError(fin.name, fin.message));
+                            return;
+                        }
+                        if (after)
+                            after(fin.result);
+                    })
+                    .catch(function (ex) { showError(describeError(ex.name, ex.message)) })
+                    .then(function () { busy = false; return refreshAll() });
+        });
+    }
+
+    function rebootNotice(result) {
+        var changed = result.changed !== false && (result.deployment || result.checksum || result["update-available"]);
+        if (changed) {
+            showNotice("Deployed " + str(result.deployment || result.version || result.checksum) + ".");
+            $("reboot").hidden = false;
+        } else {
+            showNotice("No change.");
+        }
+    }
+
+    function opts(o) {
+        var out = {};
+        Object.keys(o || {}).forEach(function (k) {
+            var v = o[k];
+            out[k] = { t: typeof v === "boolean" ? "b" : Array.isArray(v) ? "as" : "s", v: v };
+        });
+        return out;
+    }
+
+    function checkForUpdates() {
+        return change(null, "Upgrade", [opts({ preview: true })], "a{sv}", function (r) {
+            available = r;
+            renderAvailable();
+            showNotice(r["update-available"] ? "An update is available." : "No updates available.");
+        });
+    }
+
+    function update() {
+        var v = available && available["update-available"] ? " to " + (available.version || available.checksum) : "";
+        return change("Update the host" + v + "? The new generation becomes the default at the next boot.",
+                      "Upgrade", [opts({})], "a{sv}", function (r) {
+                          if (r["update-available"] === false) {
+                              showNotice("No updates available.");
+                              return;
+                          }
+                          available = null;
+                          rebootNotice(r);
+                      });
+    }
+
+    function rollback() {
+        var d = deployments()[1];
+        var what = d ? " to " + (d.version || d.id) : "";
+        return change("Roll back" + what + "? It becomes the default at the next boot, with its packages and containers.",
+                      "Rollback", [opts({})], "a{sv}", function (r) {
+                          showNotice("Rolled back" + what + ".");
+                          $("reboot").hidden = false;
+                      });
+    }
+
+    function cleanup() {
+        return change(null, "Cleanup", [opts({})], "a{sv}", function () { showNotice("Cleaned up.") });
+    }
+
+    function pkgChange(add, remove) {
+        var text = (add.length ? "Layer " + add.join(", ") : "Remove " + remove.join(", ")) +
+            "? A new generation with it becomes the default at the next boot.";
+        return change(text, "PkgChange", [add, remove, opts({})], "asasa{sv}", rebootNotice);
+    }
+
+    function containerChange(method, name, text) {
+        return change(text, method, [name, opts({})], "sa{sv}", function () {
+            showNotice((method === "ContainerUpdate" ? "Updated " : "Rolled back ") + name + "; it runs now.");
+        });
+    }
+
+    function cancel() {
+        showError("");
+        return client.call(HOST_PATH, HOST_IFACE, "Cancel", [], { type: "" })
+                .then(function () { showNotice("Cancelling…") })
+                .catch(function (ex) { showError(describeError(ex.name, ex.message)) });
+    }
+
+    function init() {
+        var options = { superuser: "try" };
+        var address = cockpit.location.options.address;
+        if (address) {
+            options.bus = "none";
+            options.address = String(address);
+        }
+        client = cockpit.dbus(BUS_NAME, options);
+        client.subscribe({ interface: TXN_IFACE }, onTxnSignal);
+        client.subscribe({ path: HOST_PATH, interface: PROPS_IFACE, member: "PropertiesChanged" }, function (path, iface, signal, args) {
+            if (args[0] !== HOST_IFACE)
+                return;
+            var changed = unv(args[1]);
+            Object.keys(changed).forEach(function (k) { state.props[k] = changed[k] });
+            if ("Deployments" in changed)
+                refreshContainers().catch(function () {});
+            render();
+        });
+        client.addEventListener("close", function (ev, options) {
+            showError(describeError(options.problem, "The connection to hostd closed."));
+        });
+
+        $("check").addEventListener("click", checkForUpdates);
+        $("update").addEventListener("click", update);
+        $("rollback").addEventListener("click", rollback);
+        $("cleanup").addEventListener("click", cleanup);
+        $("cancel").addEventListener("click", cancel);
+        $("pkg-add-form").addEventListener("submit", function (ev) {
+            ev.preventDefault();
+            var name = $("pkg-add-name").value.trim();
+            if (name)
+                pkgChange([name], []).then(function () { $("pkg-add-name").value = "" });
+        });
+
+        refreshAll().then(function () {
+            document.body.setAttribute("data-loaded", "true");
+        });
+        cockpit.transport.wait(function () {});
+    }
+
+    document.addEventListener("DOMContentLoaded", init);
+}());
