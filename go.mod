@@ -108,3 +108,7 @@ require (
 	modernc.org/memory v1.11.0 // indirect
 	modernc.org/sqlite v1.55.0 // indirect
 )
+
+// godbus v5.2.4 with one fix (third_party/godbus-dbus/README.md): a message
+// with an array of unix fds killed the process that received it.
+replace github.com/godbus/dbus/v5 => ./third_party/godbus-dbus

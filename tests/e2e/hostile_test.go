@@ -217,6 +217,12 @@ func hostileCalls(m contractMethod) []hostileCall {
 			return uint32(1)
 		case "h":
 			return godbus.UnixFD(devNull())
+		case "a(sh)":
+			// A file passed by descriptor with a hostile name.
+			return []struct {
+				Name string
+				FD   godbus.UnixFD
+			}{{"../../etc/passwd.rpm", godbus.UnixFD(devNull())}}
 		case "a{sv}":
 			if onlyOptions {
 				return map[string]godbus.Variant{"frobnicate": godbus.MakeVariant(true)}
@@ -228,7 +234,7 @@ func hostileCalls(m contractMethod) []hostileCall {
 	wrongKinds := []any{int64(7), true, "x", []string{"x"}, map[string]godbus.Variant{}, map[string]string{"check": "true"},
 		godbus.ObjectPath("/"), uint32(1), godbus.MakeVariant("x"), []byte("x"), 1.5}
 	huge := strings.Repeat("A", mib)
-	if slices.Contains(sigs, "h") {
+	if slices.Contains(sigs, "h") || slices.Contains(sigs, "a(sh)") {
 		// godbus sends a message with descriptors in one sendmsg(2), which
 		// a 1 MiB body does not fit ("short write"): 64 KiB is huge enough.
 		huge = strings.Repeat("A", 64<<10)
