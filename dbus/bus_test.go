@@ -3,6 +3,7 @@ package dbus
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,12 +49,15 @@ func privateBus(tb testing.TB) string {
 		tb.Fatalf("start dbus-daemon: %v", err)
 	}
 	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
+	// The socket file exists from bind(2) on, before dbus-daemon listens:
+	// wait until a connection is accepted.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			return "unix:path=" + sock
 		}
 	}
-	tb.Fatal("dbus-daemon did not create its socket in 5 s")
+	tb.Fatal("dbus-daemon did not listen on its socket in 20 s")
 	return ""
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,7 +127,14 @@ func startBus(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, 5*time.Second, "the bus socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	// The socket file exists from bind(2) on, before dbus-daemon listens.
+	waitFor(t, 20*time.Second, "the bus socket", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 	return "unix:path=" + sock
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,7 +77,15 @@ func StartBus(ctx context.Context, dir string, policies ...string) (*Bus, error)
 		return nil, fmt.Errorf("start dbus-daemon (apt-get install dbus-daemon): %w", err)
 	}
 	b := &Bus{Address: "unix:path=" + sock, cmd: cmd, dir: dir}
-	if err := waitFor(20*time.Second, func() bool { _, err := os.Stat(sock); return err == nil }); err != nil {
+	// The socket file exists from bind(2) on, before dbus-daemon listens:
+	// wait until a connection is accepted.
+	if err := waitFor(20*time.Second, func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}); err != nil {
 		b.Stop()
 		return nil, fmt.Errorf("dbus-daemon did not create %s", sock)
 	}
