@@ -3,8 +3,6 @@ package containers
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,10 +174,6 @@ func (d *Direct) start(ctx context.Context, name string) error {
 	if err := d.makeBindSources(bundle); err != nil {
 		return err
 	}
-	bundle, err = d.runBundle(name, bundle)
-	if err != nil {
-		return err
-	}
 	logPath := filepath.Join(d.host.Dir, stateDirName, "logs", name+".log")
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return err
@@ -229,91 +223,6 @@ func (d *Direct) makeBindSources(bundle string) error {
 		}
 	}
 	return nil
-}
-
-// runBundle writes the bundle runc runs: the slot's config.json with its
-// relative paths made absolute (so the slot is the one active now) and,
-// where the image sets none, a cgroup of this hostd's own:
-// /hostctl-HASH/NAME, HASH naming the runc state directory. Without it runc
-// puts every container in /NAME, and two hostd instances on one machine (a
-// booted host and an image builder's --sysroot, or tests running side by
-// side) would share a cgroup per name: one's runc delete kills the other's
-// processes and each refuses the other's non-empty cgroup. The slot itself
-// is never written.
-func (d *Direct) runBundle(name, bundle string) (string, error) {
-	slot, err := filepath.EvalSymlinks(bundle)
-	if err != nil {
-		return "", fmt.Errorf("start %s: %w", name, err)
-	}
-	b, err := os.ReadFile(filepath.Join(slot, "config.json"))
-	if err != nil {
-		return "", fmt.Errorf("start %s: %w", name, err)
-	}
-	var cfg map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber() // numbers as written: no uid or limit through a float64
-	if err := dec.Decode(&cfg); err != nil {
-		return "", fmt.Errorf("start %s: config.json: %w", name, err)
-	}
-	if root, ok := cfg["root"].(map[string]any); ok {
-		if p, ok := root["path"].(string); ok && !filepath.IsAbs(p) {
-			root["path"] = filepath.Join(slot, p)
-		}
-	}
-	if mounts, ok := cfg["mounts"].([]any); ok {
-		for _, m := range mounts {
-			if mm, ok := m.(map[string]any); ok {
-				if src, ok := mm["source"].(string); ok && src != "" && !filepath.IsAbs(src) && isBind(mm) {
-					mm["source"] = filepath.Join(slot, src)
-				}
-			}
-		}
-	}
-	linux, _ := cfg["linux"].(map[string]any)
-	if linux == nil {
-		linux = map[string]any{}
-		cfg["linux"] = linux
-	}
-	if p, _ := linux["cgroupsPath"].(string); p == "" {
-		linux["cgroupsPath"] = d.cgroupPath(name)
-	}
-	out, err := json.Marshal(cfg)
-	if err != nil {
-		return "", fmt.Errorf("start %s: %w", name, err)
-	}
-	dir := filepath.Join(filepath.Dir(d.root), "runc-bundles", name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("start %s: %w", name, err)
-	}
-	tmp := filepath.Join(dir, ".config.json.tmp")
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return "", fmt.Errorf("start %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "config.json")); err != nil {
-		return "", fmt.Errorf("start %s: %w", name, err)
-	}
-	return dir, nil
-}
-
-// cgroupPath is the cgroup runc puts container name in: one parent per
-// runc state directory, so per hostd.
-func (d *Direct) cgroupPath(name string) string {
-	sum := sha256.Sum256([]byte(d.root))
-	return "/hostctl-" + hex.EncodeToString(sum[:4]) + "/" + name
-}
-
-// isBind tells whether an OCI mount is a bind mount.
-func isBind(m map[string]any) bool {
-	if t, _ := m["type"].(string); t == "bind" {
-		return true
-	}
-	opts, _ := m["options"].([]any)
-	for _, o := range opts {
-		if o == "bind" || o == "rbind" {
-			return true
-		}
-	}
-	return false
 }
 
 func lastLines(path string, n int) string {
