@@ -276,7 +276,7 @@ func (e *Engine) deployCommit(ctx context.Context, t *txn, st changeStart, csum 
 	}
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: st.def.OSName, Revision: csum, Origin: origin,
 		Kargs: kargsOf(st.def), BeforeSwap: t.beginSwap, Stage: st.stage, LockFinalization: st.lockFinalization,
-		DeferCleanup: true})
+		DeferCleanup: deferCleanup})
 	if err != nil {
 		return nil, err
 	}

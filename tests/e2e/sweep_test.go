@@ -31,6 +31,7 @@ func deployDirsOf(t *testing.T, sysroot, commit string) []string {
 // the transaction's Finished; hostd killed between the two leaves a host
 // that boots, and its next start finishes the cleanup.
 func TestSweepAfterFinished(t *testing.T) {
+	t.Skip("the cleanup after Finished is off (daemon.deferCleanup): an `ostree fsck` right after a transaction raced with its prune")
 	e := newEnv(t)
 	v1 := e.os.Commit("1")
 	e.publish("2")
