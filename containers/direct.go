@@ -34,6 +34,7 @@ type Direct struct {
 	log     *slog.Logger
 	settle  time.Duration
 
+	startMu sync.Mutex // held by start
 	mu      sync.Mutex
 	want    map[string]bool // should be running
 	failed  map[string]bool
@@ -151,7 +152,12 @@ func (d *Direct) Start(ctx context.Context, name string) error {
 	return d.start(ctx, name)
 }
 
+// start runs one container, one start at a time: the supervisor's restart
+// and a transaction's Start must never run `runc run` for the same
+// container side by side ("container still running", a missing exec fifo).
 func (d *Direct) start(ctx context.Context, name string) error {
+	d.startMu.Lock()
+	defer d.startMu.Unlock()
 	st, err := d.state(ctx, name)
 	if err != nil {
 		return err
