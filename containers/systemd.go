@@ -121,6 +121,18 @@ func (s *Systemd) Reload(ctx context.Context) error {
 	return nil
 }
 
+// Reboot asks systemd to reboot the host: a start job for reboot.target in
+// the replace-irreversibly mode, as `systemctl reboot` queues it. It returns
+// once systemd has queued the job; the host goes down after.
+func (s *Systemd) Reboot(ctx context.Context) error {
+	ctx, cancel := bounded(ctx, callTimeout)
+	defer cancel()
+	if _, err := s.conn.StartUnitContext(ctx, "reboot.target", "replace-irreversibly", nil); err != nil {
+		return fmt.Errorf("start reboot.target: %w", err)
+	}
+	return nil
+}
+
 // Enable implements ServiceManager.
 func (s *Systemd) Enable(ctx context.Context, name string) error {
 	ctx, cancel := bounded(ctx, callTimeout)

@@ -247,6 +247,7 @@ func toAPI(d deploy.Deployment) dbus.Deployment {
 		Version: d.Version, Timestamp: uint64(d.Timestamp.Unix()), Origin: d.Refspec(),
 		BaseChecksum: d.BaseChecksum, Kargs: d.Kargs, Packages: []string{},
 		Booted: d.Booted, Default: d.Default, Pinned: d.Pinned, Staged: d.Staged,
+		FinalizationLocked: d.Staged && d.FinalizationLocked,
 	}
 	if d.Origin != nil {
 		if p := d.Origin.Packages(); p != nil {
@@ -345,6 +346,7 @@ func (e *Engine) operations() map[string]operation {
 		"cleanup":  {options: dbus.OptionSpec{"pending": "b", "rollback": "b", "repomd": "b"}, run: e.cleanup},
 		"kargs":    {options: dbus.OptionSpec{"edits": "as"}, validate: validKargs, run: e.kargs},
 		"pin":      {options: dbus.OptionSpec{"unpin": "b"}, validate: validPin, run: e.pin},
+		"finalize": {options: finalizeOptions, validate: validFinalize, run: e.finalize},
 		"reset":    {options: dbus.OptionSpec{"overlays": "b", "overrides": "b", "kargs": "b"}, run: e.reset},
 
 		"remote-add":    {options: dbus.OptionSpec{"url": "s", "gpg-verify": "b", "gpg-key": "ay", "replace": "b"}, validate: validRemoteAdd, run: e.remoteAdd},

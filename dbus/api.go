@@ -64,6 +64,9 @@ type Deployment struct {
 	Default    bool     `json:"default"`
 	Pinned     bool     `json:"pinned"`
 	Staged     bool     `json:"staged"`
+	// FinalizationLocked: it is staged with its finalization locked, so a
+	// shutdown drops it unless `hostctl finalize` unlocks it first.
+	FinalizationLocked bool `json:"finalization-locked"`
 	// RemoteError says why its origin cannot be followed, e.g. "Remote 'X' not found".
 	RemoteError string `json:"remote-error,omitempty"`
 }
@@ -98,6 +101,7 @@ func (d Deployment) toBus() map[string]godbus.Variant {
 		"staged":        godbus.MakeVariant(d.Staged),
 		"remote-error":  godbus.MakeVariant(d.RemoteError),
 	}
+	m["finalization-locked"] = godbus.MakeVariant(d.FinalizationLocked)
 	m["removed-base-packages"] = godbus.MakeVariant(nonNil(d.RemovedBasePackages))
 	m["replaced-base-packages"] = godbus.MakeVariant(nonNil(d.ReplacedBasePackages))
 	m["replace-requests"] = godbus.MakeVariant(nonNil(d.ReplaceRequests))
@@ -109,6 +113,16 @@ func nonNil(l []string) []string {
 		return []string{}
 	}
 	return l
+}
+
+// DeploymentsFromBus decodes the Deployments property (aa{sv}), as a
+// PropertiesChanged signal carries it.
+func DeploymentsFromBus(l []map[string]godbus.Variant) []Deployment {
+	out := make([]Deployment, 0, len(l))
+	for _, m := range l {
+		out = append(out, deploymentFromBus(m))
+	}
+	return out
 }
 
 func deploymentFromBus(m map[string]godbus.Variant) Deployment {
@@ -137,6 +151,7 @@ func deploymentFromBus(m map[string]godbus.Variant) Deployment {
 	d.RemovedBasePackages = o.Strings("removed-base-packages")
 	d.ReplacedBasePackages = o.Strings("replaced-base-packages")
 	d.ReplaceRequests = o.Strings("replace-requests")
+	d.FinalizationLocked = o.Bool("finalization-locked")
 	return d
 }
 

@@ -208,6 +208,12 @@ func (c *Client) Pin(ctx context.Context, deployment string, pinned bool, opts m
 	return c.begin(ctx, "Pin", deployment, o)
 }
 
+// FinalizeDeployment begins unlocking the finalization of the staged
+// deployment; checksum, when not empty, must be its commit. Options: reboot b.
+func (c *Client) FinalizeDeployment(ctx context.Context, checksum string, opts map[string]any) (*Txn, error) {
+	return c.begin(ctx, "FinalizeDeployment", checksum, MakeOptions(opts))
+}
+
 // RefreshMd begins refreshing repository metadata.
 func (c *Client) RefreshMd(ctx context.Context, opts map[string]any) (*Txn, error) {
 	return c.begin(ctx, "RefreshMd", MakeOptions(opts))

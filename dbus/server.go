@@ -502,6 +502,12 @@ func (h hostObject) Pin(sender godbus.Sender, deployment string, opts map[string
 	return h.s.begin(sender, "pin", deployment, opts)
 }
 
+// FinalizeDeployment starts unlocking the staged deployment's finalization
+// (and, with the option reboot, rebooting into it).
+func (h hostObject) FinalizeDeployment(sender godbus.Sender, checksum string, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
+	return h.s.begin(sender, "finalize", checksum, opts)
+}
+
 // RefreshMd starts a metadata refresh.
 func (h hostObject) RefreshMd(sender godbus.Sender, opts map[string]godbus.Variant) (godbus.ObjectPath, *godbus.Error) {
 	return h.s.begin(sender, "refresh-md", "", opts)

@@ -111,8 +111,11 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 		if d.Pinned {
 			field("Pinned", "yes")
 		}
-		if d.Staged {
-			field("Staged", "yes")
+		switch {
+		case d.Staged && d.FinalizationLocked:
+			field("Staged", "yes, finalization locked: `hostctl finalize` lets it boot, a reboot before that drops it")
+		case d.Staged:
+			field("Staged", "yes: it enters the boot entries at shutdown")
 		}
 	}
 	if u := st.CachedUpdate; u != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,7 +18,55 @@ import (
 
 // lifecycleCommands are the day-two commands: kargs, pin, unpin.
 func lifecycleCommands() []*cobra.Command {
-	return []*cobra.Command{kargsCmd(), pinCmd("pin", false), pinCmd("unpin", true)}
+	return []*cobra.Command{kargsCmd(), pinCmd("pin", false), pinCmd("unpin", true), finalizeCmd()}
+}
+
+// finalizeCmd is `hostctl finalize [--reboot] [CHECKSUM]`: it lets the
+// deployment staged with --lock-finalization boot.
+func finalizeCmd() *cobra.Command {
+	var reboot bool
+	cmd := &cobra.Command{
+		Use:   "finalize [--reboot] [CHECKSUM]",
+		Short: "Let the staged deployment (upgrade --stage --lock-finalization) enter the boot entries at shutdown",
+		Long: "Remove the finalization lock of the staged deployment, so that it is written into the boot entries when the\n" +
+			"host shuts down, as `rpm-ostree finalize-deployment` does. With CHECKSUM (its Commit in `hostctl status`), refuse\n" +
+			"if another deployment is staged now. With --reboot, reboot the host at once.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			checksum := ""
+			if len(args) == 1 {
+				checksum = args[0]
+			}
+			opts := map[string]any{}
+			if reboot {
+				opts["reboot"] = true
+			}
+			return withClient(cmd, func(ctx context.Context, c *dbus.Client) error {
+				txn, err := c.FinalizeDeployment(ctx, checksum, opts)
+				if err != nil {
+					return err
+				}
+				r := newRenderer(cmd.OutOrStdout())
+				defer r.close()
+				rebooting := false
+				_, err = txn.Run(ctx, func(ev dbus.Event) {
+					if ev.Progress != nil && ev.Progress.Stage == "reboot" {
+						rebooting = true
+					}
+					r.event(ev)
+				})
+				var named *dbus.Error
+				if err != nil && rebooting && !errors.As(err, &named) {
+					// The reboot took hostd (or this connection) down first.
+					fmt.Fprintln(cmd.OutOrStdout(), "The host is rebooting.")
+					return nil
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&reboot, "reboot", false, "reboot the host after unlocking")
+	return cmd
 }
 
 // kargsEdits collects the edit flags of `hostctl kargs` in the order they

@@ -319,3 +319,20 @@ func (o *osObject) UpdateDeployment(sender godbus.Sender, modifiers, opts map[st
 	}
 	return o.beginOpts(sender, "UpdateDeployment", "upgrade", "", opts, optMap{"allow-downgrade": "allow-downgrade", "download-only": "download-only", "dry-run": "check"})
 }
+
+// FinalizeDeployment starts unlocking the staged deployment's finalization
+// and rebooting into it. As rpm-ostree's, it wants the staged commit in the
+// option checksum, unless allow-missing-checksum says any will do.
+func (o *osObject) FinalizeDeployment(sender godbus.Sender, opts map[string]godbus.Variant) (string, *godbus.Error) {
+	checksum, _ := opts["checksum"].Value().(string)
+	allowMissing, _ := opts["allow-missing-checksum"].Value().(bool)
+	for k := range opts {
+		if k != "checksum" && k != "allow-missing-checksum" {
+			return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "FinalizeDeployment: option %q is not supported by hostd (supported: checksum, allow-missing-checksum)", k))
+		}
+	}
+	if checksum == "" && !allowMissing {
+		return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "FinalizeDeployment: give the staged commit in the option checksum, or allow-missing-checksum true"))
+	}
+	return o.begin(sender, "FinalizeDeployment", "finalize", checksum, map[string]godbus.Variant{"reboot": godbus.MakeVariant(true)})
+}
