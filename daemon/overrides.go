@@ -86,6 +86,8 @@ func (e *Engine) layererFor(ctx context.Context, t *txn, cur deploy.Deployment, 
 		KeyRoot:  cur.Path,
 		Step:     t.step,
 		AddTemp:  t.addTemp,
+		// The accounts of the deployment the new one replaces keep their ids.
+		AccountsRoot: cur.Path,
 	}, nil, nil
 }
 

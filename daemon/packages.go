@@ -323,6 +323,8 @@ func (e *Engine) layerer(ctx context.Context, t *txn, cur deploy.Deployment, for
 		KeyRoot:  cur.Path,
 		Step:     t.step,
 		AddTemp:  t.addTemp,
+		// The accounts of the deployment the new one replaces keep their ids.
+		AccountsRoot: cur.Path,
 	}
 	return l, md, nil
 }

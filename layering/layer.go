@@ -45,6 +45,9 @@ type Layerer struct {
 	TmpDir string
 	// KeyRoot is the tree file:// gpgkey URLs are read from (the merge deployment).
 	KeyRoot string
+	// AccountsRoot is the tree whose users and groups keep their ids in the
+	// new one (the merge deployment); "" allocates every new account afresh.
+	AccountsRoot string
 	// Client fetches packages and keys; nil means a default client that also reads file:// URLs.
 	Client *http.Client
 	// Step is told of each stage (may be nil).
@@ -382,7 +385,11 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 	// The users and groups the packages need exist before their payloads
 	// are imported, so the files they own keep their owner.
-	added, err := AddSysUsers(tree, users)
+	prev, err := PreviousIDs(l.AccountsRoot)
+	if err != nil {
+		return nil, fmt.Errorf("layer packages: %w", err)
+	}
+	added, err := AddSysUsers(tree, users, prev)
 	if err != nil {
 		return nil, fmt.Errorf("layer packages: create the users and groups of the packages: %w", err)
 	}

@@ -15,13 +15,14 @@ import (
 	"strings"
 )
 
-// SysUser is one user or group a package needs, as a sysusers.d(5) line
-// ("u" or "g") says it.
+// SysUser is one user or group a package needs, or one membership, as a
+// sysusers.d(5) line ("u", "g" or "m") says it.
 type SysUser struct {
 	// Type is 'u' (a user, and its group of the same name unless Group
-	// names another) or 'g' (a group).
+	// names another), 'g' (a group) or 'm' (user Name is a member of
+	// group Group; both are created when missing, as systemd-sysusers does).
 	Type byte
-	// Name is the user or group name.
+	// Name is the user or group name (for 'm', the user).
 	Name string
 	// ID is the numeric uid or gid, or "" to allocate one.
 	ID string
@@ -34,10 +35,9 @@ type SysUser struct {
 // SysusersDir is where packages ship their sysusers.d files.
 const SysusersDir = "usr/lib/sysusers.d"
 
-// ParseSysusers reads a sysusers.d file: the "u" and "g" lines become
-// entries; "m" (membership) and "r" (ranges) lines are accepted and have
-// no effect on who owns files, so they are skipped. Anything else is an
-// error naming the line.
+// ParseSysusers reads a sysusers.d file: the "u", "g" and "m" (membership)
+// lines become entries; "r" (ranges) lines are accepted and skipped (ids
+// are allocated below 1000). Anything else is an error naming the line.
 func ParseSysusers(name string, r io.Reader) ([]SysUser, error) {
 	var out []SysUser
 	sc := bufio.NewScanner(r)
@@ -60,7 +60,13 @@ func ParseSysusers(name string, r io.Reader) ([]SysUser, error) {
 			return ""
 		}
 		switch typ {
-		case "m", "r":
+		case "r":
+			continue
+		case "m":
+			if len(f) < 3 || !validAccountName(f[1]) || !validAccountName(f[2]) {
+				return nil, fmt.Errorf("%s:%d: expected m USER GROUP", name, line)
+			}
+			out = append(out, SysUser{Type: 'm', Name: f[1], Group: f[2]})
 			continue
 		case "u", "g":
 		default:
@@ -272,15 +278,43 @@ func idFiles(tree string) (passwd, group []string) {
 		[]string{filepath.Join(tree, "usr/etc/group"), filepath.Join(tree, "usr/lib/group")}
 }
 
+// AccountIDs are the uids and gids accounts had in a tree, by name.
+type AccountIDs struct {
+	Users, Groups map[string]uint64
+}
+
+// PreviousIDs reads the accounts of the tree a new one replaces (the merge
+// deployment): its /etc first (the host's own users, which the /etc merge
+// carries into the new deployment), then its usr/lib files (the users
+// earlier layering added). A missing tree or file gives no accounts.
+func PreviousIDs(root string) (AccountIDs, error) {
+	if root == "" {
+		return AccountIDs{}, nil
+	}
+	users, _, err := readIDs([]string{filepath.Join(root, "etc/passwd"), filepath.Join(root, "usr/lib/passwd")})
+	if err != nil {
+		return AccountIDs{}, fmt.Errorf("read the accounts of %s: %w", root, err)
+	}
+	groups, _, err := readIDs([]string{filepath.Join(root, "etc/group"), filepath.Join(root, "usr/lib/group")})
+	if err != nil {
+		return AccountIDs{}, fmt.Errorf("read the accounts of %s: %w", root, err)
+	}
+	return AccountIDs{Users: users, Groups: groups}, nil
+}
+
 // AddSysUsers creates the users and groups a tree lacks in its
 // usr/lib/passwd and usr/lib/group (where rpm-ostree keeps the users of the
 // OS image, read through nss-altfiles): libostree's /etc merge keeps a
 // host's changed /etc/passwd, so users added to usr/etc/passwd would be lost
-// on a host that has a user of its own. Groups first, then users; a user
+// on a host that has a user of its own. Groups first, then users, then the
+// memberships ("m" lines, creating what they name when missing); a user
 // with no group gets one of its name (with the same id when it is free).
-// Ids are allocated downwards from 999, as systemd-sysusers does. The files
-// are replaced, never written in place (the tree is a hardlink checkout).
-func AddSysUsers(tree string, entries []SysUser) (added []string, err error) {
+// An account keeps the id it had in prev (the deployment this tree
+// replaces) when that id is free here, so files it owns in /var and /etc
+// keep their owner across upgrades and re-layering; other ids are
+// allocated downwards from 999, as systemd-sysusers does. The files are
+// replaced, never written in place (the tree is a hardlink checkout).
+func AddSysUsers(tree string, entries []SysUser, prev AccountIDs) (added []string, err error) {
 	pw, gr := idFiles(tree)
 	users, uids, err := readIDs(pw)
 	if err != nil {
@@ -291,10 +325,14 @@ func AddSysUsers(tree string, entries []SysUser) (added []string, err error) {
 		return nil, err
 	}
 	var pwLines, grLines []string
-	free := func(used map[uint64]bool, want string) (uint64, error) {
+	newGroup := map[string]int{} // name -> index in grLines
+	free := func(used map[uint64]bool, want string, before uint64, hadBefore bool) (uint64, error) {
 		if want != "" {
 			id, _ := strconv.ParseUint(want, 10, 32)
 			return id, nil
+		}
+		if hadBefore && before > 0 && before != 65534 && !used[before] {
+			return before, nil
 		}
 		for id := uint64(999); id > 0; id-- {
 			if !uids[id] && !gids[id] {
@@ -307,39 +345,34 @@ func AddSysUsers(tree string, entries []SysUser) (added []string, err error) {
 		if g, ok := groups[name]; ok {
 			return g, nil
 		}
-		gid, err := free(gids, id)
+		before, had := prev.Groups[name]
+		gid, err := free(gids, id, before, had)
 		if err != nil {
 			return 0, err
 		}
 		groups[name], gids[gid] = gid, true
+		newGroup[name] = len(grLines)
 		grLines = append(grLines, fmt.Sprintf("%s:x:%d:", name, gid))
 		added = append(added, "group "+name)
 		return gid, nil
 	}
-	for _, e := range entries {
-		if e.Type == 'g' {
-			if _, err := addGroup(e.Name, e.ID); err != nil {
-				return nil, fmt.Errorf("add group %s: %w", e.Name, err)
-			}
-		}
-	}
-	for _, e := range entries {
-		if e.Type != 'u' {
-			continue
-		}
+	addUser := func(e SysUser) error {
 		if _, ok := users[e.Name]; ok {
-			continue
+			return nil
 		}
-		uid, err := free(uids, e.ID)
+		before, had := prev.Users[e.Name]
+		uid, err := free(uids, e.ID, before, had)
 		if err != nil {
-			return nil, fmt.Errorf("add user %s: %w", e.Name, err)
+			return err
 		}
 		uids[uid] = true
 		var gid uint64
 		switch {
 		case e.Group == "":
 			want := ""
-			if !gids[uid] {
+			if pg, ok := prev.Groups[e.Name]; ok && pg > 0 && pg != 65534 && !gids[pg] {
+				want = strconv.FormatUint(pg, 10) // the id it had
+			} else if !gids[uid] {
 				want = strconv.FormatUint(uid, 10)
 			}
 			gid, err = addGroup(e.Name, want)
@@ -352,7 +385,7 @@ func AddSysUsers(tree string, entries []SysUser) (added []string, err error) {
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("add user %s: %w", e.Name, err)
+			return err
 		}
 		users[e.Name] = uid
 		home, shell := e.Home, e.Shell
@@ -364,6 +397,39 @@ func AddSysUsers(tree string, entries []SysUser) (added []string, err error) {
 		}
 		pwLines = append(pwLines, fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", e.Name, uid, gid, e.GECOS, home, shell))
 		added = append(added, "user "+e.Name)
+		return nil
+	}
+	for _, e := range entries {
+		if e.Type == 'g' {
+			if _, err := addGroup(e.Name, e.ID); err != nil {
+				return nil, fmt.Errorf("add group %s: %w", e.Name, err)
+			}
+		}
+	}
+	for _, e := range entries {
+		if e.Type == 'u' {
+			if err := addUser(e); err != nil {
+				return nil, fmt.Errorf("add user %s: %w", e.Name, err)
+			}
+		}
+	}
+	members := map[string][]string{}
+	for _, e := range entries {
+		if e.Type != 'm' {
+			continue
+		}
+		if _, err := addGroup(e.Group, ""); err != nil {
+			return nil, fmt.Errorf("add group %s for member %s: %w", e.Group, e.Name, err)
+		}
+		if err := addUser(SysUser{Type: 'u', Name: e.Name}); err != nil {
+			return nil, fmt.Errorf("add user %s as a member of %s: %w", e.Name, e.Group, err)
+		}
+		if i, ok := newGroup[e.Group]; ok {
+			grLines[i] = withMember(grLines[i], e.Name)
+		} else {
+			members[e.Group] = append(members[e.Group], e.Name)
+		}
+		added = append(added, "member "+e.Name+" of "+e.Group)
 	}
 	if err := appendReplace(filepath.Join(tree, "usr/lib/passwd"), pwLines); err != nil {
 		return nil, err
@@ -371,7 +437,67 @@ func AddSysUsers(tree string, entries []SysUser) (added []string, err error) {
 	if err := appendReplace(filepath.Join(tree, "usr/lib/group"), grLines); err != nil {
 		return nil, err
 	}
+	// Groups of the base: their line is rewritten where it is.
+	for _, f := range gr {
+		if len(members) == 0 {
+			break
+		}
+		if err := addMembers(f, members); err != nil {
+			return nil, err
+		}
+	}
 	return added, nil
+}
+
+// withMember adds user to a group line's member list unless it is there.
+func withMember(line, user string) string {
+	f := strings.Split(line, ":")
+	if len(f) < 4 {
+		return line
+	}
+	var list []string
+	if f[3] != "" {
+		list = strings.Split(f[3], ",")
+	}
+	if slices.Contains(list, user) {
+		return line
+	}
+	f[3] = strings.Join(append(list, user), ",")
+	return strings.Join(f, ":")
+}
+
+// addMembers adds the members of the groups path defines to their lines,
+// replacing path (never writing it in place), and removes those groups
+// from members.
+func addMembers(path string, members map[string][]string) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	changed := false
+	for i, l := range lines {
+		name, _, _ := strings.Cut(l, ":")
+		users, ok := members[name]
+		if !ok {
+			continue
+		}
+		for _, u := range users {
+			lines[i] = withMember(lines[i], u)
+		}
+		delete(members, name)
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	tmp := path + ".hostctl-new"
+	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func isNumber(s string) bool {

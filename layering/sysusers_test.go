@@ -44,7 +44,9 @@ func TestParseSysusers(t *testing.T) {
 		err        string
 	}{
 		{"user and group", "# c\ng grp 950\nu usr - \"A user\" /var/lib/usr /bin/sh\nu other 960:grp\nm usr grp\nr - 500-900\n",
-			[]SysUser{{Type: 'g', Name: "grp", ID: "950"}, {Type: 'u', Name: "usr", GECOS: "A user", Home: "/var/lib/usr", Shell: "/bin/sh"}, {Type: 'u', Name: "other", ID: "960", Group: "grp"}}, ""},
+			[]SysUser{{Type: 'g', Name: "grp", ID: "950"}, {Type: 'u', Name: "usr", GECOS: "A user", Home: "/var/lib/usr", Shell: "/bin/sh"}, {Type: 'u', Name: "other", ID: "960", Group: "grp"}, {Type: 'm', Name: "usr", Group: "grp"}}, ""},
+		{"m without a group", "m usr", nil, "expected m USER GROUP"},
+		{"m with a bad group", "m usr gr:p", nil, "expected m USER GROUP"},
 		{"uid from a path", "u svc /usr/bin/svc", []SysUser{{Type: 'u', Name: "svc"}}, ""},
 		{"u!", "u! locked -", []SysUser{{Type: 'u', Name: "locked"}}, ""},
 		{"bad type", "x foo", nil, "unsupported sysusers.d line type"},
@@ -86,7 +88,7 @@ func TestAddSysUsers(t *testing.T) {
 		{Type: 'u', Name: "own"},
 		{Type: 'u', Name: "taken"},
 		{Type: 'u', Name: "libuser"},
-	})
+	}, AccountIDs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +104,80 @@ func TestAddSysUsers(t *testing.T) {
 	if got := readString(t, obj); got != "libuser:x:998:998::/:/sbin/nologin\n" {
 		t.Errorf("the hardlinked object was written: %q", got)
 	}
-	if _, err := AddSysUsers(tree, []SysUser{{Type: 'u', Name: "x", Group: "nosuch"}}); err == nil || !strings.Contains(err.Error(), `group "nosuch" does not exist`) {
+	if _, err := AddSysUsers(tree, []SysUser{{Type: 'u', Name: "x", Group: "nosuch"}}, AccountIDs{}); err == nil || !strings.Contains(err.Error(), `group "nosuch" does not exist`) {
 		t.Errorf("user with a missing group: %v", err)
+	}
+}
+
+// TestAddSysUsersMembers: "m" lines add the user to the group's member
+// list, in the base's group file or a group just added, creating what is
+// missing; nothing is written through a hardlink.
+func TestAddSysUsersMembers(t *testing.T) {
+	tree := t.TempDir()
+	os.MkdirAll(filepath.Join(tree, "usr/etc"), 0o755)
+	os.MkdirAll(filepath.Join(tree, "usr/lib"), 0o755)
+	os.WriteFile(filepath.Join(tree, "usr/etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\n"), 0o644)
+	obj := filepath.Join(t.TempDir(), "object")
+	os.WriteFile(obj, []byte("root:x:0:\nwheel:x:10:root\nvideo:x:44:\n"), 0o644)
+	if err := os.Link(obj, filepath.Join(tree, "usr/etc/group")); err != nil {
+		t.Fatal(err)
+	}
+	added, err := AddSysUsers(tree, []SysUser{
+		{Type: 'u', Name: "svc"},
+		{Type: 'm', Name: "svc", Group: "wheel"},
+		{Type: 'm', Name: "svc", Group: "video"},
+		{Type: 'm', Name: "svc", Group: "svcadm"},
+		{Type: 'm', Name: "helper", Group: "svcadm"},
+		{Type: 'm', Name: "svc", Group: "wheel"},
+	}, AccountIDs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"group svc", "user svc", "member svc of wheel", "member svc of video", "group svcadm", "member svc of svcadm",
+		"group helper", "user helper", "member helper of svcadm", "member svc of wheel"}
+	if !reflect.DeepEqual(added, want) {
+		t.Errorf("added %v\nwant  %v", added, want)
+	}
+	if got := readString(t, filepath.Join(tree, "usr/etc/group")); got != "root:x:0:\nwheel:x:10:root,svc\nvideo:x:44:svc\n" {
+		t.Errorf("usr/etc/group:\n%s", got)
+	}
+	if got := readString(t, filepath.Join(tree, "usr/lib/group")); got != "svc:x:999:\nsvcadm:x:998:svc,helper\nhelper:x:997:\n" {
+		t.Errorf("usr/lib/group:\n%s", got)
+	}
+	if got := readString(t, obj); got != "root:x:0:\nwheel:x:10:root\nvideo:x:44:\n" {
+		t.Errorf("the hardlinked object was written: %q", got)
+	}
+}
+
+// TestAddSysUsersStableIDs: an account the replaced deployment had keeps
+// its id when it is free, whatever the allocation order would give now;
+// an id taken in the new tree is allocated afresh.
+func TestAddSysUsersStableIDs(t *testing.T) {
+	prevRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(prevRoot, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(prevRoot, "usr/lib"), 0o755)
+	os.WriteFile(filepath.Join(prevRoot, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\nhostsvc:x:950:950::/:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(prevRoot, "etc/group"), []byte("root:x:0:\nhostsvc:x:950:\n"), 0o644)
+	os.WriteFile(filepath.Join(prevRoot, "usr/lib/passwd"), []byte("svc:x:990:990::/:/usr/sbin/nologin\nclash:x:980:980::/:/usr/sbin/nologin\n"), 0o644)
+	os.WriteFile(filepath.Join(prevRoot, "usr/lib/group"), []byte("svc:x:990:\nclash:x:980:\ndata:x:970:\n"), 0o644)
+	prev, err := PreviousIDs(prevRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := t.TempDir()
+	os.MkdirAll(filepath.Join(tree, "usr/etc"), 0o755)
+	os.MkdirAll(filepath.Join(tree, "usr/lib"), 0o755)
+	// The new base took 980 for an account of its own.
+	os.WriteFile(filepath.Join(tree, "usr/etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\nbase:x:980:980::/:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(tree, "usr/etc/group"), []byte("root:x:0:\nbase:x:980:\n"), 0o644)
+	if _, err := AddSysUsers(tree, []SysUser{{Type: 'g', Name: "data"}, {Type: 'u', Name: "svc"}, {Type: 'u', Name: "clash"}, {Type: 'u', Name: "hostsvc"}}, prev); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, filepath.Join(tree, "usr/lib/passwd")); got != "svc:x:990:990::/:/usr/sbin/nologin\nclash:x:999:999::/:/usr/sbin/nologin\nhostsvc:x:950:950::/:/usr/sbin/nologin\n" {
+		t.Errorf("usr/lib/passwd:\n%s", got)
+	}
+	if got := readString(t, filepath.Join(tree, "usr/lib/group")); got != "data:x:970:\nsvc:x:990:\nclash:x:999:\nhostsvc:x:950:\n" {
+		t.Errorf("usr/lib/group:\n%s", got)
 	}
 }
 

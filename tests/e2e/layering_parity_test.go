@@ -210,3 +210,36 @@ func TestPkgUsers(t *testing.T) {
 	}
 	e.fsck()
 }
+
+// TestPkgUsersKeepIDs: an account the host already has (here made by an
+// administrator in /etc before the package arrives) keeps its uid and gid
+// when a package creates it, so the files the package owns belong to the
+// same user the host knows.
+func TestPkgUsersKeepIDs(t *testing.T) {
+	e := newEnv(t)
+	srv := e.serveRPMs(nil, nil, nil)
+	e.setRepoFile("layer", fixture.YumRepoFile("layer", srv.URL()))
+	_, dep := e.defaultDeployment()
+	for file, line := range map[string]string{"passwd": "hellod:x:1234:1235:Made by hand:/var/lib/hellod:/sbin/nologin", "group": "hellod:x:1235:"} {
+		p := filepath.Join(dep, "etc", file)
+		data := readFile(t, p) + line + "\n"
+		if err := os.WriteFile(p+".new", []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p+".new", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mustHostctl("pkg-add", "hello-users")
+	_, dep = e.defaultDeployment()
+	if pw := readFile(t, filepath.Join(dep, "usr/lib/passwd")); !strings.Contains(pw, "hellod:x:1234:1235:") {
+		t.Fatalf("usr/lib/passwd does not keep the host's uid 1234 and gid 1235 of hellod:\n%s", pw)
+	}
+	st, err := os.Lstat(filepath.Join(dep, "usr/share/hello-users/state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 1234 || sys.Gid != 1235 {
+		t.Fatalf("/usr/share/hello-users/state is owned by %d:%d, want the host's hellod 1234:1235", sys.Uid, sys.Gid)
+	}
+}
