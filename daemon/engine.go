@@ -339,7 +339,7 @@ func (e *Engine) operations() map[string]operation {
 			run: func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 				return e.deployRevision(ctx, t, t.rec.Arg, opts)
 			}},
-		"rebase": {options: stageOptions, validate: validRefspec, run: func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
+		"rebase": {options: withStageOptions(dbus.OptionSpec{"preview": "b"}), validate: validRefspec, run: func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 			return e.rebase(ctx, t, t.rec.Arg, opts)
 		}},
 		"rollback": {run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) }},

@@ -387,6 +387,9 @@ func (e *Engine) rebase(ctx context.Context, t *txn, refspec string, opts dbus.O
 		curRemote, _, _ := deploy.SplitRefspec(cur.Refspec())
 		refspec = curRemote + ":" + ref
 	}
+	if opts.Bool("preview") {
+		return e.rebasePreview(ctx, t, cur, refspec)
+	}
 	t.step("pull", "Pulling "+refspec)
 	csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Progress: pullProgress(t)})
 	if err != nil {
@@ -400,6 +403,34 @@ func (e *Engine) rebase(ctx context.Context, t *txn, refspec string, opts dbus.O
 		return nil, err
 	}
 	return e.deployCommit(ctx, t, st, target, origin, map[string]any{"refspec": refspec})
+}
+
+// rebasePreview is `rebase --preview`: it fetches only the commit refspec
+// points at and its package database, and tells what a rebase to it would
+// change in the base packages, as rpm-ostree's DownloadRebaseRpmDiff does.
+// Nothing is deployed.
+func (e *Engine) rebasePreview(ctx context.Context, t *txn, cur deploy.Deployment, refspec string) (map[string]any, error) {
+	t.step("pull-metadata", "Fetching the commit of "+refspec)
+	csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{CommitOnly: true, Progress: pullProgress(t)})
+	if err != nil {
+		return nil, err
+	}
+	res, err := e.describeUpdate(cur, csum)
+	if err != nil {
+		return nil, err
+	}
+	res["refspec"] = refspec
+	res, err = e.previewPackages(ctx, t, refspec, cur, csum, res)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := res["version"].(string)
+	if v == "" {
+		v = "no version"
+	}
+	t.message(fmt.Sprintf("Rebase to %s would deploy %s (%s): %d upgraded, %d downgraded, %d added, %d removed. Nothing deployed.", refspec, csum, v,
+		len(res["upgraded"].([]string)), len(res["downgraded"].([]string)), len(res["added"].([]string)), len(res["removed"].([]string))))
+	return res, nil
 }
 
 func (e *Engine) rollback(ctx context.Context, t *txn) (map[string]any, error) {

@@ -252,16 +252,33 @@ func deployCmd() *cobra.Command {
 
 func rebaseCmd() *cobra.Command {
 	var sf stageFlags
+	var preview bool
 	cmd := &cobra.Command{
 		Use:   "rebase REMOTE:REF",
 		Short: "Follow another ref and deploy its latest commit",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
-				return c.Rebase(ctx, args[0], sf.options())
+			if !preview {
+				return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
+					return c.Rebase(ctx, args[0], sf.options())
+				})
+			}
+			opts := sf.options()
+			opts["preview"] = true
+			return withClient(cmd, func(ctx context.Context, c *dbus.Client) error {
+				txn, err := c.Rebase(ctx, args[0], opts)
+				if err != nil {
+					return err
+				}
+				res, err := runTxn(ctx, cmd.OutOrStdout(), txn)
+				if err != nil {
+					return err
+				}
+				return printCheck(cmd, res)
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&preview, "preview", false, "only fetch the ref's commit and package database, and print what the rebase would change")
 	sf.add(cmd)
 	return cmd
 }

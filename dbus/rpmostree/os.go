@@ -53,6 +53,11 @@ func translate(method string, opts map[string]godbus.Variant, known optMap) (map
 // begin starts an engine transaction for a method and returns the address
 // of its peer-to-peer socket.
 func (o *osObject) begin(sender godbus.Sender, method, kind, arg string, opts map[string]godbus.Variant) (string, *godbus.Error) {
+	return o.beginThen(sender, method, kind, arg, opts, nil)
+}
+
+// beginThen is begin with a function told how the transaction ended.
+func (o *osObject) beginThen(sender godbus.Sender, method, kind, arg string, opts map[string]godbus.Variant, onFinish func(*dbus.Result)) (string, *godbus.Error) {
 	uid, err := o.s.callerUID(sender)
 	if err != nil {
 		return "", busError(err)
@@ -65,7 +70,7 @@ func (o *osObject) begin(sender godbus.Sender, method, kind, arg string, opts ma
 	if arg != "" {
 		title += " " + arg
 	}
-	addr, err := o.s.servePeer(txn, method, title, string(sender), uid)
+	addr, err := o.s.servePeer(txn, method, title, string(sender), uid, onFinish)
 	if err != nil {
 		txn.Cancel(0)
 		return "", busError(err)
@@ -253,14 +258,62 @@ func (o *osObject) DownloadUpdateRpmDiff(sender godbus.Sender) (string, *godbus.
 	return o.begin(sender, "DownloadUpdateRpmDiff", "upgrade", "", map[string]godbus.Variant{"preview": godbus.MakeVariant(true)})
 }
 
-// GetCachedRebaseRpmDiff is not served yet: hostd keeps no rebase preview.
+// GetCachedRebaseRpmDiff returns what the last DownloadRebaseRpmDiff of
+// refspec found: the package diff from the default deployment's base to the
+// commit refspec points at, and that commit's details. Before any, it answers
+// an empty diff, as rpm-ostree does with nothing cached.
 func (o *osObject) GetCachedRebaseRpmDiff(refspec string, packages []string) ([]DiffEntry, map[string]godbus.Variant, *godbus.Error) {
-	return nil, nil, busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "GetCachedRebaseRpmDiff is not supported by hostd yet: rebase with Rebase and compare with GetDeploymentsRpmDiff"))
+	if len(packages) > 0 {
+		return nil, nil, busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "GetCachedRebaseRpmDiff: packages layered in the same rebase are not supported by hostd; rebase, then PkgChange"))
+	}
+	o.s.mu.Lock()
+	d, ok := o.s.rebaseDiffs[o.name+"\x00"+refspec]
+	o.s.mu.Unlock()
+	if !ok {
+		return []DiffEntry{}, map[string]godbus.Variant{}, nil
+	}
+	return d.diff, d.details, nil
 }
 
-// DownloadRebaseRpmDiff is not served yet.
+// DownloadRebaseRpmDiff starts fetching the commit refspec points at and its
+// package database (a rebase with preview: nothing is deployed); when it
+// has finished, GetCachedRebaseRpmDiff answers with the diff.
 func (o *osObject) DownloadRebaseRpmDiff(sender godbus.Sender, refspec string, packages []string) (string, *godbus.Error) {
-	return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "DownloadRebaseRpmDiff is not supported by hostd yet: rebase with Rebase and compare with GetDeploymentsRpmDiff"))
+	if len(packages) > 0 {
+		return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "DownloadRebaseRpmDiff: packages layered in the same rebase are not supported by hostd; rebase, then PkgChange"))
+	}
+	return o.beginThen(sender, "DownloadRebaseRpmDiff", "rebase", refspec, map[string]godbus.Variant{"preview": godbus.MakeVariant(true)}, func(r *dbus.Result) {
+		csum, _ := r.Data["checksum"].(string)
+		if r.Err != nil || csum == "" {
+			return
+		}
+		_, def, _ := osDeployments(o.s.eng.Status(), o.name)
+		if def == nil {
+			return
+		}
+		base := def.BaseChecksum
+		if base == "" {
+			base = def.Checksum
+		}
+		diff, err := o.s.eng.Diff(base, csum)
+		if err != nil {
+			o.s.log.Warn("rebase diff", "refspec", refspec, "err", err)
+			return
+		}
+		details := map[string]godbus.Variant{"osname": godbus.MakeVariant(o.name), "checksum": godbus.MakeVariant(csum)}
+		if v, _ := r.Data["version"].(string); v != "" {
+			details["version"] = godbus.MakeVariant(v)
+		}
+		if ts, ok := r.Data["timestamp"].(uint64); ok {
+			details["timestamp"] = godbus.MakeVariant(ts)
+		}
+		if rs, _ := r.Data["refspec"].(string); rs != "" {
+			details["origin"] = godbus.MakeVariant(rs)
+		}
+		o.s.mu.Lock()
+		o.s.rebaseDiffs[o.name+"\x00"+refspec] = rebaseDiff{diff: RpmDiff(diff), details: details}
+		o.s.mu.Unlock()
+	})
 }
 
 // UpdateDeployment makes one kind of change: a rebase (set-refspec), a

@@ -45,7 +45,11 @@ const (
 type peerTxn struct {
 	s      *Server
 	txn    dbus.Transaction
-	method string
+	// onFinish, when set, is told how the transaction ended before the
+	// Finished signal goes out (so a client that calls on at Finished sees
+	// what it recorded).
+	onFinish func(*dbus.Result)
+	method   string
 	title  string
 	sender string
 	caller uint32
@@ -65,7 +69,7 @@ type peerTxn struct {
 }
 
 // servePeer opens txn's socket and returns its address.
-func (s *Server) servePeer(txn dbus.Transaction, method, title, sender string, caller uint32) (string, error) {
+func (s *Server) servePeer(txn dbus.Transaction, method, title, sender string, caller uint32, onFinish func(*dbus.Result)) (string, error) {
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return "", err
@@ -75,7 +79,7 @@ func (s *Server) servePeer(txn dbus.Transaction, method, title, sender string, c
 	if err != nil {
 		return "", errdefs.Wrap(errdefs.ErrFailed, fmt.Errorf("open the transaction socket: %w", err))
 	}
-	pt := &peerTxn{s: s, txn: txn, method: method, title: title, sender: sender, caller: caller,
+	pt := &peerTxn{s: s, txn: txn, onFinish: onFinish, method: method, title: title, sender: sender, caller: caller,
 		addr: "unix:abstract=" + name, ln: ln, peers: map[*peer]bool{}}
 	s.mu.Lock()
 	s.txns[txn.ID()] = pt
@@ -485,6 +489,9 @@ func (pt *peerTxn) event(ev dbus.Event) {
 		}
 		if task != "" {
 			pt.broadcast("TaskEnd", "done")
+		}
+		if pt.onFinish != nil {
+			pt.onFinish(ev.Finished)
 		}
 		ok, text := finishedArgs(ev.Finished)
 		pt.broadcast("Finished", ok, text)

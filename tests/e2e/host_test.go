@@ -341,3 +341,29 @@ func TestBadInputChangesNothing(t *testing.T) {
 		t.Fatalf("hostd on a plain directory: %v\n%s", err, out)
 	}
 }
+
+// TestRebasePreview: `rebase --preview` fetches the other ref's commit and
+// package database and prints what a rebase would change; nothing is
+// deployed and the host still follows its ref.
+func TestRebasePreview(t *testing.T) {
+	e := newEnv(t)
+	deps, loader, entries := e.ostreeStatus(), e.loaderTarget(), e.bootEntries()
+	out := e.mustHostctl("rebase", "--preview", "hostos:"+fixture.TestingRef)
+	v10 := e.os.Commit("10")
+	if !strings.Contains(out, "AvailableUpdate:") || !strings.Contains(out, v10) || !strings.Contains(out, "Version: 10") {
+		t.Fatalf("rebase --preview printed no AvailableUpdate of commit %s version 10:\n%s", v10, out)
+	}
+	changes := rpmQAChanges(e.rpmQAOfCommit(e.os.Commit("1")), e.rpmQAOfCommit(v10))
+	if len(changes) == 0 {
+		t.Fatal("the fixture's versions 1 and 10 have the same packages: nothing to preview")
+	}
+	for _, name := range changes {
+		if n := name[:strings.LastIndex(name, ".")]; !strings.Contains(out, n) {
+			t.Errorf("rebase --preview does not name the changed package %s:\n%s", n, out)
+		}
+	}
+	e.unchanged("rebase --preview", deps, loader, entries)
+	if st := e.status(); st.Deployments[0].Origin != refspec {
+		t.Fatalf("after rebase --preview the default follows %s, want %s", st.Deployments[0].Origin, refspec)
+	}
+}

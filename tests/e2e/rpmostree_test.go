@@ -300,9 +300,29 @@ func TestRPMOstreeAPI(t *testing.T) {
 		t.Fatalf("AutomaticUpdateTrigger: %v", r)
 	}
 
+	// A rebase preview: DownloadRebaseRpmDiff over the peer socket, then
+	// GetCachedRebaseRpmDiff; nothing is deployed.
+	testingRef := remote + ":" + fixture.TestingRef
+	if r := c.call(t, conn, osPath, rpmostree.OSInterface, "GetCachedRebaseRpmDiff", testingRef, []string{}); len(diffLines(t, r[0])) != 0 {
+		t.Fatalf("GetCachedRebaseRpmDiff before any download: %v", r)
+	}
+	addr := c.call(t, conn, osPath, rpmostree.OSInterface, "DownloadRebaseRpmDiff", testingRef, []string{})[0].(string)
+	finishedOK(t, "DownloadRebaseRpmDiff", c.runPeer(t, addr))
+	if v := e.ostreeStatus(); len(v) != 1 || v[0] != v1 {
+		t.Fatalf("DownloadRebaseRpmDiff deployed something: %v", v)
+	}
+	r := c.call(t, conn, osPath, rpmostree.OSInterface, "GetCachedRebaseRpmDiff", testingRef, []string{})
+	v10 := e.os.Commit("10")
+	if details := r[1].(map[string]godbus.Variant); details["checksum"].Value() != v10 || details["version"].Value() != "10" {
+		t.Fatalf("GetCachedRebaseRpmDiff details: %v, want checksum %s version 10", details, v10)
+	}
+	if got, want := len(diffLines(t, r[0])), len(rpmQAChanges(e.rpmQAOfCommit(v1), e.rpmQAOfCommit(v10))); got == 0 || got != want {
+		t.Fatalf("GetCachedRebaseRpmDiff has %d entries, rpm -qa of the two commits differs in %d", got, want)
+	}
+
 	// An update appears; DownloadUpdateRpmDiff over the peer socket.
 	e.publish("2")
-	addr := c.call(t, conn, osPath, rpmostree.OSInterface, "DownloadUpdateRpmDiff")[0].(string)
+	addr = c.call(t, conn, osPath, rpmostree.OSInterface, "DownloadUpdateRpmDiff")[0].(string)
 	finishedOK(t, "DownloadUpdateRpmDiff", c.runPeer(t, addr))
 	if v := e.ostreeStatus(); len(v) != 1 || v[0] != v1 {
 		t.Fatalf("DownloadUpdateRpmDiff deployed something: %v", v)
@@ -312,7 +332,7 @@ func TestRPMOstreeAPI(t *testing.T) {
 	if cached["checksum"].Value() != v2 || cached["version"].Value() != "2" || cached["origin"].Value() != refspec || cached["ref-has-new-commit"].Value() != true || osp["HasCachedUpdateRpmDiff"].Value() != true {
 		t.Fatalf("CachedUpdate after DownloadUpdateRpmDiff: %v (HasCachedUpdateRpmDiff %v)", cached, osp["HasCachedUpdateRpmDiff"])
 	}
-	r := c.call(t, conn, osPath, rpmostree.OSInterface, "GetCachedUpdateRpmDiff", "")
+	r = c.call(t, conn, osPath, rpmostree.OSInterface, "GetCachedUpdateRpmDiff", "")
 	cachedDiff := diffLines(t, r[0])
 	if details := r[1].(map[string]godbus.Variant); details["checksum"].Value() != v2 || details["version"].Value() != "2" {
 		t.Fatalf("GetCachedUpdateRpmDiff details: %v", details)
@@ -370,6 +390,8 @@ func TestRPMOstreeAPI(t *testing.T) {
 		{"Cleanup", []any{[]string{"rollback-deployment"}}}, {"RefreshMd", []any{noOpts}},
 		{"KernelArgs", []any{"", []string{"quiet"}, []string{}, []string{}, noOpts}},
 		{"UpdateDeployment", []any{map[string]godbus.Variant{"set-revision": godbus.MakeVariant(v2)}, noOpts}},
+		{"DownloadRebaseRpmDiff", []any{refspec, []string{}}},
+		{"FinalizeDeployment", []any{map[string]godbus.Variant{"allow-missing-checksum": godbus.MakeVariant(true)}}},
 	} {
 		err := nobody.conn.Object(rpmostree.BusName, osPath).Call(rpmostree.OSInterface+"."+tc.method, 0, tc.args...).Err
 		if !dbus.IsError(err, dbus.ErrAccessDenied) {
@@ -437,4 +459,21 @@ func TestRPMOstreeAPI(t *testing.T) {
 	if sys["ActiveTransactionPath"].Value() != "" {
 		t.Fatalf("ActiveTransactionPath after the end: %v", sys["ActiveTransactionPath"])
 	}
+}
+
+// rpmQAChanges lists the packages (NAME.ARCH) added, removed or changed from
+// one rpm -qa listing to another.
+func rpmQAChanges(from, to map[string]string) []string {
+	var out []string
+	for name, evra := range to {
+		if old, ok := from[name]; !ok || old != evra {
+			out = append(out, name)
+		}
+	}
+	for name := range from {
+		if _, ok := to[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	return out
 }
