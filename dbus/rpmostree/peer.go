@@ -43,18 +43,18 @@ const (
 
 // peerTxn is one transaction on its socket.
 type peerTxn struct {
-	s      *Server
-	txn    dbus.Transaction
+	s   *Server
+	txn dbus.Transaction
 	// onFinish, when set, is told how the transaction ended before the
 	// Finished signal goes out (so a client that calls on at Finished sees
 	// what it recorded).
 	onFinish func(*dbus.Result)
 	method   string
-	title  string
-	sender string
-	caller uint32
-	addr   string
-	ln     *net.UnixListener
+	title    string
+	sender   string
+	caller   uint32
+	addr     string
+	ln       *net.UnixListener
 
 	mu    sync.Mutex
 	peers map[*peer]bool
