@@ -48,12 +48,7 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 	}
 	refspec := cur.Refspec()
 	if opts.Bool("check") || opts.Bool("preview") {
-		t.step("pull-metadata", "Checking "+refspec+" for updates")
-		csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{CommitOnly: true, Progress: pullProgress(t)})
-		if err != nil {
-			return nil, err
-		}
-		res, err := e.describeUpdate(cur, csum)
+		csum, res, err := e.fetchCommit(ctx, t, cur, refspec, "Checking "+refspec+" for updates")
 		if err != nil {
 			return nil, err
 		}
@@ -217,6 +212,18 @@ func (e *Engine) followContainers(ctx context.Context, t *txn, def deploy.Deploy
 		}
 	}
 	return out, nil
+}
+
+// fetchCommit pulls only the commit object refspec points at and describes
+// it against cur (see describeUpdate).
+func (e *Engine) fetchCommit(ctx context.Context, t *txn, cur deploy.Deployment, refspec, text string) (string, map[string]any, error) {
+	t.step("pull-metadata", text)
+	csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{CommitOnly: true, Progress: pullProgress(t)})
+	if err != nil {
+		return "", nil, err
+	}
+	res, err := e.describeUpdate(cur, csum)
+	return csum, res, err
 }
 
 // describeUpdate compares the current base with a pulled commit.
@@ -410,12 +417,7 @@ func (e *Engine) rebase(ctx context.Context, t *txn, refspec string, opts dbus.O
 // change in the base packages, as rpm-ostree's DownloadRebaseRpmDiff does.
 // Nothing is deployed.
 func (e *Engine) rebasePreview(ctx context.Context, t *txn, cur deploy.Deployment, refspec string) (map[string]any, error) {
-	t.step("pull-metadata", "Fetching the commit of "+refspec)
-	csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{CommitOnly: true, Progress: pullProgress(t)})
-	if err != nil {
-		return nil, err
-	}
-	res, err := e.describeUpdate(cur, csum)
+	csum, res, err := e.fetchCommit(ctx, t, cur, refspec, "Fetching the commit of "+refspec)
 	if err != nil {
 		return nil, err
 	}
