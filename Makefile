@@ -8,7 +8,8 @@ TEST_TIMEOUT ?= 25m
 
 # System packages the build, the tests and the demo use.
 APT_PACKAGES := gcc make pkg-config libglib2.0-dev libostree-dev ostree rpm createrepo-c dbus dbus-daemon \
-	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs libgpgme-dev systemd-container debootstrap curl util-linux polkitd etcd-server
+	bubblewrap libsolv-dev libsolvext-dev runc docker-registry skopeo dnf cpio busybox-static e2fsprogs libgpgme-dev systemd-container debootstrap curl util-linux polkitd etcd-server \
+	cockpit-ws cockpit-bridge cockpit-system chromium
 # The peers of the full benchmark run only.
 BENCH_APT_PACKAGES := podman
 

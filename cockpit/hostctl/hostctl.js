@@ -68,6 +68,14 @@
     function str(x) { return x === undefined || x === null ? "" : String(x) }
     function list(x) { return Array.isArray(x) ? x : [] }
 
+    /* The kernel arguments a person set: libostree's own ostree= is left out,
+       as `hostctl kargs` leaves it out. */
+    function userKargs(kargs) {
+        return str(kargs).split(/\s+/).filter(function (a) {
+            return a !== "" && a.indexOf("ostree=") !== 0;
+        }).join(" ");
+    }
+
     function fmtTime(secs) {
         if (!secs)
             return "";
@@ -218,7 +226,7 @@
                 el("td", { class: "origin", text: origin }),
                 el("td", { class: "timestamp", text: fmtTime(d.timestamp) }),
                 el("td", { class: "packages" }, [pkgs.length ? el("ul", { class: "plain" }, pkgs) : ""]),
-                el("td", { class: "kargs", text: str(d.kargs) }),
+                el("td", { class: "kargs", text: userKargs(d.kargs) }),
                 el("td", { class: "containers" }, [ctrs.length ? el("ul", { class: "plain" }, ctrs) : ""]),
             ]));
         });

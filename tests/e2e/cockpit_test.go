@@ -1,0 +1,290 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/tests/fixture"
+)
+
+// cockpitWS and chromium are Debian 12's (packages cockpit-ws,
+// cockpit-bridge, cockpit-system and chromium).
+const (
+	cockpitWS = "/usr/lib/cockpit/cockpit-ws"
+	chromium  = "/usr/bin/chromium"
+)
+
+// cockpitPage is the repo's Cockpit page served by a real cockpit-ws with a
+// local session (no login: the bridge runs as the test's user, root) whose
+// system bus is the test's private bus, and a headless chromium driven over
+// the DevTools protocol.
+type cockpitPage struct {
+	t       *testing.T
+	ctx     context.Context
+	url     string
+	console *strings.Builder
+}
+
+func newCockpitPage(t *testing.T, e *env) *cockpitPage { return newCockpitPageAs(t, e, 0) }
+
+// newCockpitPageAs is newCockpitPage with cockpit-ws (and so its bridge,
+// the session's user) running as uid.
+func newCockpitPageAs(t *testing.T, e *env, uid int) *cockpitPage {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts cockpit-ws and chromium")
+	}
+	for _, bin := range []string{cockpitWS, chromium, "/usr/bin/cockpit-bridge"} {
+		if _, err := os.Stat(bin); err != nil {
+			t.Skipf("%s is not installed (apt-get install -y cockpit-ws cockpit-bridge cockpit-system chromium): %v", bin, err)
+		}
+	}
+	// XDG_DATA_DIRS: the repo's page beside Debian's base1 and shell.
+	// Not t.TempDir: the session's user must reach the page through every
+	// directory of the path.
+	tmp, err := os.MkdirTemp("", "hostctl-cockpit-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	os.Chmod(tmp, 0o755)
+	share := filepath.Join(tmp, "share")
+	if err := os.MkdirAll(filepath.Join(share, "cockpit"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	page, err := filepath.Abs("../../cockpit/hostctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(page, filepath.Join(share, "cockpit", "hostctl")); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ws := exec.Command(cockpitWS, "--no-tls", "--local-session=/usr/bin/cockpit-bridge", "--address", "127.0.0.1", "--port", fmt.Sprint(port))
+	ws.Env = append(os.Environ(), "XDG_DATA_DIRS="+share+":/usr/share", "DBUS_SYSTEM_BUS_ADDRESS="+e.bus.Address)
+	if uid != 0 {
+		ws.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		ws.Env = append(ws.Env, "HOME=/", "XDG_RUNTIME_DIR=")
+	}
+	var wsLog strings.Builder
+	ws.Stdout, ws.Stderr = &wsLog, &wsLog
+	if err := ws.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ws.Process.Kill()
+		ws.Wait()
+		if t.Failed() {
+			t.Logf("cockpit-ws:\n%s", wsLog.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cockpit-ws does not listen on port %d: %v\n%s", port, err, wsLog.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	p := &cockpitPage{t: t, console: &strings.Builder{}}
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	chromedp.Listen(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			for _, a := range ev.Args {
+				fmt.Fprintf(p.console, "console.%s: %s\n", ev.Type, a.Value)
+			}
+		case *runtime.EventExceptionThrown:
+			fmt.Fprintf(p.console, "exception: %s\n", ev.ExceptionDetails.Text)
+		}
+	})
+	p.ctx = ctx
+	// The page alone (no shell frame): cockpit-ws serves a package's files
+	// at /cockpit/@localhost/PACKAGE/ for the local session.
+	p.url = fmt.Sprintf("http://127.0.0.1:%d/cockpit/@localhost/hostctl/index.html", port)
+	t.Cleanup(func() {
+		if t.Failed() {
+			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+			body, _ := chromedp.Run(sctx, chromedp.OuterHTML("body"))
+			scancel()
+			t.Logf("browser console:\n%s\npage:\n%s", p.console.String(), body)
+		}
+	})
+	return p
+}
+
+// run runs browser actions with a deadline.
+func (p *cockpitPage) run(what string, d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitText waits until the element sel's text contains want, and returns it.
+func (p *cockpitPage) waitText(what, sel, want string, d time.Duration) string {
+	p.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		text, err := chromedp.Run(ctx, chromedp.Text(sel, chromedp.NodeReady))
+		cancel()
+		if err == nil && strings.Contains(text, want) {
+			return text
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: %s does not show %q after %v (err %v); it shows:\n%s", what, sel, want, d, err, text)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestCockpitPage loads the Host updates page in a real browser through
+// cockpit-ws and checks what it shows and does against hostd: the
+// generation row of the sandbox host, "Check for updates" finding v2 with
+// its package diff, and "Update" ending with v2 as the default.
+func TestCockpitPage(t *testing.T) {
+	e := newEnv(t)
+	p := newCockpitPage(t, e)
+	st := e.status()
+	v1 := st.Deployments[0]
+	p.run("open the page", time.Minute, chromedp.Navigate(p.url))
+	rows := p.waitText("the generation rows", "#generations tbody", v1.Checksum[:12], time.Minute)
+	for _, want := range []string{"1", refspec} {
+		if !strings.Contains(rows, want) {
+			t.Fatalf("the generation row does not show %q:\n%s", want, rows)
+		}
+	}
+	if strings.Contains(rows, "ostree=/ostree/boot") {
+		t.Fatalf("the kernel arguments column shows libostree's own ostree= argument:\n%s", rows)
+	}
+
+	e.publish("2")
+	p.run("click Check for updates", time.Minute, chromedp.Click("#check"))
+	v2 := e.os.Commit("2")
+	p.waitText("the available update", "#available", v2[:12], 2*time.Minute)
+
+	p.run("click Update", time.Minute, chromedp.Click("#update"))
+	// Update changes what boots: the page asks first.
+	p.run("confirm", time.Minute, chromedp.WaitVisible("#confirm-yes"), chromedp.Click("#confirm-yes"))
+	p.waitText("the new default generation", "#generations tbody", v2[:12], 3*time.Minute)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if d := e.status().Deployments[0]; d.Checksum == v2 && d.Version == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after Update on the page hostd's default is %+v, want version 2", e.status().Deployments[0])
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	p.waitText("the reboot notice", "#reboot", "Reboot", time.Minute)
+
+	// Add a layered package from the page.
+	srv := e.serveRPMs(nil, nil, nil)
+	e.setRepoFile("layer", fixture.YumRepoFile("layer", srv.URL()))
+	p.run("add hello-layer", time.Minute, chromedp.SendKeys("#pkg-add-name", "hello-layer"), chromedp.Click("#pkg-add"))
+	p.confirmIfAsked()
+	p.waitText("the layered package", "#generations tbody", "hello-layer", 3*time.Minute)
+	e.waitDefault(t, "after Add package", func(d dbus.Deployment) bool { return slices.Contains(d.Packages, "hello-layer") })
+	if path := os.Getenv("HOSTCTL_COCKPIT_SCREENSHOT"); path != "" {
+		png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Roll back: the previous generation (v2 without the package) is the default again.
+	before := len(e.status().Deployments)
+	p.run("click Roll back", time.Minute, chromedp.Click("#rollback"))
+	p.confirmIfAsked()
+	p.waitText("the roll-back notice", "#notice", "Rolled back", 3*time.Minute)
+	e.waitDefault(t, "after Roll back", func(d dbus.Deployment) bool { return d.Version == "2" && len(d.Packages) == 0 })
+	if got := len(e.status().Deployments); got != before {
+		t.Fatalf("Roll back changed the number of deployments from %d to %d", before, got)
+	}
+}
+
+// TestCockpitNotAuthorized: a session of a user who is not root sees the
+// generations, and every change it asks for is refused by hostd, shown as
+// "Not authorized"; nothing changes.
+func TestCockpitNotAuthorized(t *testing.T) {
+	e := newEnv(t)
+	p := newCockpitPageAs(t, e, 65534)
+	v1 := e.status().Deployments[0]
+	e.publish("2")
+	p.run("open the page", time.Minute, chromedp.Navigate(p.url))
+	p.waitText("the generation rows", "#generations tbody", v1.Checksum[:12], time.Minute)
+	deps := e.ostreeStatus()
+	for _, button := range []string{"#update", "#rollback", "#cleanup"} {
+		p.run("click "+button, time.Minute, chromedp.Click(button))
+		p.confirmIfAsked()
+		p.waitText(button+" as nobody", "#error", "Not authorized", 2*time.Minute)
+		if _, err := chromedp.Run(p.ctx, chromedp.Evaluate[string]("document.getElementById('error').textContent = ''")); err != nil {
+			t.Fatalf("clear the error: %v", err)
+		}
+	}
+	if got := e.ostreeStatus(); !slices.Equal(got, deps) {
+		t.Fatalf("the refused changes changed the deployments: %v, was %v", got, deps)
+	}
+}
+
+// confirmIfAsked presses Continue when the page asks for confirmation.
+func (p *cockpitPage) confirmIfAsked() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible("#confirm-yes")); err != nil {
+		return // no question asked
+	}
+	p.run("confirm", time.Minute, chromedp.Click("#confirm-yes"))
+}
+
+// waitDefault waits until hostd's default deployment satisfies ok.
+func (e *env) waitDefault(t *testing.T, what string, ok func(dbus.Deployment) bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		d := e.status().Deployments[0]
+		if ok(d) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: hostd's default deployment is %+v", what, d)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
