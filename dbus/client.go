@@ -105,6 +105,11 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	if err := props["CachedUpdate"].Store(&cached); err == nil {
 		st.CachedUpdate = cachedUpdateFromBus(cached)
 	}
+	st.AutomaticUpdatePolicy, _ = props["AutomaticUpdatePolicy"].Value().(string)
+	var last map[string]godbus.Variant
+	if err := props["LastAutomaticCheck"].Store(&last); err == nil {
+		st.LastAutomaticCheck = automaticCheckFromBus(last)
+	}
 	return st, nil
 }
 
