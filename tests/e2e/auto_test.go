@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,8 +204,9 @@ func TestIdleExitActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The exit status goes to the log after hostd ends.
-	script := fmt.Sprintf("DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s %s --sysroot %s --service-manager direct --config %s >>%s 2>&1; echo hostd-exit=$? >>%s",
-		sock, hostdBin, e.sysroot, conf, log, log)
+	pidFile := filepath.Join(work, "hostd.pid")
+	script := fmt.Sprintf("DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s %s --sysroot %s --service-manager direct --config %s >>%s 2>&1 & echo $! >%s; wait $!; echo hostd-exit=$? >>%s",
+		sock, hostdBin, e.sysroot, conf, log, pidFile, log)
 	writeConf(t, filepath.Join(services, "org.hostctl.Host1.service"),
 		fmt.Sprintf("[D-BUS Service]\nName=%s\nExec=/bin/sh -c '%s'\nUser=root\n", dbus.BusName, script))
 	servicedir := filepath.Join(work, "servicedir.conf")
@@ -218,8 +221,12 @@ func TestIdleExitActivation(t *testing.T) {
 	}
 	t.Cleanup(bus.Stop)
 	e.bus = bus
-	t.Cleanup(func() { // an activated hostd still running
-		exec.Command("pkill", "-TERM", "-f", "--", "--config "+conf).Run()
+	t.Cleanup(func() { // the activated hostd, if the test failed with it running
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
 	})
 
 	logText := func() string { b, _ := os.ReadFile(log); return string(b) }
