@@ -35,12 +35,13 @@ func reloadCmd() *cobra.Command {
 }
 
 // triggerAutomatic is `upgrade --trigger-automatic-update-policy`: it runs
-// the configured policy, or with --check or --stage that mode.
+// the configured policy, or with --check or --stage that mode; otherFlags
+// says whether another upgrade flag was given (refused).
 func triggerAutomatic(cmd *cobra.Command, opts map[string]any, otherFlags bool) error {
 	stage, _ := opts["stage"].(bool)
 	check, _ := cmd.Flags().GetBool("check")
 	lock, _ := opts["lock-finalization"].(bool)
-	if lock || otherFlags && !check {
+	if lock || otherFlags {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "--trigger-automatic-update-policy takes only --check or --stage (the mode of this run)")
 	}
 	topts := map[string]any{}

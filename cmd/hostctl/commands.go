@@ -144,7 +144,7 @@ func upgradeCmd() *cobra.Command {
 				}
 			}
 			if trigger {
-				return triggerAutomatic(cmd, opts, check || preview || downloadOnly || allowDowngrade)
+				return triggerAutomatic(cmd, opts, preview || downloadOnly || allowDowngrade)
 			}
 			return withClient(cmd, func(ctx context.Context, c *dbus.Client) error {
 				txn, err := c.Upgrade(ctx, opts)
