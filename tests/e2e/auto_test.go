@@ -16,6 +16,8 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/dbus/rpmostree"
+	"github.com/hostctl/hostctl/tests/fixture"
 	"github.com/hostctl/hostctl/tests/harness"
 )
 
@@ -49,7 +51,7 @@ func TestAutomaticUpdates(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "hostd.conf")
 	writeConf(t, conf, "[Daemon]\nAutomaticUpdatePolicy=none\n")
 	e.hostd.Stop()
-	e.startHostd("--config", conf)
+	e.startHostd("--config", conf, "--rpm-ostree-compat")
 
 	if out := e.mustHostctl("status"); !strings.Contains(out, "AutomaticUpdates: disabled") {
 		t.Fatalf("status under none:\n%s", out)
@@ -87,6 +89,21 @@ func TestAutomaticUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+
+	// rpm-ostree's API follows the same settings.
+	var policy godbus.Variant
+	if err := conn.Object(rpmostree.BusName, rpmostree.SysrootPath).Call("org.freedesktop.DBus.Properties.Get", 0, rpmostree.SysrootInterface, "AutomaticUpdatePolicy").Store(&policy); err != nil || policy.Value() != "check" {
+		t.Fatalf("rpm-ostree AutomaticUpdatePolicy after reload: %v %v", policy, err)
+	}
+	osPath := godbus.ObjectPath("/org/projectatomic/rpmostree1/" + strings.ReplaceAll(fixture.OSName, "-", "_"))
+	var enabled bool
+	var addr string
+	if err := conn.Object(rpmostree.BusName, osPath).Call(rpmostree.OSInterface+".AutomaticUpdateTrigger", 0, map[string]godbus.Variant{"mode": godbus.MakeVariant("none")}).Store(&enabled, &addr); err != nil || enabled || addr != "" {
+		t.Fatalf("rpm-ostree AutomaticUpdateTrigger mode none: %v %q %v", enabled, addr, err)
+	}
+	if err := conn.Object(rpmostree.BusName, osPath).Call(rpmostree.OSInterface+".AutomaticUpdateTrigger", 0, map[string]godbus.Variant{"mode": godbus.MakeVariant("daily")}).Store(&enabled, &addr); err == nil || !strings.Contains(err.Error(), "not a policy") {
+		t.Fatalf("rpm-ostree AutomaticUpdateTrigger mode daily: %v", err)
+	}
 	if err := conn.AddMatchSignal(godbus.WithMatchObjectPath(dbus.HostPath), godbus.WithMatchInterface("org.freedesktop.DBus.Properties")); err != nil {
 		t.Fatal(err)
 	}
@@ -252,4 +269,32 @@ func TestIdleExitActivation(t *testing.T) {
 			t.Fatalf("round %d: hostd did not exit cleanly when idle:\n%s", round, logText())
 		}
 	}
+}
+
+// TestAutomaticStageBootedHost: on the booted test host, hostd.conf's
+// AutomaticUpdatePolicy=stage and hostctl-automatic.service (as the timer
+// starts it) stage the update; the next boot runs it.
+func TestAutomaticStageBootedHost(t *testing.T) {
+	e := newBootedEnv(t)
+	e.publish("2")
+	conf := "[Daemon]\nAutomaticUpdatePolicy=stage\n"
+	if r := e.host.Run(e.ctx, 0, "sh", "-c", "mkdir -p /etc/hostctl && printf '"+strings.ReplaceAll(conf, "\n", `\n`)+"' >/etc/hostctl/hostd.conf"); r.Code != 0 {
+		t.Fatalf("write hostd.conf in the machine: %+v", r)
+	}
+	if out := e.mustHostctl("reload"); !strings.Contains(out, "AutomaticUpdatePolicy: stage") {
+		t.Fatalf("reload:\n%s", out)
+	}
+	if r := e.host.Run(e.ctx, 0, "systemctl", "start", "hostctl-automatic.service"); r.Code != 0 {
+		t.Fatalf("systemctl start hostctl-automatic.service: %+v\n%s", r, e.host.Run(e.ctx, 0, "journalctl", "-u", "hostctl-automatic.service", "--no-pager").Stdout)
+	}
+	e.stagedDefault("2", false)
+	st := e.status()
+	if c := st.LastAutomaticCheck; c == nil || c.Mode != "stage" || c.Result != "staged 2" || c.Error != "" {
+		t.Fatalf("LastAutomaticCheck: %+v", st.LastAutomaticCheck)
+	}
+	if out := e.mustHostctl("status"); !strings.Contains(out, "AutomaticUpdates: stage; last run ") || !strings.Contains(out, ": staged 2") {
+		t.Fatalf("status:\n%s", out)
+	}
+	e.boot()
+	e.expectBooted("2")
 }
