@@ -153,8 +153,9 @@ func (j *journal) lastAutomatic() (*dbus.AutomaticCheck, error) {
 	return c, err
 }
 
-// errExiting refuses a transaction while hostd exits for being idle.
-var errExiting = errors.New("hostd is exiting after being idle")
+// errExiting refuses a transaction while hostd exits for being idle (the
+// client retries on its text).
+var errExiting = errors.New(dbus.ExitingMessage)
 
 // QuiesceIfIdle is how hostd's main stops when idle: when no transaction
 // exists it makes every later Begin fail with a retryable ErrBusy (the

@@ -3,8 +3,12 @@ package dbus
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/hostctl/hostctl/errdefs"
 )
 
 // Automatic updates: the AutomaticUpdatePolicy and LastAutomaticCheck
@@ -34,6 +38,34 @@ type AutomaticEngine interface {
 	// AutomaticPolicy is the policy a trigger runs: mode when not "",
 	// else the configured one; an unknown mode is ErrInvalidArgument.
 	AutomaticPolicy(mode string) (string, error)
+}
+
+// ExitingMessage starts the ErrBusy refusal of a transaction that arrives
+// while hostd exits for being idle; the client retries it (the next hostd,
+// started by D-Bus activation, serves it).
+const ExitingMessage = "hostd is exiting after being idle"
+
+// exitingRetry bounds how long a client retries a call refused by an
+// exiting hostd, and how often.
+const (
+	exitingRetry    = 30 * time.Second
+	exitingInterval = 100 * time.Millisecond
+)
+
+// retryExiting runs call again while hostd refuses it for exiting.
+func retryExiting(ctx context.Context, call func() error) error {
+	deadline := time.Now().Add(exitingRetry)
+	for {
+		err := call()
+		if err == nil || !errdefs.IsBusy(err) || !strings.Contains(err.Error(), ExitingMessage) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(exitingInterval):
+		}
+	}
 }
 
 // AutomaticUpdateKind is the transaction kind of AutomaticUpdateTrigger;
@@ -125,14 +157,20 @@ func (c *Client) AutomaticUpdateTrigger(ctx context.Context, opts map[string]any
 	if c.Detach {
 		o[detachOption] = godbus.MakeVariant(true)
 	}
-	call := c.obj.CallWithContext(ctx, HostInterface+".AutomaticUpdateTrigger", 0, o)
-	if call.Err != nil {
-		return nil, fromBus(wrapUnreachable(call.Err))
-	}
 	var enabled bool
 	var path string
-	if err := call.Store(&enabled, &path); err != nil {
-		return nil, fmt.Errorf("read AutomaticUpdateTrigger's answer: %w", err)
+	err := retryExiting(ctx, func() error {
+		call := c.obj.CallWithContext(ctx, HostInterface+".AutomaticUpdateTrigger", 0, o)
+		if call.Err != nil {
+			return fromBus(wrapUnreachable(call.Err))
+		}
+		if err := call.Store(&enabled, &path); err != nil {
+			return fmt.Errorf("read AutomaticUpdateTrigger's answer: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !enabled {
 		return nil, nil

@@ -136,7 +136,7 @@ func (c *Client) begin(ctx context.Context, method string, args ...any) (*Txn, e
 		}
 	}
 	var path godbus.ObjectPath
-	if err := c.call(ctx, method, &path, args...); err != nil {
+	if err := retryExiting(ctx, func() error { return c.call(ctx, method, &path, args...) }); err != nil {
 		return nil, err
 	}
 	return &Txn{c: c, Path: path, Detached: c.Detach}, nil
