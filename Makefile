@@ -78,6 +78,8 @@ install: build
 	install -D -m 0755 bin/hostd $(DESTDIR)/usr/libexec/hostd
 	install -D -m 0755 bin/hostctl $(DESTDIR)/usr/bin/hostctl
 	install -D -m 0644 packaging/hostd.service $(DESTDIR)/usr/lib/systemd/system/hostd.service
+	install -D -m 0644 packaging/hostctl-automatic.service $(DESTDIR)/usr/lib/systemd/system/hostctl-automatic.service
+	install -D -m 0644 packaging/hostctl-automatic.timer $(DESTDIR)/usr/lib/systemd/system/hostctl-automatic.timer
 	install -D -m 0644 packaging/org.hostctl.Host1.conf $(DESTDIR)/usr/share/dbus-1/system.d/org.hostctl.Host1.conf
 	install -D -m 0644 packaging/org.hostctl.Host1.service $(DESTDIR)/usr/share/dbus-1/system-services/org.hostctl.Host1.service
 	install -D -m 0644 dbus/org.hostctl.Host1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Host1.xml

@@ -32,7 +32,7 @@ const polkitTimeout = 25 * time.Second
 // false for a kind no action covers.
 func actionFor(kind string) (string, bool) {
 	switch {
-	case kind == "upgrade", kind == "deploy", kind == "rebase", kind == "pin", kind == "finalize", kind == "remote-add", kind == "remote-delete":
+	case kind == "upgrade", kind == "deploy", kind == "rebase", kind == "pin", kind == "finalize", kind == "remote-add", kind == "remote-delete", kind == "automatic-update":
 		return actionUpgrade, true
 	case kind == "rollback":
 		return actionRollback, true

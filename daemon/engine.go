@@ -41,6 +41,10 @@ type Config struct {
 	// Faults are the fault points armed in a test build (hostd --fault,
 	// build tag faultpoints); nil in production.
 	Faults *Faults
+	// ConfigPath is the settings file ReloadConfig rereads (hostd --config).
+	ConfigPath string
+	// Settings are the settings hostd started with (read from ConfigPath).
+	Settings Settings
 }
 
 // Engine runs transactions on one sysroot. It implements dbus.Engine.
@@ -58,6 +62,9 @@ type Engine struct {
 	seq      uint64
 	lastMod  time.Time
 	remotes  string // remotesStamp as of the last refresh
+	settings Settings
+	lastAuto *dbus.AutomaticCheck
+	exiting  bool // QuiesceIfIdle: Begin refuses
 
 	// ctr runs the system containers (service manager, runtime features).
 	ctr *containers.Manager
@@ -79,6 +86,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = time.Second
 	}
+	if cfg.Settings.AutomaticUpdatePolicy == "" {
+		cfg.Settings.AutomaticUpdatePolicy = PolicyNone
+	}
 	sr, err := deploy.Open(ctx, cfg.Sysroot)
 	if err != nil {
 		return nil, err
@@ -96,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		sr.Close()
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: log, sr: sr, journal: j, stop: make(chan struct{}), done: make(chan struct{})}
+	e := &Engine{cfg: cfg, log: log, sr: sr, journal: j, settings: cfg.Settings, stop: make(chan struct{}), done: make(chan struct{})}
 	e.ctr = e.newContainers()
 	if err := e.recover(ctx); err != nil {
 		e.Close()
@@ -187,6 +197,8 @@ func (e *Engine) Status() dbus.Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.status
+	st.AutomaticUpdatePolicy = e.settings.AutomaticUpdatePolicy
+	st.LastAutomaticCheck = e.lastAuto
 	if e.active != nil {
 		st.Transaction = &dbus.TransactionRef{ID: e.active.ID(), Kind: e.active.Kind(), Path: dbus.TransactionPath(e.active.ID())}
 	}
@@ -221,7 +233,12 @@ func (e *Engine) refresh(ctx context.Context) error {
 	}
 	e.markMissingRemotes(ctx, deps, &st)
 	st.CachedUpdate = e.cachedUpdate(deps)
+	last, lerr := e.journal.lastAutomatic()
+	if lerr != nil {
+		e.log.Warn("read the last automatic update", "err", lerr)
+	}
 	e.mu.Lock()
+	e.lastAuto = last
 	e.status = st
 	e.deps = deps
 	e.lastMod = deployMTime(e.sr)
@@ -349,6 +366,8 @@ func (e *Engine) operations() map[string]operation {
 		"finalize": {options: finalizeOptions, validate: validFinalize, run: e.finalize},
 		"reset":    {options: dbus.OptionSpec{"overlays": "b", "overrides": "b", "kargs": "b"}, run: e.reset},
 
+		"automatic-update": {options: automaticOptions, validate: validAutomatic, run: e.automaticUpdate},
+
 		"remote-add":    {options: dbus.OptionSpec{"url": "s", "gpg-verify": "b", "gpg-key": "ay", "replace": "b"}, validate: validRemoteAdd, run: e.remoteAdd},
 		"remote-delete": {validate: validRemoteDelete, run: e.remoteDelete},
 
@@ -436,6 +455,9 @@ func (e *Engine) Begin(req dbus.Request) (dbus.Transaction, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.exiting {
+		return nil, exitingErr()
+	}
 	if e.active != nil {
 		return nil, errdefs.Errorf(errdefs.ErrBusy, "another transaction is running: %s %s (started by uid %d); wait for it or cancel it with `hostctl cancel`", e.active.Kind(), e.active.ID(), e.active.rec.Caller)
 	}

@@ -169,6 +169,10 @@ type Status struct {
 	Transaction *TransactionRef `json:"transaction"`
 	// CachedUpdate is what the last upgrade check found, until it is deployed or superseded.
 	CachedUpdate *CachedUpdate `json:"cached-update,omitempty"`
+	// AutomaticUpdatePolicy is hostd.conf's policy: none, check or stage.
+	AutomaticUpdatePolicy string `json:"automatic-update-policy"`
+	// LastAutomaticCheck is how the last automatic update run ended (nil: none ran).
+	LastAutomaticCheck *AutomaticCheck `json:"last-automatic-check,omitempty"`
 }
 
 // Record is a finished (or interrupted) transaction from the history.

@@ -105,6 +105,11 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	if err := props["CachedUpdate"].Store(&cached); err == nil {
 		st.CachedUpdate = cachedUpdateFromBus(cached)
 	}
+	st.AutomaticUpdatePolicy, _ = props["AutomaticUpdatePolicy"].Value().(string)
+	var last map[string]godbus.Variant
+	if err := props["LastAutomaticCheck"].Store(&last); err == nil {
+		st.LastAutomaticCheck = automaticCheckFromBus(last)
+	}
 	return st, nil
 }
 
@@ -131,7 +136,7 @@ func (c *Client) begin(ctx context.Context, method string, args ...any) (*Txn, e
 		}
 	}
 	var path godbus.ObjectPath
-	if err := c.call(ctx, method, &path, args...); err != nil {
+	if err := retryExiting(ctx, func() error { return c.call(ctx, method, &path, args...) }); err != nil {
 		return nil, err
 	}
 	return &Txn{c: c, Path: path, Detached: c.Detach}, nil

@@ -181,12 +181,14 @@ func statusValues(st Status) map[string]any {
 		active = activeValue{ID: st.Transaction.ID, Kind: st.Transaction.Kind, Path: st.Transaction.Path}
 	}
 	return map[string]any{
-		"Sysroot":           st.Sysroot,
-		"Deployments":       deps,
-		"BootedDeployment":  booted,
-		"DefaultDeployment": def,
-		"ActiveTransaction": active,
-		"CachedUpdate":      cachedUpdateToBus(st.CachedUpdate),
+		"Sysroot":               st.Sysroot,
+		"Deployments":           deps,
+		"BootedDeployment":      booted,
+		"DefaultDeployment":     def,
+		"ActiveTransaction":     active,
+		"CachedUpdate":          cachedUpdateToBus(st.CachedUpdate),
+		"AutomaticUpdatePolicy": st.AutomaticUpdatePolicy,
+		"LastAutomaticCheck":    automaticCheckToBus(st.LastAutomaticCheck),
 	}
 }
 

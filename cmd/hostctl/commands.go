@@ -126,10 +126,11 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 		}
 		fmt.Fprintf(w, "AvailableUpdate: %s (%s), checked %s\n", v, u.Checksum, time.Unix(int64(u.Checked), 0).UTC().Format(time.RFC3339))
 	}
+	printAutomatic(w, st)
 }
 
 func upgradeCmd() *cobra.Command {
-	var check, preview, downloadOnly, allowDowngrade bool
+	var check, preview, downloadOnly, allowDowngrade, trigger bool
 	var sf stageFlags
 	cmd := &cobra.Command{
 		Use:   "upgrade",
@@ -141,6 +142,9 @@ func upgradeCmd() *cobra.Command {
 				if v {
 					opts[k] = true
 				}
+			}
+			if trigger {
+				return triggerAutomatic(cmd, opts, preview || downloadOnly || allowDowngrade)
 			}
 			return withClient(cmd, func(ctx context.Context, c *dbus.Client) error {
 				txn, err := c.Upgrade(ctx, opts)
@@ -164,6 +168,7 @@ func upgradeCmd() *cobra.Command {
 	f.BoolVar(&preview, "preview", false, "like --check, and describe the update")
 	f.BoolVar(&downloadOnly, "download-only", false, "pull the update without deploying it")
 	f.BoolVar(&allowDowngrade, "allow-downgrade", false, "allow a target older than the current commit")
+	f.BoolVar(&trigger, "trigger-automatic-update-policy", false, "run the automatic update policy of hostd.conf (none, check or stage), as hostctl-automatic.timer does; --check or --stage picks the mode for this run")
 	sf.add(cmd)
 	return cmd
 }

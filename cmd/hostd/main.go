@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ func main() {
 	flag.StringVar(&ctr.SystemdAddress, "systemd-address", "", "D-Bus address of systemd (default: the system bus)")
 	flag.StringVar(&ctr.Runtime, "runtime", "", "OCI runtime (default: runc from $PATH)")
 	compat := flag.Bool("rpm-ostree-compat", false, "also serve rpm-ostree's D-Bus API (org.projectatomic.rpmostree1) for cockpit-ostree, GNOME Software and KDE Discover; skipped with a warning while rpm-ostreed owns the name")
+	configPath := flag.String("config", daemon.DefaultConfigPath, "settings file (AutomaticUpdatePolicy=, IdleExitTimeout= under [Daemon]); a missing file means the defaults")
 	pause := flag.String("debug-pause-before", "", "debugging: stop every transaction before the named step (the crash tests use it)")
 	setFaults := faultFlags(flag.CommandLine)
 	flag.Parse()
@@ -38,7 +40,15 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := daemon.Config{Sysroot: *sysroot, Logger: log, Containers: ctr, PauseBefore: *pause}
+	settings, err := daemon.LoadSettings(*configPath)
+	if err != nil {
+		if ce := (*daemon.ConfigError)(nil); errors.As(err, &ce) {
+			err = fmt.Errorf("%w: fix the file, or name another with --config", ce)
+		}
+		fmt.Fprintln(os.Stderr, "hostd: refusing to start:", err)
+		os.Exit(2)
+	}
+	cfg := daemon.Config{Sysroot: *sysroot, Logger: log, Containers: ctr, PauseBefore: *pause, ConfigPath: *configPath, Settings: settings}
 	if err := setFaults(&cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "hostd:", err)
 		os.Exit(2)
@@ -57,12 +67,20 @@ func run(cfg daemon.Config, compat bool) error {
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
-	conn, err := godbus.ConnectSystemBus()
+	idle := newIdleClock()
+	conn, err := godbus.ConnectSystemBus(godbus.WithIncomingInterceptor(idle.observe))
 	if err != nil {
+		eng.Close()
 		return fmt.Errorf("connect to the system bus: %w", err)
 	}
-	defer conn.Close()
+	// The engine stops first (the state database closed), then the bus
+	// name goes: a hostd D-Bus activation starts next finds the database free.
+	defer func() {
+		if err := eng.Close(); err != nil {
+			log.Error("stop the engine", "err", err)
+		}
+		conn.Close()
+	}()
 	if _, err := dbus.Serve(conn, eng); err != nil {
 		return err
 	}
@@ -74,7 +92,11 @@ func run(cfg daemon.Config, compat bool) error {
 		}
 	}
 	log.Info("serving", "name", dbus.BusName, "sysroot", cfg.Sysroot, "service-manager", cfg.Containers.ServiceManager)
-	<-ctx.Done()
-	log.Info("stopping")
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case <-idle.exit(ctx, eng):
+		log.Info("exiting: idle", "idle-exit-timeout", eng.Settings().IdleExitTimeout)
+	}
 	return nil
 }

@@ -95,10 +95,37 @@ func (o *osObject) beginOpts(sender godbus.Sender, method, kind, arg string, opt
 	return o.begin(sender, method, kind, arg, t)
 }
 
-// AutomaticUpdateTrigger answers that automatic updates are not enabled:
-// they are not served on this API yet.
-func (o *osObject) AutomaticUpdateTrigger(opts map[string]godbus.Variant) (bool, string, *godbus.Error) {
-	return false, "", nil
+// AutomaticUpdateTrigger runs hostd's automatic update policy (or the
+// option mode) as Host1's AutomaticUpdateTrigger does: (false, "") under
+// none, else (true, the transaction's address).
+func (o *osObject) AutomaticUpdateTrigger(sender godbus.Sender, opts map[string]godbus.Variant) (bool, string, *godbus.Error) {
+	t, err := translate("AutomaticUpdateTrigger", opts, optMap{"mode": "mode", "output-to-self": ""})
+	if err != nil {
+		return false, "", busError(err)
+	}
+	a, ok := o.s.eng.(dbus.AutomaticEngine)
+	if !ok {
+		return false, "", nil
+	}
+	mode, isString := "", true
+	if v, set := t["mode"]; set {
+		mode, isString = v.Value().(string)
+	}
+	if !isString {
+		return false, "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "AutomaticUpdateTrigger: option \"mode\" must be a string (s)"))
+	}
+	policy, err := a.AutomaticPolicy(mode)
+	if err != nil {
+		return false, "", busError(err)
+	}
+	if policy == "none" {
+		return false, "", nil
+	}
+	addr, berr := o.begin(sender, "AutomaticUpdateTrigger", dbus.AutomaticUpdateKind, "", map[string]godbus.Variant{"mode": godbus.MakeVariant(policy)})
+	if berr != nil {
+		return false, "", berr
+	}
+	return true, addr, nil
 }
 
 // GetDeploymentsRpmDiff compares the packages of two deployments.

@@ -195,7 +195,7 @@ func (s *Server) values(st dbus.Status) map[godbus.ObjectPath]map[string]map[str
 			"Path":                  godbus.MakeVariant(st.Sysroot),
 			"ActiveTransaction":     godbus.MakeVariant(active),
 			"ActiveTransactionPath": godbus.MakeVariant(addr),
-			"AutomaticUpdatePolicy": godbus.MakeVariant("none"),
+			"AutomaticUpdatePolicy": godbus.MakeVariant(policyOrNone(st.AutomaticUpdatePolicy)),
 			"Deployments":           godbus.MakeVariant(deps),
 		}},
 	}
@@ -310,8 +310,22 @@ func (o *sysrootObject) UnregisterClient(opts map[string]godbus.Variant) *godbus
 // Reload returns once the properties reflect the engine's status.
 func (o *sysrootObject) Reload() *godbus.Error { o.s.refresh(); return nil }
 
-// ReloadConfig is Reload: hostd rereads its repository configuration before every transaction.
-func (o *sysrootObject) ReloadConfig() *godbus.Error { o.s.refresh(); return nil }
+// ReloadConfig makes hostd reread hostd.conf (root only, as Host1's
+// ReloadConfig), then is Reload; hostd rereads its repository configuration
+// before every transaction anyway.
+func (o *sysrootObject) ReloadConfig(sender godbus.Sender) *godbus.Error {
+	if a, ok := o.s.eng.(dbus.AutomaticEngine); ok {
+		uid, err := o.s.callerUID(sender)
+		if err != nil {
+			return busError(err)
+		}
+		if err := a.ReloadConfig(uid, string(sender)); err != nil {
+			return busError(err)
+		}
+	}
+	o.s.refresh()
+	return nil
+}
 
 // GetOS returns the OS object of name ("" for the booted one).
 func (o *sysrootObject) GetOS(name string) (godbus.ObjectPath, *godbus.Error) {
@@ -329,4 +343,13 @@ func (o *sysrootObject) GetOS(name string) (godbus.ObjectPath, *godbus.Error) {
 		return "/", busError(errdefs.Errorf(errdefs.ErrNotFound, "no deployment of osname %q", name))
 	}
 	return p, nil
+}
+
+// policyOrNone is the AutomaticUpdatePolicy property: an engine without
+// automatic updates has none.
+func policyOrNone(p string) string {
+	if p == "" {
+		return "none"
+	}
+	return p
 }
