@@ -46,9 +46,10 @@ const idleTick = 500 * time.Millisecond
 // exit is closed once hostd has been idle for IdleExitTimeout (read from
 // the engine's settings at every tick, so `hostctl reload` changes it) and
 // the engine agreed to stop taking transactions (QuiesceIfIdle); a
-// transaction in progress counts as activity. With IdleExitTimeout 0 it is
-// never closed.
-func (c *idleClock) exit(ctx context.Context, eng *daemon.Engine) <-chan struct{} {
+// transaction in progress counts as activity, and so does held() being
+// true (rpm-ostree clients registered and still on the bus). With
+// IdleExitTimeout 0 it is never closed.
+func (c *idleClock) exit(ctx context.Context, eng *daemon.Engine, held func() bool) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(idleTick)
@@ -65,6 +66,10 @@ func (c *idleClock) exit(ctx context.Context, eng *daemon.Engine) <-chan struct{
 			}
 			timeout := eng.Settings().IdleExitTimeout
 			if timeout <= 0 || c.since() < timeout {
+				continue
+			}
+			if held != nil && held() {
+				c.touch()
 				continue
 			}
 			if eng.QuiesceIfIdle() {

@@ -84,10 +84,12 @@ func run(cfg daemon.Config, compat bool) error {
 	if _, err := dbus.Serve(conn, eng); err != nil {
 		return err
 	}
+	var held func() bool
 	if compat {
-		if _, err := rpmostree.Serve(conn, eng, log); err != nil {
+		if rs, err := rpmostree.Serve(conn, eng, log); err != nil {
 			log.Warn("not serving rpm-ostree's API", "err", err)
 		} else {
+			held = rs.HasClients
 			log.Info("serving", "name", rpmostree.BusName)
 		}
 	}
@@ -95,7 +97,7 @@ func run(cfg daemon.Config, compat bool) error {
 	select {
 	case <-ctx.Done():
 		log.Info("stopping")
-	case <-idle.exit(ctx, eng):
+	case <-idle.exit(ctx, eng, held):
 		log.Info("exiting: idle", "idle-exit-timeout", eng.Settings().IdleExitTimeout)
 	}
 	return nil

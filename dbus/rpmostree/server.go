@@ -51,6 +51,9 @@ type Server struct {
 	txns map[string]*peerTxn
 	// rebaseDiffs are what DownloadRebaseRpmDiff found, by refspec.
 	rebaseDiffs map[string]rebaseDiff
+	// clients are the bus names that called RegisterClient and have not
+	// unregistered: while one is on the bus, hostd does not exit when idle.
+	clients map[string]bool
 }
 
 type rebaseDiff struct {
@@ -65,7 +68,7 @@ func Serve(conn *godbus.Conn, eng dbus.Engine, log *slog.Logger) (*Server, error
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{conn: conn, eng: eng, log: log, props: map[godbus.ObjectPath]map[string]map[string]godbus.Variant{},
-		txns: map[string]*peerTxn{}, rebaseDiffs: map[string]rebaseDiff{}}
+		txns: map[string]*peerTxn{}, rebaseDiffs: map[string]rebaseDiff{}, clients: map[string]bool{}}
 	if err := conn.ExportMethodTable(map[string]any{"GetManagedObjects": s.getManagedObjects}, BasePath, objectManager); err != nil {
 		return nil, fmt.Errorf("export %s: %w", BasePath, err)
 	}
@@ -301,11 +304,53 @@ func (p *propsObject) Set(iface, name string, _ godbus.Variant) *godbus.Error {
 // sysrootObject carries the Sysroot methods.
 type sysrootObject struct{ s *Server }
 
-// RegisterClient accepts a client (hostd does not exit when idle, so it keeps no list).
-func (o *sysrootObject) RegisterClient(opts map[string]godbus.Variant) *godbus.Error { return nil }
+// maxClients bounds the registered clients: a caller registering names
+// without end cannot grow hostd's memory.
+const maxClients = 256
 
-// UnregisterClient accepts a client leaving.
-func (o *sysrootObject) UnregisterClient(opts map[string]godbus.Variant) *godbus.Error { return nil }
+// RegisterClient records the caller as a client, as rpm-ostreed does: while
+// it is on the bus, hostd does not exit when idle (HasClients), so a client
+// that only listens to signals keeps its subscription.
+func (o *sysrootObject) RegisterClient(sender godbus.Sender, opts map[string]godbus.Variant) *godbus.Error {
+	o.s.mu.Lock()
+	defer o.s.mu.Unlock()
+	if !o.s.clients[string(sender)] && len(o.s.clients) >= maxClients {
+		return busError(errdefs.Errorf(errdefs.ErrBusy, "RegisterClient: %d clients are registered already", maxClients))
+	}
+	o.s.clients[string(sender)] = true
+	return nil
+}
+
+// UnregisterClient forgets the caller as a client.
+func (o *sysrootObject) UnregisterClient(sender godbus.Sender, opts map[string]godbus.Variant) *godbus.Error {
+	o.s.mu.Lock()
+	delete(o.s.clients, string(sender))
+	o.s.mu.Unlock()
+	return nil
+}
+
+// HasClients says whether a registered client is still on the bus;
+// clients that left without unregistering are forgotten.
+func (s *Server) HasClients() bool {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.clients))
+	for n := range s.clients {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	alive := false
+	for _, n := range names {
+		var has bool
+		if err := s.conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, n).Store(&has); err == nil && !has {
+			s.mu.Lock()
+			delete(s.clients, n)
+			s.mu.Unlock()
+			continue
+		}
+		alive = true
+	}
+	return alive
+}
 
 // Reload returns once the properties reflect the engine's status.
 func (o *sysrootObject) Reload() *godbus.Error { o.s.refresh(); return nil }

@@ -222,7 +222,7 @@ func TestIdleExitActivation(t *testing.T) {
 	}
 	// The exit status goes to the log after hostd ends.
 	pidFile := filepath.Join(work, "hostd.pid")
-	script := fmt.Sprintf("DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s %s --sysroot %s --service-manager direct --config %s >>%s 2>&1 & echo $! >%s; wait $!; echo hostd-exit=$? >>%s",
+	script := fmt.Sprintf("DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s %s --sysroot %s --service-manager direct --rpm-ostree-compat --config %s >>%s 2>&1 & echo $! >%s; wait $!; echo hostd-exit=$? >>%s",
 		sock, hostdBin, e.sysroot, conf, log, pidFile, log)
 	writeConf(t, filepath.Join(services, "org.hostctl.Host1.service"),
 		fmt.Sprintf("[D-BUS Service]\nName=%s\nExec=/bin/sh -c '%s'\nUser=root\n", dbus.BusName, script))
@@ -269,6 +269,27 @@ func TestIdleExitActivation(t *testing.T) {
 			t.Fatalf("round %d: hostd did not exit cleanly when idle:\n%s", round, logText())
 		}
 	}
+
+	// An rpm-ostree client registered with RegisterClient keeps hostd
+	// running (it may only be listening to signals); once it unregisters,
+	// hostd exits when idle again.
+	if r := harness.Hostctl(e.ctx, hostctlBin, bus, 0, "status"); r.Code != 0 {
+		t.Fatalf("status through activation: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	sysroot := conn.Object(rpmostree.BusName, rpmostree.SysrootPath)
+	if err := sysroot.Call(rpmostree.SysrootInterface+".RegisterClient", 0, map[string]godbus.Variant{}).Err; err != nil {
+		t.Fatalf("RegisterClient: %v\nlog:\n%s", err, logText())
+	}
+	time.Sleep(3 * 2 * time.Second) // three idle timeouts
+	if !owned() || strings.Count(logText(), "hostd-exit=") != 2 {
+		t.Fatalf("hostd exited when idle with an rpm-ostree client registered:\n%s", logText())
+	}
+	if err := sysroot.Call(rpmostree.SysrootInterface+".UnregisterClient", 0, map[string]godbus.Variant{}).Err; err != nil {
+		t.Fatalf("UnregisterClient: %v", err)
+	}
+	waitUntil(t, time.Minute, "hostd to exit when idle after UnregisterClient", func() bool {
+		return !owned() && strings.Count(logText(), "hostd-exit=0") == 3
+	})
 }
 
 // TestAutomaticStageBootedHost: on the booted test host, hostd.conf's
