@@ -192,7 +192,13 @@ func TestCockpitPage(t *testing.T) {
 	e.publish("2")
 	p.run("click Check for updates", time.Minute, chromedp.Click("#check"))
 	v2 := e.os.Commit("2")
-	p.waitText("the available update", "#available", v2[:12], 2*time.Minute)
+	avail := p.waitText("the available update", "#available", v2[:12], 2*time.Minute)
+	// With its package diff: every package rpm says changed from v1 to v2 is named.
+	for _, name := range rpmQAChanges(e.rpmQAOfCommit(v1.Checksum), e.rpmQAOfCommit(v2)) {
+		if n := name[:strings.LastIndex(name, ".")]; !strings.Contains(avail, n) {
+			t.Errorf("the available update does not name the changed package %s:\n%s", n, avail)
+		}
+	}
 
 	p.run("click Update", time.Minute, chromedp.Click("#update"))
 	// Update changes what boots: the page asks first.
