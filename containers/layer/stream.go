@@ -10,6 +10,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hostctl/hostctl/deploy"
 )
@@ -144,6 +145,7 @@ func (s *streamer) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header) e
 	if name == "" {
 		return nil // the root keeps hostd's metadata, as Apply's target does
 	}
+
 	parent, base := path.Dir(name), path.Base(name)
 	if strings.HasPrefix(base, ".wh.") {
 		if victim := strings.TrimPrefix(base, ".wh."); victim == "" || victim == "." || victim == ".." {
@@ -357,6 +359,11 @@ func (s *streamer) writeTree(ctx context.Context, n *node, m *deploy.MutableTree
 	}
 	m.SetMetadata(csum)
 	for name, c := range n.children {
+		if !utf8.ValidString(name) {
+			// libostree refuses it when a tree is committed (as the
+			// commit of an unpacked layer did); say what it is.
+			return fmt.Errorf("layer entry %q: the name is not valid UTF-8, which OSTree cannot store: the layer is refused", name)
+		}
 		if c.kind != kindDir {
 			if err := m.SetFile(name, c.csum); err != nil {
 				return err

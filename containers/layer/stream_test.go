@@ -89,7 +89,7 @@ func applyCommit(t testing.TB, repo *deploy.Repo, data []byte) (string, *Result,
 	}
 	commit, err := repo.Commit(context.Background(), dir, sameCommit)
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
 	return commit, res, nil
 }
