@@ -39,11 +39,12 @@ type PullOptions struct {
 	// host, the current deployment's checkout for a sysroot that is not
 	// booted.
 	HostRoot string
-	// TempDir is where layers are unpacked before they are committed; it
-	// must be on the repo's filesystem. "" means REPO/tmp.
+	// TempDir is not used any more: layers stream into the repository
+	// (layer.Import) without a temporary tree. Kept for callers.
 	TempDir string
 	// AddTemp is told of every temporary directory before it is created, so
-	// a crash can be cleaned up (may be nil).
+	// a crash can be cleaned up (may be nil). Pull makes none now: a crash
+	// leaves only libostree's staging directory, which libostree removes.
 	AddTemp func(path string)
 	// Progress receives progress (may be nil).
 	Progress func(PullProgress)
@@ -71,6 +72,10 @@ const metadataTimeout = 2 * time.Minute
 // nothing of it is downloaded; the image becomes a commit of an empty tree
 // with the manifest and config in its metadata, on ociimage/<encoded name>
 // and hostctl/image/<manifest digest hex>.
+//
+// The layers are streamed into the repository entry by entry (no temporary
+// tree), and every layer fetched and the image are written in one repository
+// transaction: nothing moves unless all of it is written.
 //
 // Layers are committed as they are, whiteout files included: they take
 // effect when the layers are checked out on top of each other (Install).
@@ -133,20 +138,15 @@ func Pull(ctx context.Context, repo *deploy.Repo, name string, opts PullOptions)
 	}
 	infos := img.LayerInfos()
 	res := &PullResult{}
-	tmpBase := opts.TempDir
-	if tmpBase == "" {
-		tmpBase = filepath.Join(repo.Path(), "tmp")
+	// Every layer fetched and the image are written in one repository
+	// transaction: one sync, and no ref moves unless all of it is written.
+	txn, err := repo.BeginTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
+	defer txn.Abort()
 	lower := map[string]bool{} // symlinks of the layers below
 	var layerDigests []string
-	var fetched []string // layer refs this pull created: removed again if it fails
-	defer func() {
-		if err != nil {
-			for _, r := range fetched {
-				repo.SetRef(context.WithoutCancel(ctx), r, "")
-			}
-		}
-	}()
 	for i, info := range infos {
 		d := info.Digest
 		if err := d.Validate(); err != nil {
@@ -154,33 +154,35 @@ func Pull(ctx context.Context, repo *deploy.Repo, name string, opts PullOptions)
 		}
 		layerDigests = append(layerDigests, d.String())
 		lref := LayerRef(d.String())
+		var symlinks, dirs []string
 		commit, err := repo.Resolve(lref)
 		switch {
 		case err == nil:
 			res.LayersPresent++
+			_, meta, err := repo.CommitMetadata(commit)
+			if err != nil {
+				return nil, fmt.Errorf("pull %s: %w", name, err)
+			}
+			symlinks, dirs = splitLines(meta[metaLayerSymlinks]), splitLines(meta[metaLayerDirs])
 		case errors.Is(err, deploy.ErrNotFound):
 			report(PullProgress{Layer: i, Layers: len(infos), Bytes: res.Bytes, Text: fmt.Sprintf("Fetching layer %s", shortDigest(d.String()))})
-			commit, err = importLayer(ctx, repo, src, info, tmpBase, opts, res, func(n uint64) {
+			im, err := importLayer(ctx, txn, src, info, res, func(n uint64) {
 				report(PullProgress{Layer: i, Layers: len(infos), Bytes: res.Bytes + n, Text: fmt.Sprintf("Fetching layer %s", shortDigest(d.String()))})
 			})
 			if err != nil {
 				return nil, fmt.Errorf("pull %s: layer %s: %w", name, d, err)
 			}
 			res.LayersFetched++
-			fetched = append(fetched, lref)
+			symlinks, dirs = im.Symlinks, im.Dirs
 		default:
 			return nil, fmt.Errorf("pull %s: %w", name, err)
 		}
-		_, meta, err := repo.CommitMetadata(commit)
-		if err != nil {
-			return nil, fmt.Errorf("pull %s: %w", name, err)
-		}
-		for _, dir := range splitLines(meta[metaLayerDirs]) {
+		for _, dir := range dirs {
 			if lower[dir] {
 				return nil, fmt.Errorf("pull %s: layer %s writes below %q, a symlink of a lower layer: the image is refused (it could write outside the container's root)", name, shortDigest(d.String()), dir)
 			}
 		}
-		for _, l := range splitLines(meta[metaLayerSymlinks]) {
+		for _, l := range symlinks {
 			lower[l] = true
 		}
 	}
@@ -194,16 +196,12 @@ func Pull(ctx context.Context, repo *deploy.Repo, name string, opts PullOptions)
 		metaName:     canonical,
 		metaLayers:   strings.Join(layerDigests, "\n"),
 	}
-	empty, err := os.MkdirTemp(tmpBase, "hostctl-image-")
+	commit, err := commitImage(ctx, txn, deploy.CommitOptions{Subject: canonical, Metadata: meta, Ref: DigestRef(mdigest.String())})
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
-	defer os.RemoveAll(empty)
-	commit, err := repo.Commit(ctx, empty, deploy.CommitOptions{Subject: canonical, Metadata: meta, Ref: DigestRef(mdigest.String())})
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", name, err)
-	}
-	if err := repo.SetRef(ctx, ImageRef(canonical), commit); err != nil {
+	txn.SetRef(ImageRef(canonical), commit)
+	if err := txn.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
 	res.Image, err = LoadImage(repo, commit)
@@ -291,26 +289,13 @@ func systemContext(hostRoot string) (*types.SystemContext, error) {
 	return sys, nil
 }
 
-// importLayer fetches one layer blob, verifies its digest, applies it to a
-// fresh directory keeping its whiteouts, and commits it on its ref.
-func importLayer(ctx context.Context, repo *deploy.Repo, src types.ImageSource, info types.BlobInfo, tmpBase string, opts PullOptions, res *PullResult, progress func(uint64)) (string, error) {
-	if err := os.MkdirAll(tmpBase, 0o755); err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp(tmpBase, "hostctl-layer-")
-	if err != nil {
-		return "", err
-	}
-	if opts.AddTemp != nil {
-		opts.AddTemp(dir)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", err
-	}
+// importLayer fetches one layer blob and streams it into txn (layer.Import:
+// whiteouts kept, devices dropped, escapes refused), checks its digest, and
+// commits it on its ref in txn.
+func importLayer(ctx context.Context, txn *deploy.Txn, src types.ImageSource, info types.BlobInfo, res *PullResult, progress func(uint64)) (*layer.Imported, error) {
 	rawBlob, _, err := src.GetBlob(ctx, info, none.NoCache)
 	if err != nil {
-		return "", fmt.Errorf("fetch: %w", err)
+		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	// A blob that stops flowing fails after httpx.BodyIdleTimeout (the
 	// registry client has no read timeout of its own).
@@ -318,24 +303,38 @@ func importLayer(ctx context.Context, repo *deploy.Repo, src types.ImageSource, 
 	defer blob.Close()
 	verifier := info.Digest.Verifier()
 	cr := &countingReader{r: io.TeeReader(blob, verifier), progress: progress}
-	lres, err := layer.Apply(ctx, dir, cr, layer.Options{KeepWhiteouts: true})
+	im, err := layer.Import(ctx, txn, cr)
+	if err != nil {
+		return nil, err
+	}
+	defer im.Tree.Close()
+	res.Bytes += cr.n
+	if !verifier.Verified() {
+		return nil, fmt.Errorf("the blob does not match its digest %s: the registry or the file is damaged", info.Digest)
+	}
+	res.Dropped = append(res.Dropped, im.Dropped...)
+	meta := map[string]string{
+		metaLayerDigest:   info.Digest.String(),
+		metaLayerSymlinks: strings.Join(im.Symlinks, "\n"),
+		metaLayerDirs:     strings.Join(im.Dirs, "\n"),
+	}
+	if _, err := txn.CommitTree(ctx, im.Tree, deploy.CommitOptions{Subject: "layer " + info.Digest.String(), Metadata: meta, Ref: LayerRef(info.Digest.String())}); err != nil {
+		return nil, err
+	}
+	return im, nil
+}
+
+// commitImage commits the image: an empty tree (a root directory owned by
+// hostd, mode 0755) with the manifest and config in the metadata.
+func commitImage(ctx context.Context, txn *deploy.Txn, opts deploy.CommitOptions) (string, error) {
+	dirmeta, err := txn.WriteDirMeta(ctx, deploy.FileMeta{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Mode: 0o755})
 	if err != nil {
 		return "", err
 	}
-	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return "", fmt.Errorf("fetch: %w", err)
-	}
-	res.Bytes += cr.n
-	if !verifier.Verified() {
-		return "", fmt.Errorf("the blob does not match its digest %s: the registry or the file is damaged", info.Digest)
-	}
-	res.Dropped = append(res.Dropped, lres.Dropped...)
-	meta := map[string]string{
-		metaLayerDigest:   info.Digest.String(),
-		metaLayerSymlinks: strings.Join(lres.Symlinks, "\n"),
-		metaLayerDirs:     strings.Join(lres.Dirs, "\n"),
-	}
-	return repo.Commit(ctx, dir, deploy.CommitOptions{Subject: "layer " + info.Digest.String(), Metadata: meta, Ref: LayerRef(info.Digest.String())})
+	tree := deploy.NewMutableTree()
+	defer tree.Close()
+	tree.SetMetadata(dirmeta)
+	return txn.CommitTree(ctx, tree, opts)
 }
 
 type countingReader struct {
