@@ -131,8 +131,14 @@ func TestAutomaticUpdates(t *testing.T) {
 		t.Fatalf("status after the check:\n%s", human)
 	}
 	seen := false
+	deadline := time.After(time.Minute)
 	for !seen {
-		sig := <-sigs
+		var sig *godbus.Signal
+		select {
+		case sig = <-sigs:
+		case <-deadline:
+			t.Fatal("no PropertiesChanged with LastAutomaticCheck \"found 2\" within a minute of the check")
+		}
 		if sig.Name != "org.freedesktop.DBus.Properties.PropertiesChanged" || len(sig.Body) < 2 {
 			continue
 		}
