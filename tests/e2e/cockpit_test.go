@@ -80,8 +80,11 @@ func newCockpitPageAs(t *testing.T, e *env, uid int) *cockpitPage {
 	ln.Close()
 	ws := exec.Command(cockpitWS, "--no-tls", "--local-session=/usr/bin/cockpit-bridge", "--address", "127.0.0.1", "--port", fmt.Sprint(port))
 	ws.Env = append(os.Environ(), "XDG_DATA_DIRS="+share+":/usr/share", "DBUS_SYSTEM_BUS_ADDRESS="+e.bus.Address)
+	// Its own process group: the bridge starts a session dbus-daemon that
+	// must go with it.
+	ws.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if uid != 0 {
-		ws.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		ws.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
 		ws.Env = append(ws.Env, "HOME=/", "XDG_RUNTIME_DIR=")
 	}
 	var wsLog strings.Builder
@@ -90,7 +93,7 @@ func newCockpitPageAs(t *testing.T, e *env, uid int) *cockpitPage {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ws.Process.Kill()
+		syscall.Kill(-ws.Process.Pid, syscall.SIGKILL)
 		ws.Wait()
 		if t.Failed() {
 			t.Logf("cockpit-ws:\n%s", wsLog.String())
