@@ -54,7 +54,10 @@ func (e *Engine) ReloadConfig(caller uint32, sender string) error {
 }
 
 // AutomaticPolicy implements dbus.AutomaticEngine.
-func (e *Engine) AutomaticPolicy(mode string) (string, error) {
+func (e *Engine) AutomaticPolicy(caller uint32, sender, mode string) (string, error) {
+	if err := e.authorizeBegin(dbus.Request{Kind: dbus.AutomaticUpdateKind, Caller: caller, Sender: sender}); err != nil {
+		return "", err
+	}
 	if mode == "" {
 		return e.Settings().AutomaticUpdatePolicy, nil
 	}

@@ -27,7 +27,7 @@ func TestAutomaticPolicy(t *testing.T) {
 		{configured: PolicyCheck, mode: "always", bad: true},
 	} {
 		e := &Engine{settings: Settings{AutomaticUpdatePolicy: tc.configured}}
-		got, err := e.AutomaticPolicy(tc.mode)
+		got, err := e.AutomaticPolicy(0, "", tc.mode)
 		if tc.bad {
 			if !errdefs.IsInvalidArgument(err) {
 				t.Errorf("policy %s, mode %q: %v, want an invalid argument", tc.configured, tc.mode, err)

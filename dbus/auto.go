@@ -35,9 +35,11 @@ type AutomaticEngine interface {
 	// ReloadConfig rereads hostd's settings on behalf of caller (sender:
 	// its bus name); a file it cannot use keeps the old settings.
 	ReloadConfig(caller uint32, sender string) error
-	// AutomaticPolicy is the policy a trigger runs: mode when not "",
-	// else the configured one; an unknown mode is ErrInvalidArgument.
-	AutomaticPolicy(mode string) (string, error)
+	// AutomaticPolicy is the policy a trigger of caller (sender: its bus
+	// name) runs: mode when not "", else the configured one; an unknown mode
+	// is ErrInvalidArgument, a caller who may not trigger updates
+	// ErrUnauthorized, even under the policy none.
+	AutomaticPolicy(caller uint32, sender, mode string) (string, error)
 }
 
 // ExitingMessage starts the ErrBusy refusal of a transaction that arrives
@@ -127,7 +129,11 @@ func (h hostObject) AutomaticUpdateTrigger(sender godbus.Sender, opts map[string
 		}
 		mode = v.Value().(string)
 	}
-	policy, err := a.AutomaticPolicy(mode)
+	uid, err := h.s.callerUID(sender)
+	if err != nil {
+		return false, "", toBus(err)
+	}
+	policy, err := a.AutomaticPolicy(uid, string(sender), mode)
 	if err != nil {
 		return false, "", toBus(err)
 	}

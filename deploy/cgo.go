@@ -29,9 +29,12 @@ func gerror(err *C.GError) error {
 		return fmt.Errorf("%s: %w", msg, context.Canceled)
 	case C.hc_io_error_is(err, C.G_IO_ERROR_NOT_FOUND) != 0:
 		return fmt.Errorf("%s: %w", msg, ErrNotFound)
-	case C.hc_io_error_is(err, C.G_IO_ERROR_NO_SPACE) != 0 || strings.Contains(msg, "No space left on device"):
+	case C.hc_io_error_is(err, C.G_IO_ERROR_NO_SPACE) != 0 || strings.Contains(msg, "No space left on device") ||
+		strings.Contains(msg, "min-free-space-") && strings.Contains(msg, "would be exceeded"):
 		// libostree passes ENOSPC on as G_IO_ERROR_NO_SPACE, or inside a
-		// message of another domain (glnx_throw_errno_prefix).
+		// message of another domain (glnx_throw_errno_prefix); its own
+		// reserve (the repo's min-free-space-percent or -size) is a plain
+		// G_IO_ERROR_FAILED naming the option.
 		return fmt.Errorf("%s: %w", msg, syscall.ENOSPC)
 	}
 	return errors.New(msg)

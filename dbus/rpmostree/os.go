@@ -114,7 +114,11 @@ func (o *osObject) AutomaticUpdateTrigger(sender godbus.Sender, opts map[string]
 	if !isString {
 		return false, "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "AutomaticUpdateTrigger: option \"mode\" must be a string (s)"))
 	}
-	policy, err := a.AutomaticPolicy(mode)
+	uid, err := o.s.callerUID(sender)
+	if err != nil {
+		return false, "", busError(err)
+	}
+	policy, err := a.AutomaticPolicy(uid, string(sender), mode)
 	if err != nil {
 		return false, "", busError(err)
 	}
