@@ -66,6 +66,12 @@ type Engine struct {
 	lastAuto *dbus.AutomaticCheck
 	exiting  bool // QuiesceIfIdle: Begin refuses
 
+	// rebootState is where the reboot loop is (reboot.go); rebootWake
+	// makes it look again, rebootDone is closed when it ended.
+	rebootState dbus.RebootState
+	rebootWake  chan struct{}
+	rebootDone  chan struct{}
+
 	// ctr runs the system containers (service manager, runtime features).
 	ctr *containers.Manager
 	// sweepMu is held while the cleanup after a transaction runs (sweep.go).
@@ -106,7 +112,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		sr.Close()
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: log, sr: sr, journal: j, settings: cfg.Settings, stop: make(chan struct{}), done: make(chan struct{})}
+	e := &Engine{cfg: cfg, log: log, sr: sr, journal: j, settings: cfg.Settings, stop: make(chan struct{}), done: make(chan struct{}),
+		rebootWake: make(chan struct{}, 1), rebootDone: make(chan struct{})}
 	e.ctr = e.newContainers()
 	if err := e.recover(ctx); err != nil {
 		e.Close()
@@ -122,6 +129,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.watching = true
 	go e.watch()
+	go e.rebootLoop()
 	return e, nil
 }
 
@@ -179,6 +187,7 @@ func (e *Engine) Close() error {
 	e.waitSweep() // e.stop cancels it: what is left stays owed
 	if e.watching {
 		<-e.done
+		<-e.rebootDone
 	}
 	e.ctr.Close()
 	err := e.journal.close()
@@ -199,6 +208,10 @@ func (e *Engine) Status() dbus.Status {
 	st := e.status
 	st.AutomaticUpdatePolicy = e.settings.AutomaticUpdatePolicy
 	st.LastAutomaticCheck = e.lastAuto
+	if e.rebootState.Strategy != "" {
+		r := e.rebootState
+		st.Reboot = &r
+	}
 	if e.active != nil {
 		st.Transaction = &dbus.TransactionRef{ID: e.active.ID(), Kind: e.active.Kind(), Path: dbus.TransactionPath(e.active.ID())}
 	}

@@ -173,6 +173,8 @@ type Status struct {
 	AutomaticUpdatePolicy string `json:"automatic-update-policy"`
 	// LastAutomaticCheck is how the last automatic update run ended (nil: none ran).
 	LastAutomaticCheck *AutomaticCheck `json:"last-automatic-check,omitempty"`
+	// Reboot is the reboot strategy and what it waits for (nil: a hostd without one).
+	Reboot *RebootState `json:"reboot,omitempty"`
 }
 
 // Record is a finished (or interrupted) transaction from the history.
