@@ -128,6 +128,7 @@ func TestFleetReboots(t *testing.T) {
 	if err := etcd.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	tl.restarted()
 	back := time.Now()
 	a.awaitSettled("5", 3*time.Minute)
 	a.expectRebootsHeld(tl, back, 1)
@@ -353,7 +354,8 @@ func (h *fleetHost) expectRebootsHeld(tl *slotTimeline, from time.Time, want int
 	}
 	for _, r := range rs {
 		if !tl.heldAt(h.id, r) {
-			h.t.Fatalf("host %s rebooted at %s without holding a slot", h.name, r.Format("15:04:05.000"))
+			h.t.Fatalf("host %s (%s) rebooted at %s without holding a slot; slot holders:\n%s\nhostd's journal:\n%s", h.name, h.id,
+				r.Format("15:04:05.000"), formatTimeline(tl.since(0), nil), h.journal())
 		}
 	}
 }
@@ -382,43 +384,74 @@ type slotEvent struct {
 
 // slotTimeline records the group's slot holders from an etcd watch.
 type slotTimeline struct {
-	mu     sync.Mutex
-	events []slotEvent
+	mu        sync.Mutex
+	events    []slotEvent
+	reconnect chan struct{}
 }
 
 func watchSlots(t *testing.T, url string) *slotTimeline {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(func() { cancel(); cli.Close() })
-	tl := &slotTimeline{}
+	tl := &slotTimeline{reconnect: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
 	prefix := fleet.DefaultPrefix + fleetGroup + "/slots/"
-	ch := cli.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix())
 	go func() {
+		defer close(done)
 		held := map[string]bool{}
-		for resp := range ch {
-			for _, ev := range resp.Events {
-				id := strings.TrimPrefix(string(ev.Kv.Key), prefix)
-				take := ev.Type == clientv3.EventTypePut
-				if take {
-					held[id] = true
-				} else {
-					delete(held, id)
-				}
-				var hs []string
-				for h := range held {
-					hs = append(hs, h)
-				}
-				sort.Strings(hs)
-				tl.mu.Lock()
-				tl.events = append(tl.events, slotEvent{at: time.Now(), take: take, id: id, holders: hs})
-				tl.mu.Unlock()
+		next := int64(0) // the revision to go on from after a reconnect
+		for ctx.Err() == nil {
+			cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+			if err != nil {
+				time.Sleep(200 * time.Millisecond)
+				continue
 			}
+			wctx, wcancel := context.WithCancel(ctx)
+			go func() {
+				select {
+				case <-tl.reconnect:
+					wcancel()
+				case <-wctx.Done():
+				}
+			}()
+			opts := []clientv3.OpOption{clientv3.WithPrefix()}
+			if next > 0 {
+				opts = append(opts, clientv3.WithRev(next))
+			}
+			for resp := range cli.Watch(wctx, prefix, opts...) {
+				for _, ev := range resp.Events {
+					next = ev.Kv.ModRevision + 1
+					id := strings.TrimPrefix(string(ev.Kv.Key), prefix)
+					take := ev.Type == clientv3.EventTypePut
+					if take {
+						held[id] = true
+					} else {
+						delete(held, id)
+					}
+					var hs []string
+					for h := range held {
+						hs = append(hs, h)
+					}
+					sort.Strings(hs)
+					tl.mu.Lock()
+					tl.events = append(tl.events, slotEvent{at: time.Now(), take: take, id: id, holders: hs})
+					tl.mu.Unlock()
+				}
+			}
+			wcancel()
+			cli.Close()
 		}
 	}()
 	return tl
+}
+
+// restarted makes the watch start again on a new connection, from where
+// it stopped: call it when etcd is back after an outage (a watch does not
+// come back by itself from a killed server).
+func (tl *slotTimeline) restarted() {
+	select {
+	case tl.reconnect <- struct{}{}:
+	default:
+	}
 }
 
 func (tl *slotTimeline) mark() int {
