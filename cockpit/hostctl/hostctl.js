@@ -27,6 +27,7 @@
         txnPath: null, // the transaction shown in the progress card
         txnMessages: [],
         lastFailure: null,
+        cancelling: false, // Cancel was asked for the shown transaction
     };
 
     function $(id) { return document.getElementById(id); }
@@ -75,6 +76,22 @@
             return a !== "" && a.indexOf("ostree=") !== 0;
         }).join(" ");
     }
+
+    /* What a transaction kind is called on the page. */
+    var KIND_WORDS = {
+        "upgrade": "The update",
+        "deploy": "The deployment",
+        "rebase": "The rebase",
+        "rollback": "The roll back",
+        "cleanup": "The clean up",
+        "pkg-change": "The package change",
+        "container-install": "The container install",
+        "container-update": "The container update",
+        "container-rollback": "The container roll back",
+        "container-uninstall": "The container uninstall",
+    };
+
+    function kindWords(kind) { return KIND_WORDS[kind] || ("The change" + (kind ? " (" + kind + ")" : "")) }
 
     function fmtTime(secs) {
         if (!secs)
@@ -325,6 +342,7 @@
             // Somebody's transaction (maybe another client's): show its progress.
             state.txnPath = at[2];
             state.txnMessages = [];
+            state.cancelling = false;
             progress = null;
         }
         var card = $("transaction");
@@ -332,6 +350,8 @@
         if (!active)
             return;
         $("txn-kind").textContent = str(at[1]);
+        $("txn-state").textContent = state.cancelling ? "(cancelling…)" : "";
+        $("cancel").disabled = state.cancelling;
         var bar = $("txn-progress");
         if (progress && progress.total > 0) {
             bar.max = progress.total;
@@ -373,8 +393,15 @@
         } else if (signal === "Finished") {
             var w = waiters[path];
             delete waiters[path];
-            if (w)
+            if (w) {
                 w.resolve({ success: args[0], name: args[1], message: args[2], result: unv(args[3]) });
+            } else if (path === state.txnPath && args[1] === ERR + "Cancelled") {
+                // Another client's transaction, shown in the progress card.
+                var at = list(state.props.ActiveTransaction);
+                showNotice(kindWords(at.length === 3 ? at[1] : "") + " was cancelled.");
+            }
+            if (path === state.txnPath)
+                state.cancelling = false;
             refreshAll();
         }
     }
@@ -390,6 +417,7 @@
                     var finished = new Promise(function (resolve) { waiters[path] = { resolve: resolve } });
                     state.txnPath = path;
                     state.txnMessages = [];
+                    state.cancelling = false;
                     progress = null;
                     return client.call(path, TXN_IFACE, "Start", [], { type: "" })
                             .then(function () { return finished });
@@ -398,7 +426,7 @@
 
     /* change runs one change with the page's notices: confirmation first
      * (text, when it changes what boots), then the outcome. */
-    function change(confirmText, method, args, type, after) {
+    function change(confirmText, method, args, type, after, what) {
         if (busy)
             return Promise.resolve();
         var ask = confirmText ? confirmChange(confirmText) : Promise.resolve(true);
@@ -408,8 +436,11 @@
             busy = true;
             showError("");
             showNotice("");
+            var before = deployments()[0];
             return run(method, args, type)
                     .then(function (fin) {
+                        if (fin.name === ERR + "Cancelled")
+                            return refreshProps().then(function () { cancelledNotice(what, before) });
                         if (!fin.success) {
                             showError(describeError(fin.name, fin.message));
                             return;
@@ -420,6 +451,18 @@
                     .catch(function (ex) { showError(describeError(ex.name, ex.message)) })
                     .then(function () { busy = false; return refreshAll() });
         });
+    }
+
+    /* cancelledNotice says a change the user cancelled ended, and whether
+       the default generation is still the one it was before. */
+    function cancelledNotice(what, before) {
+        var now = deployments()[0];
+        var text = (what || "The change") + " was cancelled.";
+        if (before && now && now.id === before.id)
+            text += " Nothing changed: " + (str(before.version) || str(before.id)) + " is still the default generation.";
+        else if (now)
+            text += " The default generation is now " + (str(now.version) || str(now.id)) + ".";
+        showNotice(text);
     }
 
     function rebootNotice(result) {
@@ -446,7 +489,7 @@
             available = r;
             renderAvailable();
             showNotice(r["update-available"] ? "An update is available." : "No updates available.");
-        });
+        }, "The check for updates");
     }
 
     function update() {
@@ -459,7 +502,7 @@
                           }
                           available = null;
                           rebootNotice(r);
-                      });
+                      }, kindWords("upgrade"));
     }
 
     function rollback() {
@@ -469,30 +512,44 @@
                       "Rollback", [opts({})], "a{sv}", function (r) {
                           showNotice("Rolled back" + what + ".");
                           $("reboot").hidden = false;
-                      });
+                      }, kindWords("rollback"));
     }
 
     function cleanup() {
-        return change(null, "Cleanup", [opts({})], "a{sv}", function () { showNotice("Cleaned up.") });
+        return change(null, "Cleanup", [opts({})], "a{sv}", function () { showNotice("Cleaned up.") }, kindWords("cleanup"));
     }
 
     function pkgChange(add, remove) {
         var text = (add.length ? "Layer " + add.join(", ") : "Remove " + remove.join(", ")) +
             "? A new generation with it becomes the default at the next boot.";
-        return change(text, "PkgChange", [add, remove, opts({})], "asasa{sv}", rebootNotice);
+        return change(text, "PkgChange", [add, remove, opts({})], "asasa{sv}", rebootNotice, kindWords("pkg-change"));
     }
 
     function containerChange(method, name, text) {
-        return change(text, method, [name, opts({})], "sa{sv}", function () {
-            showNotice((method === "ContainerUpdate" ? "Updated " : "Rolled back ") + name + "; it runs now.");
-        });
+        var update = method === "ContainerUpdate";
+        return change(text, method, [name, opts({})], "sa{sv}", function (r) {
+            if (update && r.changed === false)
+                showNotice(name + " is up to date: no newer image for its tag.");
+            else
+                showNotice((update ? "Updated " : "Rolled back ") + name + (r.digest ? " to " + str(r.digest).slice(0, 19) : "") + "; it runs now.");
+        }, kindWords(update ? "container-update" : "container-rollback"));
     }
 
     function cancel() {
         showError("");
+        state.cancelling = true;
+        renderTransaction();
         return client.call(HOST_PATH, HOST_IFACE, "Cancel", [], { type: "" })
-                .then(function () { showNotice("Cancelling…") })
-                .catch(function (ex) { showError(describeError(ex.name, ex.message)) });
+                .then(function () {
+                    // Unless the Finished signal came first.
+                    if (state.cancelling)
+                        showNotice("Cancelling…");
+                })
+                .catch(function (ex) {
+                    state.cancelling = false;
+                    renderTransaction();
+                    showError(describeError(ex.name, ex.message));
+                });
     }
 
     function init() {

@@ -297,3 +297,54 @@ func (e *env) waitDefault(t *testing.T, what string, ok func(dbus.Deployment) bo
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// TestCockpitCancel: Update against a remote that answers slowly shows the
+// running transaction and its pull progress; Cancel on the page ends it, the
+// page says in words that it was cancelled and nothing changed, hostd
+// records it as cancelled and its default is still version 1.
+func TestCockpitCancel(t *testing.T) {
+	e := newEnv(t)
+	p := newCockpitPage(t, e)
+	v1 := e.status().Deployments[0]
+	e.publish("2")
+	p.run("open the page", time.Minute, chromedp.Navigate(p.url))
+	p.waitText("the generation rows", "#generations tbody", v1.Checksum[:12], time.Minute)
+
+	// 16 KiB/s over every response: the pull of v2 takes minutes.
+	e.srv.SetRate(16 << 10)
+	t.Cleanup(func() { e.srv.SetRate(0) })
+	p.run("click Update", time.Minute, chromedp.Click("#update"))
+	p.run("confirm", time.Minute, chromedp.WaitVisible("#confirm-yes"), chromedp.Click("#confirm-yes"))
+	p.waitText("the running transaction", "#txn-kind", "upgrade", 30*time.Second)
+	progress := p.waitText("the pull's progress", "#txn-text", "pull", 30*time.Second)
+	t.Logf("progress on the page: %q", progress)
+	if st := e.status(); st.Transaction == nil || st.Transaction.Kind != "upgrade" {
+		t.Fatalf("the page shows a running update (%q) but hostd's transaction is %+v", progress, st.Transaction)
+	}
+
+	start := time.Now()
+	p.run("click Cancel", time.Minute, chromedp.Click("#cancel"))
+	notice := p.waitText("the cancelled update", "#notice", "The update was cancelled.", 30*time.Second)
+	if !strings.Contains(notice, "Nothing changed: 1 is still the default generation.") {
+		t.Errorf("the notice does not say the default did not change: %q", notice)
+	}
+	p.run("the progress card to go", 30*time.Second, chromedp.WaitNotVisible("#transaction"))
+	t.Logf("the page showed the end %v after Cancel", time.Since(start).Round(time.Millisecond))
+	if errText, err := chromedp.Run(p.ctx, chromedp.TextContent("#error")); err != nil || errText != "" {
+		t.Errorf("the page shows an error after the cancel the user asked for: %q (%v)", errText, err)
+	}
+
+	st := e.status()
+	if st.Transaction != nil {
+		t.Fatalf("hostd still runs %+v after the page showed the cancel", st.Transaction)
+	}
+	if d := st.Deployments[0]; d.ID != v1.ID || d.Checksum != v1.Checksum {
+		t.Fatalf("the cancelled update changed hostd's default deployment to %+v, was %+v", d, v1)
+	}
+	if got := versions(st); !slices.Equal(got, []string{"1"}) {
+		t.Fatalf("the cancelled update changed the deployments: %v", got)
+	}
+	if rec := e.lastHistory(); rec.Kind != "upgrade" || rec.State != "cancelled" {
+		t.Fatalf("history records the update as %s %s (%s), want upgrade cancelled", rec.Kind, rec.State, rec.Error)
+	}
+}
