@@ -93,6 +93,22 @@
 
     function kindWords(kind) { return KIND_WORDS[kind] || ("The change" + (kind ? " (" + kind + ")" : "")) }
 
+    /* containerEntry shortens a generation's container entry,
+       NAME=IMAGE@sha256:DIGEST;VALUES-DIGEST[;follow], to the name, the image
+       and the digest as the container rows show it. */
+    function containerEntry(entry) {
+        var m = /^([^=]+)=([^;]*?)@(sha256:[0-9a-f]{12})[0-9a-f]*(;.*)?$/.exec(str(entry));
+        if (!m)
+            return str(entry);
+        return m[1] + ": " + m[2] + " " + m[3] + (/;follow$/.test(m[4] || "") ? " (follows its tag)" : "");
+    }
+
+    /* deploymentName shortens a deployment id, OSNAME-CHECKSUM.SERIAL. */
+    function deploymentName(id) {
+        var m = /^(.*)-([0-9a-f]{64})\.(\d+)$/.exec(str(id));
+        return m ? m[1] + " " + m[2].slice(0, 12) + "." + m[3] : str(id);
+    }
+
     function fmtTime(secs) {
         if (!secs)
             return "";
@@ -229,7 +245,7 @@
             var origin = str(d.origin);
             if (d["remote-error"])
                 origin += " (" + d["remote-error"] + ")";
-            var ctrs = list(d.containers).map(function (c) { return el("li", { text: c }) });
+            var ctrs = list(d.containers).map(function (c) { return el("li", { title: c, text: containerEntry(c) }) });
             var pkgs = list(d.packages).map(function (p) { return el("li", { text: p }) });
             var commit = str(d.checksum);
             var commitCell = el("td", { class: "commit", title: commit, text: commit.slice(0, 12) });
@@ -283,12 +299,12 @@
                 el("td", { class: "actions" }, [
                     el("button", {
                         class: "small container-update", type: "button", text: "Update",
-                        onclick: function () { containerChange("ContainerUpdate", name, "Update container " + name + " to the newest image of its tag? It restarts now, in a new generation.") }
+                        onclick: function () { containerChange("ContainerUpdate", name, str(c.image), "Update container " + name + " to the newest image of " + (str(c.image) || "its tag") + "? It is pulled first; the container restarts now, in a new generation.") }
                     }),
                     " ",
                     el("button", {
                         class: "small container-rollback", type: "button", text: "Roll back",
-                        onclick: function () { containerChange("ContainerRollback", name, "Roll container " + name + " back to its previous image and values? It restarts now, in a new generation.") }
+                        onclick: function () { containerChange("ContainerRollback", name, "", "Roll container " + name + " back to its previous image and values? It restarts now, in a new generation.") }
                     }),
                 ]),
             ]));
@@ -425,8 +441,15 @@
     }
 
     /* change runs one change with the page's notices: confirmation first
-     * (text, when it changes what boots), then the outcome. */
+     * (text, when it changes what boots), then the outcome; what names the
+     * change in the notice of a cancel. */
     function change(confirmText, method, args, type, after, what) {
+        return changeWith(confirmText, function () { return run(method, args, type) }, after, what);
+    }
+
+    /* changeWith is change for an action that runs one or more
+     * transactions and resolves with the Finished of the last it ran. */
+    function changeWith(confirmText, action, after, what) {
         if (busy)
             return Promise.resolve();
         var ask = confirmText ? confirmChange(confirmText) : Promise.resolve(true);
@@ -437,7 +460,7 @@
             showError("");
             showNotice("");
             var before = deployments()[0];
-            return run(method, args, type)
+            return action()
                     .then(function (fin) {
                         if (fin.name === ERR + "Cancelled")
                             return refreshProps().then(function () { cancelledNotice(what, before) });
@@ -468,7 +491,7 @@
     function rebootNotice(result) {
         var changed = result.changed !== false && (result.deployment || result.checksum || result["update-available"]);
         if (changed) {
-            showNotice("Deployed " + str(result.deployment || result.version || result.checksum) + ".");
+            showNotice("Deployed " + (result.deployment ? "generation " + deploymentName(result.deployment) : str(result.version || result.checksum)) + ".");
             $("reboot").hidden = false;
         } else {
             showNotice("No change.");
@@ -525,9 +548,22 @@
         return change(text, "PkgChange", [add, remove, opts({})], "asasa{sv}", rebootNotice, kindWords("pkg-change"));
     }
 
-    function containerChange(method, name, text) {
+    /* containerChange updates (method ContainerUpdate) or rolls back
+       container name. An update first pulls image, the container's image
+       reference, so that it moves to the newest image of its tag, as the
+       person clicking Update expects: ContainerUpdate alone takes the image
+       last pulled. */
+    function containerChange(method, name, image, text) {
         var update = method === "ContainerUpdate";
-        return change(text, method, [name, opts({})], "sa{sv}", function (r) {
+        var action = function () {
+            var next = function () { return run(method, [name, opts({})], "sa{sv}") };
+            if (!update || !image)
+                return next();
+            return run("ImagePull", [image, opts({})], "sa{sv}").then(function (fin) {
+                return fin.success ? next() : fin;
+            });
+        };
+        return changeWith(text, action, function (r) {
             if (update && r.changed === false)
                 showNotice(name + " is up to date: no newer image for its tag.");
             else
