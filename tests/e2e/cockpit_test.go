@@ -15,8 +15,10 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/dbus/rpmostree"
 	"github.com/hostctl/hostctl/tests/fixture"
 )
 
@@ -493,4 +495,110 @@ func TestCockpitContainer(t *testing.T) {
 	}
 	p.waitText("the container row", row+" td.state", "running", time.Minute)
 	p.screenshotIfAsked()
+}
+
+// TestCockpitRPMOstreeCancel: an update begun on the page (through
+// org.hostctl.Host1) is the rpm-ostree API's active transaction too, with a
+// peer-to-peer address in the Sysroot's ActiveTransactionPath, as
+// rpm-ostreed gives every transaction: a client there (as `rpm-ostree
+// cancel` does: SASL EXTERNAL, no bus) hears its signals and cancels it; the
+// page then says the update was cancelled and nothing changed.
+func TestCockpitRPMOstreeCancel(t *testing.T) {
+	e := newEnv(t)
+	e.hostd.Stop()
+	e.startHostd("--rpm-ostree-compat")
+	conn, err := godbus.Connect(e.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitUntil(t, 30*time.Second, "hostd to own "+rpmostree.BusName, func() bool {
+		var has bool
+		return conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, rpmostree.BusName).Store(&has) == nil && has
+	})
+	sysroot := func(name string) godbus.Variant {
+		t.Helper()
+		var v godbus.Variant
+		if err := conn.Object(rpmostree.BusName, rpmostree.SysrootPath).Call("org.freedesktop.DBus.Properties.Get", 0, rpmostree.SysrootInterface, name).Store(&v); err != nil {
+			t.Fatalf("Sysroot %s: %v", name, err)
+		}
+		return v
+	}
+	p := newCockpitPage(t, e)
+	v1 := e.status().Deployments[0]
+	e.publish("2")
+	p.run("open the page", time.Minute, chromedp.Navigate(p.url))
+	p.waitText("the generation rows", "#generations tbody", v1.Checksum[:12], time.Minute)
+
+	e.srv.SetRate(16 << 10)
+	t.Cleanup(func() { e.srv.SetRate(0) })
+	p.run("click Update", time.Minute, chromedp.Click("#update"))
+	p.run("confirm", time.Minute, chromedp.WaitVisible("#confirm-yes"), chromedp.Click("#confirm-yes"))
+	p.waitText("the pull's progress", "#txn-text", "pull", 30*time.Second)
+	ref := e.status().Transaction
+	if ref == nil {
+		t.Fatal("hostd runs no transaction while the page shows the pull")
+	}
+
+	var addr string
+	waitUntil(t, 10*time.Second, "ActiveTransactionPath to name the page's update", func() bool {
+		addr, _ = sysroot("ActiveTransactionPath").Value().(string)
+		return addr != ""
+	})
+	if at, _ := sysroot("ActiveTransaction").Value().([]any); len(at) != 3 || at[0] != "upgrade" || at[2] != string(ref.Path) {
+		t.Fatalf("ActiveTransaction %v, want (upgrade, \"\", %s)", at, ref.Path)
+	}
+	peer, err := godbus.Dial(addr)
+	if err != nil {
+		t.Fatalf("connect to the transaction's address %s: %v", addr, err)
+	}
+	defer peer.Close()
+	if err := peer.Auth([]godbus.Auth{godbus.AuthExternal("0")}); err != nil {
+		t.Fatalf("authenticate on %s: %v", addr, err)
+	}
+	sigs := make(chan *godbus.Signal, 1024)
+	peer.Signal(sigs)
+	txn := peer.Object("", "/")
+	var title string
+	if err := txn.Call("org.freedesktop.DBus.Properties.Get", 0, rpmostree.TransactionInterface, "Title").Store(&title); err != nil || !strings.Contains(title, "upgrade") {
+		t.Fatalf("Title: %q %v", title, err)
+	}
+	// The page started it: Start there says so, as for another client's.
+	var started bool
+	if err := txn.Call(rpmostree.TransactionInterface+".Start", 0).Store(&started); err != nil || started {
+		t.Fatalf("Start on the socket of the page's update: %v %v, want false", started, err)
+	}
+	if err := txn.Call(rpmostree.TransactionInterface+".Cancel", 0).Err; err != nil {
+		t.Fatalf("Cancel on %s: %v", addr, err)
+	}
+	var heard []string
+	deadline := time.After(30 * time.Second)
+	for fin := false; !fin; {
+		select {
+		case s := <-sigs:
+			name := strings.TrimPrefix(s.Name, rpmostree.TransactionInterface+".")
+			heard = append(heard, name)
+			if name == "Finished" {
+				fin = true
+				if ok, _ := s.Body[0].(bool); ok || len(s.Body) != 2 {
+					t.Fatalf("Finished %v after Cancel, want (false, why)", s.Body)
+				}
+				t.Logf("the socket heard %v; Finished says %q", heard, s.Body[1])
+			}
+		case <-deadline:
+			t.Fatalf("no Finished on %s 30 s after Cancel; heard %v", addr, heard)
+		}
+	}
+	notice := p.waitText("the cancelled update", "#notice", "The update was cancelled.", 30*time.Second)
+	if !strings.Contains(notice, "Nothing changed: 1 is still the default generation.") {
+		t.Errorf("the notice does not say the default did not change: %q", notice)
+	}
+	st := e.status()
+	if st.Transaction != nil || st.Deployments[0].ID != v1.ID || !slices.Equal(versions(st), []string{"1"}) {
+		t.Fatalf("after the cancel: transaction %+v, deployments %v (default %s, was %s)", st.Transaction, versions(st), st.Deployments[0].ID, v1.ID)
+	}
+	if rec := e.lastHistory(); rec.Kind != "upgrade" || rec.State != "cancelled" {
+		t.Fatalf("history records the update as %s %s (%s), want upgrade cancelled", rec.Kind, rec.State, rec.Error)
+	}
+	waitUntil(t, 10*time.Second, "ActiveTransactionPath to be empty", func() bool { return sysroot("ActiveTransactionPath").Value() == "" })
 }
