@@ -554,21 +554,21 @@
        person clicking Update expects: ContainerUpdate alone takes the image
        last pulled. */
     function containerChange(method, name, image, text) {
-        var update = method === "ContainerUpdate";
+        var isUpdate = method === "ContainerUpdate";
         var action = function () {
             var next = function () { return run(method, [name, opts({})], "sa{sv}") };
-            if (!update || !image)
+            if (!isUpdate || !image)
                 return next();
             return run("ImagePull", [image, opts({})], "sa{sv}").then(function (fin) {
                 return fin.success ? next() : fin;
             });
         };
         return changeWith(text, action, function (r) {
-            if (update && r.changed === false)
+            if (isUpdate && r.changed === false)
                 showNotice(name + " is up to date: no newer image for its tag.");
             else
-                showNotice((update ? "Updated " : "Rolled back ") + name + (r.digest ? " to " + str(r.digest).slice(0, 19) : "") + "; it runs now.");
-        }, kindWords(update ? "container-update" : "container-rollback"));
+                showNotice((isUpdate ? "Updated " : "Rolled back ") + name + (r.digest ? " to " + str(r.digest).slice(0, 19) : "") + "; it runs now.");
+        }, kindWords(isUpdate ? "container-update" : "container-rollback"));
     }
 
     function cancel() {
