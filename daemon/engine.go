@@ -699,3 +699,15 @@ func current(deps []deploy.Deployment) (deploy.Deployment, bool) {
 	}
 	return deploy.Deployment{}, false
 }
+
+// Active is the transaction in flight (pending or running), nil when idle.
+// The rpm-ostree API serves one begun through org.hostctl.Host1 on a
+// socket of its own, so that its ActiveTransactionPath names it.
+func (e *Engine) Active() dbus.Transaction {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.active == nil {
+		return nil
+	}
+	return e.active
+}
