@@ -171,6 +171,53 @@ func TestFleetReboots(t *testing.T) {
 	t.Logf("timeline of the whole test:\n%s", formatTimeline(tl.since(0), names))
 }
 
+// TestPeriodicReboots: with RebootStrategy=periodic an automatically
+// staged update waits, staged and locked, for the maintenance window
+// (status names it) and the host does not reboot; once a window is open
+// (hostd.conf changed, `hostctl reload`) hostd finalizes and reboots into it.
+func TestPeriodicReboots(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a test host")
+	}
+	window := func(at time.Time) string {
+		return fmt.Sprintf("[Daemon]\nAutomaticUpdatePolicy=stage\nRebootStrategy=periodic\n[Periodic]\nWindow=%s %s 30\nTimeZone=UTC\n",
+			at.Weekday().String()[:3], at.Format("15:04"))
+	}
+	now := time.Now().UTC()
+	later := now.Add(3 * 24 * time.Hour).Truncate(time.Minute)
+	h := newRebootHost(t, "P", window(later))
+	h.e.publishCopy("3")
+	h.trigger()
+	h.awaitReboot("waiting-window", "waits for the maintenance window at "+later.Format(time.RFC3339), time.Minute)
+	st := h.status()
+	if st.Reboot.WindowStart != uint64(later.Unix()) || st.Reboot.Pending == "" {
+		t.Fatalf("RebootState %+v, want the window at %s and the staged update pending", st.Reboot, later)
+	}
+	var staged dbus.Deployment
+	for _, d := range st.Deployments {
+		if d.Staged {
+			staged = d
+		}
+	}
+	if staged.Version != "3" || !staged.FinalizationLocked {
+		t.Fatalf("the automatic stage under periodic: staged %+v, want version 3 with its finalization locked", staged)
+	}
+	if out := h.mustHostctl("status"); !strings.Contains(out, "Reboots: periodic (windows ") || !strings.Contains(out, "next window "+later.Format(time.RFC3339)) {
+		t.Fatalf("status:\n%s", out)
+	}
+	time.Sleep(3 * time.Second)
+	if h.rebootCount() != 0 || bootedVersion(h.status()) != "1" {
+		t.Fatalf("rebooted outside the window")
+	}
+	opened := time.Now()
+	h.configure(window(now.Add(-time.Minute)))
+	h.awaitSettled("3", 2*time.Minute)
+	if n := h.rebootCount(); n != 1 {
+		t.Fatalf("%d reboots, want 1", n)
+	}
+	t.Logf("in the window: rebooted into 3 in %v", time.Since(opened).Round(time.Millisecond))
+}
+
 // fleetHost is one booted test host of the fleet test; a watcher boots its
 // machine again whenever it goes down, as the firmware would.
 type fleetHost struct {
@@ -185,23 +232,28 @@ type fleetHost struct {
 }
 
 func newFleetHost(t *testing.T, name, fleetConf string) *fleetHost {
+	h := newRebootHost(t, name, "[Daemon]\nAutomaticUpdatePolicy=stage\nRebootStrategy=fleet\n[Fleet]\nGroup="+fleetGroup+"\nRetryInterval=1\n"+fleetConf)
+	st := h.status()
+	if st.Reboot == nil || st.Reboot.Strategy != "fleet" || st.Reboot.Group != fleetGroup || st.Reboot.HostID == "" {
+		t.Fatalf("host %s: RebootState %+v", name, st.Reboot)
+	}
+	h.id = st.Reboot.HostID
+	return h
+}
+
+// newRebootHost boots a test host with its own machine id, hostd.conf
+// conf and hostd enabled at boot, watched for reboots.
+func newRebootHost(t *testing.T, name, conf string) *fleetHost {
 	e := newBootedEnv(t)
 	h := &fleetHost{t: t, name: name, e: e}
 	// Each host its own machine id (the image's is the same on all).
 	id := make([]byte, 16)
 	rand.Read(id)
-	conf := "[Daemon]\nAutomaticUpdatePolicy=stage\nRebootStrategy=fleet\n[Fleet]\nGroup=" + fleetGroup + "\nRetryInterval=1\n" + fleetConf
-	script := fmt.Sprintf("printf '%s\\n' >/etc/machine-id && mkdir -p /etc/hostctl && printf '%s' >/etc/hostctl/hostd.conf && systemctl enable hostd.service",
-		hex.EncodeToString(id), strings.ReplaceAll(conf, "\n", `\n`))
+	script := fmt.Sprintf("printf '%s\\n' >/etc/machine-id && systemctl enable hostd.service", hex.EncodeToString(id))
 	if r := e.host.Run(e.ctx, 0, "sh", "-c", script); r.Code != 0 {
 		t.Fatalf("host %s: configure: %+v", name, r)
 	}
-	e.mustHostctl("reload")
-	st := e.status()
-	if st.Reboot == nil || st.Reboot.Strategy != "fleet" || st.Reboot.Group != fleetGroup || st.Reboot.HostID == "" {
-		t.Fatalf("host %s: RebootState %+v", name, st.Reboot)
-	}
-	h.id = st.Reboot.HostID
+	h.configure(conf)
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{})
 	go h.watch(ctx, done)
@@ -213,6 +265,19 @@ func newFleetHost(t *testing.T, name, fleetConf string) *fleetHost {
 		<-done
 	})
 	return h
+}
+
+// configure writes hostd.conf and makes hostd reread it.
+func (h *fleetHost) configure(conf string) {
+	h.t.Helper()
+	script := fmt.Sprintf("mkdir -p /etc/hostctl && printf '%s' >/etc/hostctl/hostd.conf", strings.ReplaceAll(conf, "\n", `\n`))
+	h.mu.Lock()
+	r := h.e.host.Run(h.e.ctx, 0, "sh", "-c", script)
+	h.mu.Unlock()
+	if r.Code != 0 {
+		h.t.Fatalf("host %s: write hostd.conf: %+v", h.name, r)
+	}
+	h.mustHostctl("reload")
 }
 
 func (h *fleetHost) watch(ctx context.Context, done chan struct{}) {
