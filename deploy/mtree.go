@@ -2,12 +2,14 @@ package deploy
 
 // #include <stdlib.h>
 // #include "content.h"
+// #include "helpers.h"
 import "C"
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"unsafe"
 )
 
@@ -93,6 +95,47 @@ func (t *Txn) MergeCommit(ctx context.Context, m *MutableTree, commit string, op
 	default:
 		return fmt.Errorf("merge commit %s into the tree: %w", commit, gerror(gerr))
 	}
+}
+
+// CommitDir writes the directory dir and a commit of it in the
+// transaction, as Repo.Commit does in a transaction of its own; opts.Ref
+// moves only when the transaction commits.
+func (t *Txn) CommitDir(ctx context.Context, dir string, opts CommitOptions) (string, error) {
+	if !t.open {
+		return "", errors.New("commit a directory: the transaction is finished")
+	}
+	cdir := C.CString(dir)
+	defer cfree(cdir)
+	cparent, csubject, cref := cstr(opts.Parent, true), C.CString(opts.Subject), cstr(opts.Ref, true)
+	defer cfree(cparent)
+	defer cfree(csubject)
+	defer cfree(cref)
+	keys := make([]string, 0, len(opts.Metadata))
+	for k := range opts.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	values := make([]string, len(keys))
+	for i, k := range keys {
+		values[i] = opts.Metadata[k]
+	}
+	ckeys, cvalues := cstrv(keys), cstrv(values)
+	defer freeStrv(ckeys, len(keys))
+	defer freeStrv(cvalues, len(values))
+	var ts C.guint64
+	if !opts.Timestamp.IsZero() {
+		ts = C.guint64(opts.Timestamp.Unix())
+	}
+	t.r.mu.Lock()
+	defer t.r.mu.Unlock()
+	c := newCancellable(ctx)
+	defer c.free()
+	var out *C.char
+	var gerr *C.GError
+	if C.hc_commit_dir_in_txn(t.r.repo, cdir, cparent, csubject, ckeys, cvalues, C.int(len(keys)), ts, cref, opts.Devino.ptr(), &out, c.c, &gerr) == 0 {
+		return "", fmt.Errorf("commit %s: %w", dir, gerror(gerr))
+	}
+	return gstring(out), nil
 }
 
 // ReplaceDir makes the directory path (relative; its parents must be

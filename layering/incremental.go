@@ -64,7 +64,7 @@ var idPaths = []string{"usr/etc/passwd", "usr/lib/passwd", "usr/etc/group", "usr
 // packages' cache commits without checking out the base (see the comment
 // at the top of this file). A *deploy.MergeDivergesError means the packages
 // must be assembled on a checkout instead; its scratch files are gone then
-// and the packages it imported stay in the cache.
+// and nothing was written to the repository.
 func (l *Layerer) buildFromCommit(ctx context.Context, scratch string, plan *Plan, pkgs []*preparedPkg, users []SysUser, res *Result) (err error) {
 	work := filepath.Join(scratch, "from-commit")
 	if err := os.Mkdir(work, 0o755); err != nil {
@@ -93,15 +93,34 @@ func (l *Layerer) buildFromCommit(ctx context.Context, scratch string, plan *Pla
 	if err := l.payloads(ctx, work, root, pkgs, false); err != nil {
 		return err
 	}
-	if err := l.importPackages(ctx, pkgs, res); err != nil {
-		return err
-	}
 
 	txn, err := l.Repo.BeginTransaction(ctx)
 	if err != nil {
 		return fmt.Errorf("layer packages: %w", err)
 	}
 	defer txn.Abort()
+	// The packages not in the cache yet are imported in the same
+	// transaction: their cache refs move only with the layered commit, so
+	// a package the checkout path then refuses leaves nothing behind.
+	var imported []*preparedPkg
+	defer func() {
+		if err != nil {
+			for _, p := range imported {
+				p.commit = ""
+			}
+		}
+	}()
+	for _, p := range pkgs {
+		if p.commit != "" {
+			continue
+		}
+		c, err := txn.CommitDir(ctx, p.dir, packageCacheCommit(p))
+		if err != nil {
+			return fmt.Errorf("import package %s into the package cache: %w", p.file.NEVRA(), err)
+		}
+		p.commit = c
+		imported = append(imported, p)
+	}
 	tree, err := l.Repo.MutableTreeFromCommit(ctx, plan.Base)
 	if err != nil {
 		return fmt.Errorf("layer packages: %w", err)
@@ -138,6 +157,9 @@ func (l *Layerer) buildFromCommit(ctx context.Context, scratch string, plan *Pla
 		return fmt.Errorf("commit the layered tree: %w", err)
 	}
 	res.Commit = c
+	for _, p := range imported {
+		res.Imported = append(res.Imported, p.file.NEVRA())
+	}
 	return nil
 }
 

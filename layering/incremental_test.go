@@ -252,7 +252,7 @@ func TestBuildPathsAgree(t *testing.T) {
 
 // TestBuildFromCommitFallsBack checks that a package that does not merge
 // cleanly with the base (a file conflict) is decided by the checkout path:
-// the same refusal as there.
+// the same refusal as there, and nothing left in the repository.
 func TestBuildFromCommitFallsBack(t *testing.T) {
 	f := newPathsFixture(t)
 	_, stages, err := f.build(t, f.plan(t, "fc-conflict"), false)
@@ -262,5 +262,15 @@ func TestBuildFromCommitFallsBack(t *testing.T) {
 	}
 	if !tookCheckout(stages) {
 		t.Errorf("the conflict was not decided on a checkout: %q", stages)
+	}
+	// A refusal writes nothing: not even the package cache commit.
+	refs, err := f.repo.Refs(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range refs {
+		if strings.Contains(r, "fc-conflict") {
+			t.Errorf("the refused package left the ref %s", r)
+		}
 	}
 }

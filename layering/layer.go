@@ -478,8 +478,7 @@ func (l *Layerer) importPackages(ctx context.Context, pkgs []*preparedPkg, res *
 		if p.commit != "" {
 			continue
 		}
-		c, err := l.Repo.Commit(ctx, p.dir, deploy.CommitOptions{Ref: p.ref, Subject: packageCacheSubject + p.file.NEVRA(),
-			Metadata: map[string]string{PackageChecksumKey: p.file.ChecksumType + ":" + p.file.Checksum, "version": p.file.EVR}})
+		c, err := l.Repo.Commit(ctx, p.dir, packageCacheCommit(p))
 		if err != nil {
 			return fmt.Errorf("import package %s into the package cache: %w", p.file.NEVRA(), err)
 		}
@@ -487,6 +486,12 @@ func (l *Layerer) importPackages(ctx context.Context, pkgs []*preparedPkg, res *
 		res.Imported = append(res.Imported, p.file.NEVRA())
 	}
 	return nil
+}
+
+// packageCacheCommit describes the package cache commit of p.
+func packageCacheCommit(p *preparedPkg) deploy.CommitOptions {
+	return deploy.CommitOptions{Ref: p.ref, Subject: packageCacheSubject + p.file.NEVRA(),
+		Metadata: map[string]string{PackageChecksumKey: p.file.ChecksumType + ":" + p.file.Checksum, "version": p.file.EVR}}
 }
 
 // layeredCommitOptions are the subject and metadata of plan's layered
