@@ -416,3 +416,27 @@ out:
   g_object_unref (root);
   return ok;
 }
+
+int
+hc_mtree_lookup_kind (OstreeMutableTree *self, const char *name, GError **error)
+{
+  g_autofree char *file = NULL;
+  OstreeMutableTree *sub = NULL;
+  GError *lerr = NULL;
+  if (!ostree_mutable_tree_lookup (self, name, &file, &sub, &lerr))
+    {
+      if (g_error_matches (lerr, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        {
+          g_error_free (lerr);
+          return 0;
+        }
+      g_propagate_error (error, lerr);
+      return -1;
+    }
+  if (sub)
+    {
+      g_object_unref (sub);
+      return 2;
+    }
+  return 1;
+}

@@ -77,3 +77,7 @@ gboolean hc_read_commit_file (OstreeRepo *repo, const char *commit, const char *
                               char **out_data, gsize *out_len, guint32 *out_uid,
                               guint32 *out_gid, guint32 *out_mode,
                               GCancellable *cancellable, GError **error);
+
+/* hc_mtree_lookup_kind says what NAME is in SELF: 0 nothing, 1 a file or
+ * symlink, 2 a directory, -1 an error (ERROR set). */
+int hc_mtree_lookup_kind (OstreeMutableTree *self, const char *name, GError **error);

@@ -181,3 +181,41 @@ func (r *Repo) ReadCommitFile(ctx context.Context, commit, path string) ([]byte,
 	defer C.g_free(C.gpointer(data))
 	return C.GoBytes(unsafe.Pointer(data), C.int(n)), FileMeta{UID: uint32(uid), GID: uint32(gid), Mode: uint32(mode) & 0o7777}, nil
 }
+
+// EntryKind is what a name is in a MutableTree.
+type EntryKind int
+
+// Entry kinds.
+const (
+	// NoEntry: the name is not there.
+	NoEntry EntryKind = iota
+	// FileEntry: a file or a symbolic link.
+	FileEntry
+	// DirEntry: a directory.
+	DirEntry
+)
+
+// Lookup says what name is in m.
+func (m *MutableTree) Lookup(name string) (EntryKind, error) {
+	cname := C.CString(name)
+	defer cfree(cname)
+	var gerr *C.GError
+	switch k := C.hc_mtree_lookup_kind(m.t, cname, &gerr); k {
+	case 0, 1, 2:
+		return EntryKind(k), nil
+	default:
+		return NoEntry, fmt.Errorf("tree entry %q: %w", name, gerror(gerr))
+	}
+}
+
+// Remove takes name (a file or a whole directory) out of m; a missing name
+// is not an error.
+func (m *MutableTree) Remove(name string) error {
+	cname := C.CString(name)
+	defer cfree(cname)
+	var gerr *C.GError
+	if C.ostree_mutable_tree_remove(m.t, cname, C.TRUE, &gerr) == 0 {
+		return fmt.Errorf("remove tree entry %q: %w", name, gerror(gerr))
+	}
+	return nil
+}

@@ -45,10 +45,10 @@ import (
 
 // checkoutNeeded says why plan must be assembled on a checkout of its base,
 // or "" when it can be built from the base commit alone.
-func checkoutNeeded(plan *Plan, runs []ScriptJob) string {
+func checkoutNeeded(plan *Plan, runs []ScriptJob, baseTree string) string {
 	switch {
-	case len(runs) > 0:
-		return fmt.Sprintf("%d %%post/%%posttrans script(s) to run", len(runs))
+	case len(runs) > 0 && baseTree == "":
+		return fmt.Sprintf("%d %%post/%%posttrans script(s) to run and no deployment of the base to run them over", len(runs))
 	case len(plan.Remove) > 0:
 		return "base packages to remove"
 	case len(plan.Replaced) > 0:
@@ -65,7 +65,7 @@ var idPaths = []string{"usr/etc/passwd", "usr/lib/passwd", "usr/etc/group", "usr
 // at the top of this file). A *deploy.MergeDivergesError means the packages
 // must be assembled on a checkout instead; its scratch files are gone then
 // and nothing was written to the repository.
-func (l *Layerer) buildFromCommit(ctx context.Context, scratch string, plan *Plan, pkgs []*preparedPkg, users []SysUser, res *Result) (err error) {
+func (l *Layerer) buildFromCommit(ctx context.Context, scratch string, plan *Plan, pkgs []*preparedPkg, users []SysUser, runs []ScriptJob, res *Result) (err error) {
 	work := filepath.Join(scratch, "from-commit")
 	if err := os.Mkdir(work, 0o755); err != nil {
 		return fmt.Errorf("layer packages: %w", err)
@@ -75,7 +75,7 @@ func (l *Layerer) buildFromCommit(ctx context.Context, scratch string, plan *Pla
 			os.RemoveAll(work)
 		}
 	}()
-	l.step("assemble", "Assembling "+strings.Join(res.Layered, " ")+" on the base commit's tree (nothing to run: no checkout)")
+	l.step("assemble", "Assembling "+strings.Join(res.Layered, " ")+" on the base commit's tree (no checkout)")
 	root := filepath.Join(work, "root")
 	base, err := l.smallRoot(ctx, plan.Base, root)
 	if err != nil {
@@ -147,6 +147,13 @@ func (l *Layerer) buildFromCommit(ctx context.Context, scratch string, plan *Pla
 		if err := replaceChanged(ctx, txn, tree, root, rel, base[rel]); err != nil {
 			return fmt.Errorf("layer packages: the accounts of the packages: %w", err)
 		}
+	}
+	if len(runs) > 0 {
+		l.step("scripts", fmt.Sprintf("Running %d package script(s) in the sandbox over an overlay of the base's deployment", len(runs)))
+		if err := l.runScriptsOverlay(ctx, txn, tree, work, root, l.BaseTrees[plan.Base], pkgs, runs); err != nil {
+			return err
+		}
+		res.ScriptsRun = len(runs)
 	}
 	l.step("commit", "Committing the layered tree")
 	c, err := txn.CommitTree(ctx, tree, layeredCommitOptions(plan, res))

@@ -26,6 +26,8 @@ type pathsFixture struct {
 	repoPath string
 	base     string
 	rpms     map[string]string
+	// baseTrees is what Layerer.BaseTrees gets.
+	baseTrees map[string]string
 }
 
 func newPathsFixture(t *testing.T) *pathsFixture {
@@ -52,10 +54,23 @@ func newPathsFixture(t *testing.T) *pathsFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.repo.Close)
-	for _, p := range testrpm.BuildFile(t, "testdata/fromcommit.spec", "") {
-		f.rpms[strings.TrimSuffix(filepath.Base(p), "-1.0-1.noarch.rpm")] = p
+	for _, spec := range []string{"testdata/fromcommit.spec", "testdata/fromcommit-post.spec"} {
+		for _, p := range testrpm.BuildFile(t, spec, "") {
+			f.rpms[strings.TrimSuffix(filepath.Base(p), "-1.0-1.noarch.rpm")] = p
+		}
 	}
 	return f
+}
+
+// withBaseTree gives the layering a checkout of the base as the deployment
+// the scripts run over.
+func (f *pathsFixture) withBaseTree(t *testing.T) {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(f.repoPath), "deployment")
+	if err := f.repo.Checkout(context.Background(), f.base, dir, deploy.CheckoutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.baseTrees = map[string]string{f.base: dir}
 }
 
 // plan layers the named local RPMs on the base.
@@ -82,6 +97,7 @@ func (f *pathsFixture) build(t *testing.T, plan *Plan, forceCheckout bool) (*Res
 	var stages []string
 	l := &Layerer{Repo: f.repo, CacheDir: t.TempDir(), TmpDir: filepath.Join(f.repoPath, "tmp"),
 		Step:          func(stage, text string) { stages = append(stages, stage+": "+text) },
+		BaseTrees:     f.baseTrees,
 		forceCheckout: forceCheckout}
 	start := time.Now()
 	res, err := l.Build(context.Background(), plan)
@@ -173,24 +189,56 @@ func diffLines(t *testing.T, what string, a, b []string) {
 	}
 }
 
-// TestBuildPathsAgree builds the same layering from the base commit and on
-// a checkout of it, with the package cache cold and warm, and compares the
-// trees file by file (objects, modes, owners, xattrs, directory metadata),
-// the rpmdbs header by header (but for the install times) and the commit
-// metadata.
+// TestBuildPathsAgree builds the same layering (no scripts) from the base
+// commit and on a checkout of it, with the package cache cold and warm, and
+// compares the trees file by file (objects, modes, owners, xattrs,
+// directory metadata), the rpmdbs header by header (but for the install
+// times) and the commit metadata.
 func TestBuildPathsAgree(t *testing.T) {
 	f := newPathsFixture(t)
-	plan := f.plan(t, "fc-extra", "fc-main")
+	want := f.agree(t, f.plan(t, "fc-extra", "fc-main"))
+	for _, p := range []string{"/usr/bin/fc-tool", "/usr/share/fc-shared/extra", "/usr/share/fc/private/key", "/usr/bin/fc-link -> fc-tool"} {
+		if !strings.Contains(want, p) {
+			t.Errorf("the layered tree lacks %s", p)
+		}
+	}
+}
 
+// TestBuildPathsAgreeScripts is TestBuildPathsAgree with %post and
+// %posttrans scripts, run over an overlay of a deployment of the base on
+// one side and on a checkout on the other.
+func TestBuildPathsAgreeScripts(t *testing.T) {
+	testrpm.Require(t, "bwrap", "rofiles-fuse")
+	f := newPathsFixture(t)
+	f.withBaseTree(t)
+	want := f.agree(t, f.plan(t, "fcp-dep", "fcp-main"))
+	for _, p := range []string{"/usr/share/fcp/post-ran", "/usr/share/fcp/posttrans-ran", "/usr/share/fcp/from-dep",
+		"/usr/share/fcp/link -> keep", "/usr/lib/fcp-in-base-dir", "/usr/share/fcp/made", "/usr/share/fcp-new-top"} {
+		if !strings.Contains(want, p) {
+			t.Errorf("the layered tree lacks %s", p)
+		}
+	}
+	for _, p := range []string{"/usr/share/fcp/remove-me", "/usr/share/fcp/made/deeper"} {
+		if strings.Contains(want, p) {
+			t.Errorf("the layered tree has %s, which the scripts removed", p)
+		}
+	}
+}
+
+// agree builds plan from the commit (cold), on a checkout, and from the
+// commit again (warm), checks which path each took and that they give the
+// same tree, and returns the checkout path's listing.
+func (f *pathsFixture) agree(t *testing.T, plan *Plan) string {
+	t.Helper()
 	cold, coldStages, err := f.build(t, plan, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tookCheckout(coldStages) {
-		t.Fatalf("a layering without scripts was assembled on a checkout: %q", coldStages)
+		t.Fatalf("assembled on a checkout: %q", coldStages)
 	}
-	if len(cold.Imported) != 2 {
-		t.Errorf("cold build imported %q, want both packages", cold.Imported)
+	if len(cold.Imported) != len(plan.Packages) {
+		t.Errorf("cold build imported %q, want every package", cold.Imported)
 	}
 	ref, refStages, err := f.build(t, plan, true)
 	if err != nil {
@@ -231,23 +279,18 @@ func TestBuildPathsAgree(t *testing.T) {
 				t.Errorf("%s: commit metadata %s = %q, the checkout path's %q", c.name, k, meta[k], v)
 			}
 		}
-		if strings.Join(c.res.Users, ",") != strings.Join(ref.Users, ",") || strings.Join(c.res.Layered, ",") != strings.Join(ref.Layered, ",") {
-			t.Errorf("%s: users %q layered %q, the checkout path's %q %q", c.name, c.res.Users, c.res.Layered, ref.Users, ref.Layered)
+		if strings.Join(c.res.Users, ",") != strings.Join(ref.Users, ",") || strings.Join(c.res.Layered, ",") != strings.Join(ref.Layered, ",") ||
+			c.res.ScriptsRun != ref.ScriptsRun {
+			t.Errorf("%s: users %q layered %q scripts %d, the checkout path's %q %q %d", c.name, c.res.Users, c.res.Layered, c.res.ScriptsRun,
+				ref.Users, ref.Layered, ref.ScriptsRun)
 		}
 	}
-	// The comparison means something only if the packages are in there.
-	joined := strings.Join(want, "\n")
-	for _, p := range []string{"/usr/bin/fc-tool", "/usr/share/fc-shared/extra", "/usr/share/fc/private/key", "/usr/bin/fc-link -> fc-tool"} {
-		if !strings.Contains(joined, p) {
-			t.Errorf("the layered tree lacks %s", p)
+	for _, p := range plan.Packages {
+		if !strings.Contains(wantDB, p.Name) {
+			t.Errorf("the rpmdb lacks %s", p.Name)
 		}
 	}
-	if !strings.Contains(wantDB, "fc-main") || !strings.Contains(wantDB, "fc-extra") {
-		t.Errorf("the rpmdb lacks the layered packages")
-	}
-	if len(ref.Users) == 0 {
-		t.Errorf("no user created for fc-main's sysusers.d file")
-	}
+	return strings.Join(want, "\n")
 }
 
 // TestBuildFromCommitFallsBack checks that a package that does not merge

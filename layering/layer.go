@@ -55,6 +55,11 @@ type Layerer struct {
 	// AddTemp is told of each scratch directory before it is created, so a
 	// crash can be cleaned up (may be nil).
 	AddTemp func(path string)
+	// BaseTrees maps commits to trees on disk whose files are exactly the
+	// commit's, /etc aside: the sysroot's deployments. With the base's
+	// there, %post and %posttrans run over an overlay of it and nothing is
+	// checked out; only read, never written. May be nil.
+	BaseTrees map[string]string
 	// forceCheckout makes Build assemble every tree on a checkout (for the
 	// test that compares the two ways).
 	forceCheckout bool
@@ -373,18 +378,24 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 
 	runs := scriptJobs(pkgs)
-	if why := checkoutNeeded(plan, runs); why == "" && !l.forceCheckout {
-		err := l.buildFromCommit(ctx, scratch, plan, pkgs, users, res)
+	if why := checkoutNeeded(plan, runs, l.BaseTrees[plan.Base]); why == "" && !l.forceCheckout {
+		err := l.buildFromCommit(ctx, scratch, plan, pkgs, users, runs, res)
 		var div *deploy.MergeDivergesError
-		if err == nil {
+		switch {
+		case err == nil:
 			return res, nil
-		} else if !errors.As(err, &div) {
+		case errors.As(err, &div):
+			// A package file over a different one, or a directory over a
+			// symbolic link: the checkout path decides (and refuses) those.
+			l.step("checkout", "The packages do not merge cleanly with the base ("+err.Error()+"): assembling a checkout")
+		case errors.Is(err, errNoOverlay):
+			l.step("checkout", "The scripts cannot run over an overlay ("+err.Error()+"): assembling a checkout")
+		default:
 			return nil, err
 		}
-		// A package file over a different one, or a directory over a
-		// symbolic link: the checkout path decides (and refuses) those.
-		l.step("checkout", "The packages do not merge cleanly with the base ("+err.Error()+"): assembling a checkout")
-		res.Users = nil
+		res.Users, res.ScriptsRun = nil, 0
+	} else if why != "" {
+		l.step("checkout", "Assembling on a checkout of the base: "+why)
 	}
 	l.step("checkout", "Checking out base "+short(plan.Base))
 	tree := filepath.Join(scratch, "tree")
