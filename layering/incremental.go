@@ -19,29 +19,38 @@ import (
 
 // Two ways to build a layered commit
 //
-// From the base commit (buildFromCommit), taken when checkoutNeeded says
-// nothing needs a tree on disk: no %post or %posttrans to run, no base
-// package removed or replaced. The new tree is a libostree mutable tree
-// loaded lazily from the base commit; each package's cache commit is merged
-// into it as a union-identical checkout would be (deploy.Txn.MergeCommit), so
-// only the directories the packages touch are read and rewritten. rpm
-// --justdb runs on a small scratch root holding only a copy of the base's
-// rpmdb (and its passwd and group files, for the packages' users), and that
-// rpmdb replaces the base's. No checkout of the base, no walk over it.
+// From the base commit (buildFromCommit), taken unless checkoutNeeded says
+// otherwise. The new tree is a libostree mutable tree loaded lazily from
+// the base commit; each package's cache commit is merged into it as a
+// union-identical checkout would be (deploy.Txn.MergeCommit), so only the
+// directories the packages touch are read and rewritten. rpm --justdb runs
+// on a small scratch root holding only a copy of the base's rpmdb and its
+// passwd and group files (for the packages' users), and those replace the
+// base's. With no script to run, nothing is checked out but that rpmdb and
+// no tree is walked. %post and %posttrans run in the usual sandbox with /
+// an overlay (runScriptsOverlay): the scratch root, a checkout of each
+// package (small) and Layerer.BaseTrees' tree of the base commit (a
+// deployment of it) as read-only lower layers, a scratch upper layer; what
+// the scripts wrote (the upper layer: files, directories, whiteouts) is
+// then written into the tree. New packages are imported into the package
+// cache in the same transaction, so a fallback leaves nothing behind.
 //
 // From a checkout (the rest of Build): the base checked out with hardlinks,
-// the packages checked out over it, the tree committed. It is the only
-// correct one when %post or %posttrans run (they see and may change any file
-// of the tree: the sandbox runs over the whole tree), when base packages are
+// the packages checked out over it, the scripts run over rofiles-fuse, the
+// whole tree committed. It is the only correct one when base packages are
 // removed or replaced (their files are deleted from the tree by the rpmdb's
-// file lists), and when a package does not merge cleanly: a file over a
-// different file (a conflict, refused there), or a directory where the base
-// has a symbolic link (which a checkout follows). The first path then falls
-// back to it.
+// file lists), and it decides what the first way cannot do faithfully: a
+// package that does not merge cleanly (a file over a different file, which
+// it refuses as a conflict; a directory where the base has a symbolic
+// link, which a checkout follows); scripts when no deployment of the base
+// is on disk (e.g. the first layering after an upgrade that was not
+// deployed) or overlayfs cannot be mounted. The first way then falls back
+// to it.
 //
-// Both give the same tree (TestBuildPathsAgree checks it file by file): the
-// same objects for every file, the same directory metadata, the same rpmdb
-// contents but for rpm's install times.
+// Both give the same tree (TestBuildPathsAgree and
+// TestBuildPathsAgreeScripts check it file by file): the same objects for
+// every file, the same directory metadata, the same rpmdb contents but for
+// rpm's install times.
 
 // checkoutNeeded says why plan must be assembled on a checkout of its base,
 // or "" when it can be built from the base commit alone.
