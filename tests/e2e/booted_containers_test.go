@@ -101,7 +101,10 @@ printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' > /etc/containers/regi
 	}
 
 	// A container-only change is live at once; rolling it back too.
-	e.mustHostctl("container", "update", "--set", "GREETING=hi", "web")
+	if r := e.hostctl(0, "container", "update", "--set", "GREETING=hi", "web"); r.Code != 0 {
+		t.Fatalf("hostctl container update: exit %d\n%s%s\nweb.service's journal:\n%s\nhostd's journal:\n%s", r.Code, r.Stdout, r.Stderr,
+			e.host.Machine.Journal(e.ctx, "web.service"), e.host.Machine.Journal(e.ctx, "hostd.service"))
+	}
 	answers("hi from web")
 	e.mustHostctl("rollback")
 	answers("hello from web")
