@@ -110,6 +110,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	if err := props["LastAutomaticCheck"].Store(&last); err == nil {
 		st.LastAutomaticCheck = automaticCheckFromBus(last)
 	}
+	st.CleanupPending, _ = props["CleanupPending"].Value().(bool)
 	return st, nil
 }
 
