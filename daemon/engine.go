@@ -627,9 +627,11 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	}
 	e.mu.Unlock()
 	e.log.Info("transaction finished", "txn", rec.ID, "kind", rec.Kind, "state", state, "err", err)
+	// The properties say idle (or CleanupPending) before Finished reaches
+	// the client: one that reads them at Finished sees where the engine is.
+	e.notify()
 	t.emit(dbus.Event{State: state})
 	t.emit(dbus.Event{Finished: &dbus.Result{Err: err, Data: data}})
-	e.notify()
 	if owed {
 		e.sweepAfter(t) // off the user's wait
 	}

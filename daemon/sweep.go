@@ -116,6 +116,7 @@ func (e *Engine) sweepAfter(t *txn) {
 		case <-ctx.Done():
 		}
 	}()
+	e.pauseForTest(ctx, "sweep") // hostd --debug-pause-before sweep: until hostd stops
 	if err := e.sweep(ctx, t); err != nil {
 		e.log.Error("cleanup after the transaction", "txn", t.ID(), "err", err)
 	}
