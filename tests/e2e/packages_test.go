@@ -108,6 +108,7 @@ type snapshot struct {
 
 func (e *env) snapshot() snapshot {
 	e.t.Helper()
+	e.waitIdle() // the cleanup after the last transaction rewrites the deployment refs
 	out, err := exec.Command("ostree", "refs", "--repo="+filepath.Join(e.sysroot, "ostree", "repo")).CombinedOutput()
 	if err != nil {
 		e.t.Fatalf("ostree refs: %v\n%s", err, out)
