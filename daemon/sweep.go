@@ -20,6 +20,13 @@ import (
 // after the Finished signal is sent. Until it has run, keySweep stays: a
 // crash in between leaves a host that boots (only garbage is left), and the
 // next start of hostd sweeps before it serves (recoverSweep).
+//
+// While it runs the engine is not idle: Host1.CleanupPending is true (set
+// with the end of the transaction, before Finished, so a client that reads
+// the properties at Finished sees it), `hostctl status` says so, the next
+// transaction waits for it in execute (cancellably), and hostd does not
+// exit for being idle. Tools that read the repository right after a
+// transaction (the tests' `ostree fsck`) wait until it is false.
 
 // keySweep in bucketJournal holds the id of the transaction whose sweep is
 // still owed.
