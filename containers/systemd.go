@@ -247,6 +247,20 @@ func (s *Systemd) Stop(ctx context.Context, name string) error {
 }
 
 // unitStatus is what State and Start read of a unit.
+// SystemState is systemd's state of the whole system, as `systemctl
+// is-system-running` prints it: initializing, starting, running, degraded,
+// maintenance, stopping...
+func (s *Systemd) SystemState(ctx context.Context) (string, error) {
+	ctx, cancel := bounded(ctx, callTimeout)
+	defer cancel()
+	p, err := s.conn.SystemStateContext(ctx)
+	if err != nil {
+		return "", fmt.Errorf("systemd's system state: %w", err)
+	}
+	state, _ := p.Value.Value().(string)
+	return state, nil
+}
+
 type unitStatus struct {
 	active, sub string
 	restarts    uint32 // NRestarts: automatic restarts since the last start job

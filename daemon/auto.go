@@ -48,7 +48,9 @@ func (e *Engine) ReloadConfig(caller uint32, sender string) error {
 	e.mu.Lock()
 	e.settings = s
 	e.mu.Unlock()
-	e.log.Info("config reloaded", "path", e.cfg.ConfigPath, "policy", s.AutomaticUpdatePolicy, "idle-exit-timeout", s.IdleExitTimeout)
+	e.log.Info("config reloaded", "path", e.cfg.ConfigPath, "policy", s.AutomaticUpdatePolicy, "idle-exit-timeout", s.IdleExitTimeout,
+		"reboot-strategy", s.RebootStrategy)
+	e.wakeReboot()
 	e.notify()
 	return nil
 }
@@ -115,11 +117,18 @@ func (e *Engine) runAutomatic(ctx context.Context, t *txn, mode string) (map[str
 	if mode != PolicyStage {
 		return res, nil
 	}
-	staged, err := e.upgrade(ctx, t, dbus.MakeOptions(map[string]any{"stage": true}))
+	lock := e.Settings().lockStaged()
+	staged, err := e.upgrade(ctx, t, dbus.MakeOptions(map[string]any{"stage": true, "lock-finalization": lock}))
 	if err != nil {
 		return res, err
 	}
 	staged["automatic-result"] = "staged " + version
+	if lock {
+		// The reboot strategy finalizes it (reboot.go).
+		if err := e.recordStaged(ctx); err != nil {
+			return staged, fmt.Errorf("staged %s, but hostd could not record it for its reboot strategy: %w; finalize it with `hostctl finalize --reboot`", version, err)
+		}
+	}
 	return staged, nil
 }
 

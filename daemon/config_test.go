@@ -4,13 +4,22 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostctl/hostctl/errdefs"
+	"github.com/hostctl/hostctl/fleet"
 )
+
+// with is DefaultSettings changed by f.
+func with(f func(*Settings)) Settings {
+	s := DefaultSettings()
+	f(&s)
+	return s
+}
 
 func TestParseSettings(t *testing.T) {
 	for _, tc := range []struct {
@@ -21,13 +30,13 @@ func TestParseSettings(t *testing.T) {
 		errKey  string
 	}{
 		{name: "empty", text: "", want: DefaultSettings()},
-		{name: "check", text: "[Daemon]\nAutomaticUpdatePolicy=check\n", want: Settings{AutomaticUpdatePolicy: "check"}},
+		{name: "check", text: "[Daemon]\nAutomaticUpdatePolicy=check\n", want: with(func(s *Settings) { s.AutomaticUpdatePolicy = "check" })},
 		{name: "stage and idle", text: "# hostd\n[Daemon]\nAutomaticUpdatePolicy = Stage\nIdleExitTimeout=60\n",
-			want: Settings{AutomaticUpdatePolicy: "stage", IdleExitTimeout: time.Minute}},
+			want: with(func(s *Settings) { s.AutomaticUpdatePolicy, s.IdleExitTimeout = "stage", time.Minute })},
 		{name: "off is none", text: "[Daemon]\nAutomaticUpdatePolicy=off\n", want: DefaultSettings()},
 		{name: "idle 0", text: "[Daemon]\n; never\nIdleExitTimeout=0\n", want: DefaultSettings()},
-		{name: "other section ignored", text: "[Other]\nFoo=bar\n[Daemon]\nIdleExitTimeout=5\n", want: Settings{AutomaticUpdatePolicy: "none", IdleExitTimeout: 5 * time.Second}},
-		{name: "bom and crlf", text: "\ufeff[Daemon]\r\nAutomaticUpdatePolicy=check\r\n", want: Settings{AutomaticUpdatePolicy: "check"}},
+		{name: "other section ignored", text: "[Other]\nFoo=bar\n[Daemon]\nIdleExitTimeout=5\n", want: with(func(s *Settings) { s.IdleExitTimeout = 5 * time.Second })},
+		{name: "bom and crlf", text: "\ufeff[Daemon]\r\nAutomaticUpdatePolicy=check\r\n", want: with(func(s *Settings) { s.AutomaticUpdatePolicy = "check" })},
 		{name: "bad policy", text: "[Daemon]\nAutomaticUpdatePolicy=sometimes\n", errLine: 2, errKey: "AutomaticUpdatePolicy"},
 		{name: "negative idle", text: "[Daemon]\nAutomaticUpdatePolicy=check\nIdleExitTimeout=-1\n", errLine: 3, errKey: "IdleExitTimeout"},
 		{name: "idle not a number", text: "[Daemon]\nIdleExitTimeout=1m\n", errLine: 2, errKey: "IdleExitTimeout"},
@@ -37,6 +46,35 @@ func TestParseSettings(t *testing.T) {
 		{name: "no section", text: "IdleExitTimeout=1\n", errLine: 1, errKey: "IdleExitTimeout"},
 		{name: "not key=value", text: "[Daemon]\nstage\n", errLine: 2},
 		{name: "bad header", text: "\n[Daemon\n", errLine: 2},
+		{name: "immediate", text: "[Daemon]\nRebootStrategy=Immediate\n", want: with(func(s *Settings) { s.RebootStrategy = RebootImmediate })},
+		{name: "periodic", text: "[Daemon]\nRebootStrategy=periodic\n[Periodic]\nWindow=Mon-Fri 22:30 60\nWindow=Sat 03:00 120\nTimeZone=UTC\n",
+			want: with(func(s *Settings) {
+				s.RebootStrategy = RebootPeriodic
+				s.Periodic, _ = fleet.ParseSchedule([]string{"Mon-Fri 22:30 60", "Sat 03:00 120"}, "UTC")
+			})},
+		{name: "fleet etcd", text: "[Daemon]\nRebootStrategy=fleet\n[Fleet]\nEndpoints=http://10.0.0.1:2379, http://10.0.0.2:2379\nGroup=workers\nSlots=2\nRetryInterval=1\n",
+			want: with(func(s *Settings) {
+				s.RebootStrategy = RebootFleet
+				s.Fleet.Endpoints = []string{"http://10.0.0.1:2379", "http://10.0.0.2:2379"}
+				s.Fleet.Group, s.Fleet.Slots, s.Fleet.RetryInterval = "workers", 2, time.Second
+			})},
+		{name: "fleet fleetlock", text: "[Daemon]\nRebootStrategy=fleet\n[Fleet]\nBackend=fleetlock\nURL=https://fl.example.com\n",
+			want: with(func(s *Settings) {
+				s.RebootStrategy, s.Fleet.Backend, s.Fleet.URL = RebootFleet, BackendFleetLock, "https://fl.example.com"
+			})},
+		{name: "bad strategy", text: "[Daemon]\nRebootStrategy=now\n", errLine: 2, errKey: "RebootStrategy"},
+		{name: "periodic without window", text: "[Daemon]\nRebootStrategy=periodic\n", errLine: 2, errKey: "RebootStrategy"},
+		{name: "fleet without endpoints", text: "[Daemon]\nRebootStrategy=fleet\n[Fleet]\nGroup=g\n", errLine: 2, errKey: "RebootStrategy"},
+		{name: "fleetlock without url", text: "[Daemon]\nRebootStrategy=fleet\n[Fleet]\nBackend=fleetlock\n", errLine: 2, errKey: "RebootStrategy"},
+		{name: "bad window", text: "[Periodic]\nWindow=Someday 22:30 60\n", errLine: 2, errKey: "Window"},
+		{name: "bad zone", text: "[Periodic]\nWindow=Mon 22:30 60\nTimeZone=Mars/Base\n", errLine: 3, errKey: "TimeZone"},
+		{name: "zone without window", text: "[Periodic]\nTimeZone=UTC\n", errLine: 2, errKey: "TimeZone"},
+		{name: "bad endpoint", text: "[Fleet]\nEndpoints=10.0.0.1:2379\n", errLine: 2, errKey: "Endpoints"},
+		{name: "bad group", text: "[Fleet]\nGroup=a/b\n", errLine: 2, errKey: "Group"},
+		{name: "bad slots", text: "[Fleet]\nSlots=-1\n", errLine: 2, errKey: "Slots"},
+		{name: "retry 0", text: "[Fleet]\nRetryInterval=0\n", errLine: 2, errKey: "RetryInterval"},
+		{name: "unknown fleet key", text: "[Fleet]\nServer=x\n", errLine: 2, errKey: "Server"},
+		{name: "fleet key twice", text: "[Fleet]\nGroup=a\nGroup=b\n", errLine: 3, errKey: "Group"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseSettings("hostd.conf", strings.NewReader(tc.text))
@@ -44,7 +82,7 @@ func TestParseSettings(t *testing.T) {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
 				}
-				if got != tc.want {
+				if !reflect.DeepEqual(got, tc.want) {
 					t.Fatalf("got %+v, want %+v", got, tc.want)
 				}
 				return
@@ -67,13 +105,13 @@ func TestParseSettings(t *testing.T) {
 func TestLoadSettings(t *testing.T) {
 	dir := t.TempDir()
 	s, err := LoadSettings(filepath.Join(dir, "missing.conf"))
-	if err != nil || s != DefaultSettings() {
+	if err != nil || !reflect.DeepEqual(s, DefaultSettings()) {
 		t.Fatalf("missing file: %+v, %v; want the defaults", s, err)
 	}
 	bad := filepath.Join(dir, "bad.conf")
 	os.WriteFile(bad, []byte("[Daemon]\nIdleExitTimeout=soon\n"), 0o644)
 	s, err = LoadSettings(bad)
-	if !errors.Is(err, errdefs.ErrInvalidArgument) || s != DefaultSettings() {
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !reflect.DeepEqual(s, DefaultSettings()) {
 		t.Fatalf("bad file: %+v, %v; want the defaults and InvalidArgument", s, err)
 	}
 }
@@ -81,7 +119,9 @@ func TestLoadSettings(t *testing.T) {
 // FuzzParseSettings: any text parses to valid settings or to an error that
 // names the file; never a panic, never a policy outside the three.
 func FuzzParseSettings(f *testing.F) {
-	for _, s := range []string{"", "[Daemon]\nAutomaticUpdatePolicy=check\nIdleExitTimeout=60\n", "[Daemon]\nIdleExitTimeout=-1", "[x]\na=b\n[", "=\n[Daemon]\n=x"} {
+	for _, s := range []string{"", "[Daemon]\nAutomaticUpdatePolicy=check\nIdleExitTimeout=60\n", "[Daemon]\nIdleExitTimeout=-1", "[x]\na=b\n[", "=\n[Daemon]\n=x",
+		"[Daemon]\nRebootStrategy=periodic\n[Periodic]\nWindow=Mon-Fri 22:30 60\nTimeZone=Europe/Berlin\n",
+		"[Daemon]\nRebootStrategy=fleet\n[Fleet]\nEndpoints=http://a:1\nSlots=3\nGroup=g\n"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
@@ -100,6 +140,14 @@ func FuzzParseSettings(f *testing.F) {
 		}
 		if s.IdleExitTimeout < 0 || s.IdleExitTimeout > maxIdleExitTimeout*time.Second {
 			t.Fatalf("idle exit timeout %v", s.IdleExitTimeout)
+		}
+		switch {
+		case s.RebootStrategy == RebootPeriodic && (s.Periodic == nil || len(s.Periodic.Windows) == 0):
+			t.Fatalf("periodic without windows")
+		case s.RebootStrategy == RebootFleet && len(s.Fleet.Endpoints) == 0 && s.Fleet.URL == "":
+			t.Fatalf("fleet without a fleet lock")
+		case s.Fleet.RetryInterval < time.Second:
+			t.Fatalf("retry interval %v", s.Fleet.RetryInterval)
 		}
 	})
 }

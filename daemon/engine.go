@@ -66,6 +66,12 @@ type Engine struct {
 	lastAuto *dbus.AutomaticCheck
 	exiting  bool // QuiesceIfIdle: Begin refuses
 
+	// rebootState is where the reboot loop is (reboot.go); rebootWake
+	// makes it look again, rebootDone is closed when it ended.
+	rebootState dbus.RebootState
+	rebootWake  chan struct{}
+	rebootDone  chan struct{}
+
 	// ctr runs the system containers (service manager, runtime features).
 	ctr *containers.Manager
 	// sweeping is closed when the cleanup after a transaction that runs
@@ -107,7 +113,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		sr.Close()
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: log, sr: sr, journal: j, settings: cfg.Settings, stop: make(chan struct{}), done: make(chan struct{})}
+	e := &Engine{cfg: cfg, log: log, sr: sr, journal: j, settings: cfg.Settings, stop: make(chan struct{}), done: make(chan struct{}),
+		rebootWake: make(chan struct{}, 1), rebootDone: make(chan struct{})}
 	e.ctr = e.newContainers()
 	if err := e.recover(ctx); err != nil {
 		e.Close()
@@ -123,6 +130,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.watching = true
 	go e.watch()
+	go e.rebootLoop()
 	return e, nil
 }
 
@@ -180,6 +188,7 @@ func (e *Engine) Close() error {
 	e.waitSweep(context.Background()) // e.stop cancels it: what is left stays owed
 	if e.watching {
 		<-e.done
+		<-e.rebootDone
 	}
 	e.ctr.Close()
 	err := e.journal.close()
@@ -200,6 +209,10 @@ func (e *Engine) Status() dbus.Status {
 	st := e.status
 	st.AutomaticUpdatePolicy = e.settings.AutomaticUpdatePolicy
 	st.LastAutomaticCheck = e.lastAuto
+	if e.rebootState.Strategy != "" {
+		r := e.rebootState
+		st.Reboot = &r
+	}
 	if e.active != nil {
 		st.Transaction = &dbus.TransactionRef{ID: e.active.ID(), Kind: e.active.Kind(), Path: dbus.TransactionPath(e.active.ID())}
 	}
@@ -704,4 +717,16 @@ func current(deps []deploy.Deployment) (deploy.Deployment, bool) {
 		return deps[0], true
 	}
 	return deploy.Deployment{}, false
+}
+
+// Active is the transaction in flight (pending or running), nil when idle.
+// The rpm-ostree API serves one begun through org.hostctl.Host1 on a
+// socket of its own, so that its ActiveTransactionPath names it.
+func (e *Engine) Active() dbus.Transaction {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.active == nil {
+		return nil
+	}
+	return e.active
 }

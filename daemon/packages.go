@@ -316,13 +316,24 @@ func (e *Engine) layerer(ctx context.Context, t *txn, cur deploy.Deployment, for
 	if err != nil {
 		return nil, nil, err
 	}
+	// Every deployment is a tree of its commit on disk: %post scripts run
+	// over an overlay of the base's instead of a checkout of it.
+	deps, err := e.sr.Deployments(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	baseTrees := map[string]string{}
+	for _, d := range deps {
+		baseTrees[d.Checksum] = d.Path
+	}
 	l := &layering.Layerer{
-		Repo:     e.sr.Repo(),
-		CacheDir: cacheDir,
-		TmpDir:   filepath.Join(e.sr.RepoPath(), "tmp"),
-		KeyRoot:  cur.Path,
-		Step:     t.step,
-		AddTemp:  t.addTemp,
+		BaseTrees: baseTrees,
+		Repo:      e.sr.Repo(),
+		CacheDir:  cacheDir,
+		TmpDir:    filepath.Join(e.sr.RepoPath(), "tmp"),
+		KeyRoot:   cur.Path,
+		Step:      t.step,
+		AddTemp:   t.addTemp,
 		// The accounts of the deployment the new one replaces keep their ids.
 		AccountsRoot: cur.Path,
 	}

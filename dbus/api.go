@@ -178,6 +178,8 @@ type Status struct {
 	// repository prune): it runs after Finished, and the next transaction
 	// waits for it.
 	CleanupPending bool `json:"cleanup-pending"`
+	// Reboot is the reboot strategy and what it waits for (nil: a hostd without one).
+	Reboot *RebootState `json:"reboot,omitempty"`
 }
 
 // Record is a finished (or interrupted) transaction from the history.

@@ -111,6 +111,10 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 		st.LastAutomaticCheck = automaticCheckFromBus(last)
 	}
 	st.CleanupPending, _ = props["CleanupPending"].Value().(bool)
+	var reboot map[string]godbus.Variant
+	if err := props["RebootState"].Store(&reboot); err == nil {
+		st.Reboot = rebootStateFromBus(reboot)
+	}
 	return st, nil
 }
 

@@ -190,6 +190,7 @@ func statusValues(st Status) map[string]any {
 		"AutomaticUpdatePolicy": st.AutomaticUpdatePolicy,
 		"LastAutomaticCheck":    automaticCheckToBus(st.LastAutomaticCheck),
 		"CleanupPending":        st.CleanupPending,
+		"RebootState":           rebootStateToBus(st.Reboot),
 	}
 }
 

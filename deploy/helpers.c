@@ -218,20 +218,18 @@ hc_io_error_is (GError *err, int code)
   return g_error_matches (err, G_IO_ERROR, code);
 }
 
+/* Writes DIR and a commit of it in the transaction REPO has open. */
 gboolean
-hc_commit_dir (OstreeRepo *repo, const char *dir, const char *parent,
-               const char *subject, char **keys, char **values, int n,
-               guint64 timestamp, const char *ref, OstreeRepoDevInoCache *devino,
-               char **out_commit, GCancellable *cancellable, GError **error)
+hc_commit_dir_in_txn (OstreeRepo *repo, const char *dir, const char *parent,
+                      const char *subject, char **keys, char **values, int n,
+                      guint64 timestamp, const char *ref, OstreeRepoDevInoCache *devino,
+                      char **out_commit, GCancellable *cancellable, GError **error)
 {
   gboolean ok = FALSE;
   OstreeMutableTree *mtree = NULL;
   OstreeRepoCommitModifier *modifier = NULL;
   GFile *root = NULL;
   GVariant *meta = NULL;
-
-  if (!ostree_repo_prepare_transaction (repo, NULL, cancellable, error))
-    return FALSE;
 
   modifier = ostree_repo_commit_modifier_new (OSTREE_REPO_COMMIT_MODIFIER_FLAGS_NONE, NULL, NULL, NULL);
   if (devino != NULL)
@@ -256,13 +254,9 @@ hc_commit_dir (OstreeRepo *repo, const char *dir, const char *parent,
     goto out;
   if (ref != NULL)
     ostree_repo_transaction_set_ref (repo, NULL, ref, *out_commit);
-  if (!ostree_repo_commit_transaction (repo, NULL, cancellable, error))
-    goto out;
   ok = TRUE;
 
 out:
-  if (!ok)
-    ostree_repo_abort_transaction (repo, NULL, NULL);
   if (meta)
     g_variant_unref (meta);
   if (root)
@@ -272,6 +266,24 @@ out:
   if (modifier)
     ostree_repo_commit_modifier_unref (modifier);
   return ok;
+}
+
+gboolean
+hc_commit_dir (OstreeRepo *repo, const char *dir, const char *parent,
+               const char *subject, char **keys, char **values, int n,
+               guint64 timestamp, const char *ref, OstreeRepoDevInoCache *devino,
+               char **out_commit, GCancellable *cancellable, GError **error)
+{
+  if (!ostree_repo_prepare_transaction (repo, NULL, cancellable, error))
+    return FALSE;
+  if (!hc_commit_dir_in_txn (repo, dir, parent, subject, keys, values, n, timestamp, ref, devino,
+                             out_commit, cancellable, error)
+      || !ostree_repo_commit_transaction (repo, NULL, cancellable, error))
+    {
+      ostree_repo_abort_transaction (repo, NULL, NULL);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 gboolean

@@ -73,6 +73,12 @@ gboolean hc_sysroot_prune (OstreeSysroot *sysroot, GCancellable *cancellable, GE
 
 #endif
 
+/* hc_commit_dir_in_txn is hc_commit_dir inside the transaction REPO has
+ * open (REF moves when it commits). */
+gboolean hc_commit_dir_in_txn (OstreeRepo *repo, const char *dir, const char *parent,
+                               const char *subject, char **keys, char **values, int n,
+                               guint64 timestamp, const char *ref, OstreeRepoDevInoCache *devino,
+                               char **out_commit, GCancellable *cancellable, GError **error);
 /* hc_commit_dir writes the directory DIR as a commit with PARENT (may be NULL),
  * SUBJECT, string metadata KEYS/VALUES (N of them) and TIMESTAMP (seconds; 0:
  * now), and points REF at it when REF is not NULL, in one repo transaction.

@@ -54,7 +54,7 @@ func parseDay(s string) (time.Weekday, bool) {
 }
 
 // ParseWindow parses one window in hostd.conf's form, the value of a
-// PeriodicWindow= line: "DAYS HH:MM MINUTES", where DAYS is a
+// [Periodic] Window= line: "DAYS HH:MM MINUTES", where DAYS is a
 // comma-separated list of Mon, Tue, Wed, Thu, Fri, Sat, Sun (any case) and
 // ranges of them (Mon-Fri; Fri-Mon wraps over the week end), HH:MM the
 // opening time (24-hour clock) and MINUTES the length. Example:
@@ -115,8 +115,8 @@ func (w Window) String() string {
 }
 
 // ParseSchedule makes the schedule of RebootStrategy=periodic from the
-// values of hostd.conf's PeriodicWindow= lines (one window each; at least
-// one) and of PeriodicTimeZone= (an IANA zone name such as Europe/Berlin;
+// values of hostd.conf's [Periodic] Window= lines (one window each; at least
+// one) and of its TimeZone= (an IANA zone name such as Europe/Berlin;
 // "" or UTC for UTC; "localtime" for the host's zone).
 func ParseSchedule(windows []string, timeZone string) (*Schedule, error) {
 	loc := time.UTC
@@ -127,19 +127,19 @@ func ParseSchedule(windows []string, timeZone string) (*Schedule, error) {
 				loc = time.Local
 			} else {
 				return nil, errdefs.Errorf(errdefs.ErrInvalidArgument,
-					"PeriodicTimeZone=%s: %w; name a zone of the tz database (such as Europe/Berlin, installed by the tzdata package) or UTC", timeZone, err)
+					"TimeZone=%s: %w; name a zone of the tz database (such as Europe/Berlin, installed by the tzdata package) or UTC", timeZone, err)
 			}
 		}
 	}
 	if len(windows) == 0 {
 		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument,
-			"RebootStrategy=periodic needs at least one PeriodicWindow= line, such as PeriodicWindow=Mon,Tue 22:30 60")
+			"RebootStrategy=periodic needs at least one Window= line under [Periodic], such as Window=Mon,Tue 22:30 60")
 	}
 	s := &Schedule{Location: loc}
 	for _, v := range windows {
 		w, err := ParseWindow(v)
 		if err != nil {
-			return nil, fmt.Errorf("PeriodicWindow=%s: %w", v, err)
+			return nil, fmt.Errorf("Window=%s: %w", v, err)
 		}
 		s.Windows = append(s.Windows, w)
 	}

@@ -63,9 +63,9 @@ func TestParseSchedule(t *testing.T) {
 		windows []string
 		tz, msg string
 	}{
-		{nil, "UTC", "at least one PeriodicWindow"},
-		{[]string{"Mon 01:00 30"}, "Mars/Olympus_Mons", "PeriodicTimeZone=Mars/Olympus_Mons"},
-		{[]string{"Mon 01:00 30", "Someday 01:00 30"}, "UTC", "PeriodicWindow=Someday 01:00 30"},
+		{nil, "UTC", "at least one Window= line"},
+		{[]string{"Mon 01:00 30"}, "Mars/Olympus_Mons", "TimeZone=Mars/Olympus_Mons"},
+		{[]string{"Mon 01:00 30", "Someday 01:00 30"}, "UTC", "Window=Someday 01:00 30"},
 	} {
 		_, err := ParseSchedule(bad.windows, bad.tz)
 		if err == nil || errdefs.Kind(err) != errdefs.ErrInvalidArgument || !strings.Contains(err.Error(), bad.msg) {

@@ -55,6 +55,14 @@ type Layerer struct {
 	// AddTemp is told of each scratch directory before it is created, so a
 	// crash can be cleaned up (may be nil).
 	AddTemp func(path string)
+	// BaseTrees maps commits to trees on disk whose files are exactly the
+	// commit's, /etc aside: the sysroot's deployments. With the base's
+	// there, %post and %posttrans run over an overlay of it and nothing is
+	// checked out; only read, never written. May be nil.
+	BaseTrees map[string]string
+	// forceCheckout makes Build assemble every tree on a checkout (for the
+	// test that compares the two ways).
+	forceCheckout bool
 }
 
 func (l *Layerer) step(stage, text string) {
@@ -335,11 +343,16 @@ type preparedPkg struct {
 // Build makes the layered commit of plan: it downloads (or reuses) and
 // verifies every package, refuses any with a script the policy refuses,
 // all before writing anything; then it imports each payload once into the
-// package cache (a commit on PackageRef), checks out the base with
-// hardlinks, unions the packages over it (a conflicting file is an error),
-// records them in the new tree's rpmdb (a copy), runs their %post and
-// %posttrans sandboxed, and commits the tree with the base commit, its
-// version and the layered packages in the metadata.
+// package cache (a commit on PackageRef) and assembles the tree one of two
+// ways (see incremental.go). When no %post or %posttrans is to run and no
+// base package is removed or replaced, it builds the tree from the base
+// commit without a checkout (only the directories the packages touch and a
+// copy of the rpmdb are written). Otherwise, or when a package does not
+// merge cleanly, it checks out the base with hardlinks, unions the packages
+// over it (a conflicting file is an error), records them in the new tree's
+// rpmdb (a copy), runs their %post and %posttrans sandboxed, and commits the
+// tree. Both commit with the base commit, its version and the layered
+// packages in the metadata, and give the same tree.
 func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	res := &Result{Layered: plan.NEVRAs()}
 	scratch, err := l.scratch("hostctl-layer-")
@@ -364,6 +377,26 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 		return nil, err
 	}
 
+	runs := scriptJobs(pkgs)
+	if why := checkoutNeeded(plan, runs, l.BaseTrees[plan.Base]); why == "" && !l.forceCheckout {
+		err := l.buildFromCommit(ctx, scratch, plan, pkgs, users, runs, res)
+		var div *deploy.MergeDivergesError
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.As(err, &div):
+			// A package file over a different one, or a directory over a
+			// symbolic link: the checkout path decides (and refuses) those.
+			l.step("checkout", "The packages do not merge cleanly with the base ("+err.Error()+"): assembling a checkout")
+		case errors.Is(err, errNoOverlay):
+			l.step("checkout", "The scripts cannot run over an overlay ("+err.Error()+"): assembling a checkout")
+		default:
+			return nil, err
+		}
+		res.Users, res.ScriptsRun = nil, 0
+	} else if why != "" {
+		l.step("checkout", "Assembling on a checkout of the base: "+why)
+	}
 	l.step("checkout", "Checking out base "+short(plan.Base))
 	tree := filepath.Join(scratch, "tree")
 	// The checkouts record which files are hardlinks to which objects, so the
@@ -394,7 +427,7 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 		return nil, fmt.Errorf("layer packages: create the users and groups of the packages: %w", err)
 	}
 	res.Users = added
-	if err := l.payloads(ctx, scratch, tree, pkgs); err != nil {
+	if err := l.payloads(ctx, scratch, tree, pkgs, true); err != nil {
 		return nil, err
 	}
 	var trees []pkgTree
@@ -405,17 +438,8 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	if err := checkConflicts(tree, trees); err != nil {
 		return nil, err
 	}
-	for _, p := range pkgs {
-		if p.commit != "" {
-			continue
-		}
-		c, err := l.Repo.Commit(ctx, p.dir, deploy.CommitOptions{Ref: p.ref, Subject: packageCacheSubject + p.file.NEVRA(),
-			Metadata: map[string]string{PackageChecksumKey: p.file.ChecksumType + ":" + p.file.Checksum, "version": p.file.EVR}})
-		if err != nil {
-			return nil, fmt.Errorf("import package %s into the package cache: %w", p.file.NEVRA(), err)
-		}
-		p.commit = c
-		res.Imported = append(res.Imported, p.file.NEVRA())
+	if err := l.importPackages(ctx, pkgs, res); err != nil {
+		return nil, err
 	}
 	l.step("assemble", "Assembling "+strings.Join(res.Layered, " "))
 	varBefore := listDir(filepath.Join(tree, "var"))
@@ -434,7 +458,6 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 	if err := registerPackages(ctx, tree, files); err != nil {
 		return nil, err
 	}
-	runs := scriptJobs(pkgs)
 	if len(runs) > 0 {
 		l.step("scripts", fmt.Sprintf("Running %d package script(s) in the sandbox", len(runs)))
 	}
@@ -449,8 +472,43 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 		}
 	}
 	l.step("commit", "Committing the layered tree")
-	c, err := l.Repo.Commit(ctx, tree, deploy.CommitOptions{
-		Devino: devino,
+	opts := layeredCommitOptions(plan, res)
+	opts.Devino = devino
+	c, err := l.Repo.Commit(ctx, tree, opts)
+	if err != nil {
+		return nil, fmt.Errorf("commit the layered tree: %w", err)
+	}
+	res.Commit = c
+	return res, nil
+}
+
+// importPackages commits the payload tree of every package not in the
+// package cache yet to its cache ref.
+func (l *Layerer) importPackages(ctx context.Context, pkgs []*preparedPkg, res *Result) error {
+	for _, p := range pkgs {
+		if p.commit != "" {
+			continue
+		}
+		c, err := l.Repo.Commit(ctx, p.dir, packageCacheCommit(p))
+		if err != nil {
+			return fmt.Errorf("import package %s into the package cache: %w", p.file.NEVRA(), err)
+		}
+		p.commit = c
+		res.Imported = append(res.Imported, p.file.NEVRA())
+	}
+	return nil
+}
+
+// packageCacheCommit describes the package cache commit of p.
+func packageCacheCommit(p *preparedPkg) deploy.CommitOptions {
+	return deploy.CommitOptions{Ref: p.ref, Subject: packageCacheSubject + p.file.NEVRA(),
+		Metadata: map[string]string{PackageChecksumKey: p.file.ChecksumType + ":" + p.file.Checksum, "version": p.file.EVR}}
+}
+
+// layeredCommitOptions are the subject and metadata of plan's layered
+// commit, the same whichever way the tree was built.
+func layeredCommitOptions(plan *Plan, res *Result) deploy.CommitOptions {
+	return deploy.CommitOptions{
 		Subject: fmt.Sprintf("hostctl: %s + %s", versionOr(plan.BaseVersion, short(plan.Base)),
 			strings.Join(append(append(slices.Clone(plan.Requested), prefixed("-", plan.Remove)...), prefixed("=", plan.ReplacedLines())...), " ")),
 		Metadata: map[string]string{
@@ -463,12 +521,7 @@ func (l *Layerer) Build(ctx context.Context, plan *Plan) (*Result, error) {
 			RemovedKey:           strings.Join(plan.Remove, ";"),
 			ReplacedKey:          strings.Join(plan.ReplacedLines(), ";"),
 		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("commit the layered tree: %w", err)
 	}
-	res.Commit = c
-	return res, nil
 }
 
 // scriptJobs lists the scripts to run as rpm would run them for one
@@ -560,9 +613,10 @@ func readHeaderScripts(f PackageFile) (*PackageScripts, error) {
 
 // payloads gives every package a payload tree in scratch: a hardlink
 // checkout of its package cache commit when the cache has it for the same
-// checksum, else its payload extracted (owners mapped through the base's
-// passwd and group, /etc moved to /usr/etc).
-func (l *Layerer) payloads(ctx context.Context, scratch, tree string, pkgs []*preparedPkg) error {
+// checksum (only when checkoutCached; else the commit alone), else its
+// payload extracted (owners mapped through the passwd and group of tree,
+// /etc moved to /usr/etc).
+func (l *Layerer) payloads(ctx context.Context, scratch, tree string, pkgs []*preparedPkg, checkoutCached bool) error {
 	ids, err := LoadIDs(idFiles(tree))
 	if err != nil {
 		return fmt.Errorf("layer packages: %w", err)
@@ -572,6 +626,10 @@ func (l *Layerer) payloads(ctx context.Context, scratch, tree string, pkgs []*pr
 		want := p.file.ChecksumType + ":" + p.file.Checksum
 		if c, err := l.Repo.Resolve(p.ref); err == nil {
 			if _, meta, err := l.Repo.CommitMetadata(c); err == nil && meta[PackageChecksumKey] == want {
+				if !checkoutCached {
+					p.commit = c
+					continue
+				}
 				if err := l.Repo.Checkout(ctx, c, p.dir, deploy.CheckoutOptions{}); err != nil {
 					return fmt.Errorf("check out cached package %s: %w", p.file.NEVRA(), err)
 				}

@@ -56,6 +56,19 @@ func runScripts(ctx context.Context, scratch, tree string, scripts []ScriptJob) 
 	}
 	defer unmount(mnt)
 	hadEtc := exists(filepath.Join(tree, "etc"))
+	if err := runScriptsAt(ctx, scratch, mnt, scripts); err != nil {
+		return err
+	}
+	if !hadEtc {
+		// bwrap made /etc as a mountpoint for usr/etc; the tree keeps /etc in /usr/etc.
+		os.Remove(filepath.Join(tree, "etc"))
+	}
+	return nil
+}
+
+// runScriptsAt runs scripts in order in the sandbox with root (a mountpoint
+// whose writes never reach the repository's objects) as /.
+func runScriptsAt(ctx context.Context, scratch, root string, scripts []ScriptJob) error {
 	dir := filepath.Join(scratch, "scripts")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("run package scripts: %w", err)
@@ -69,13 +82,9 @@ func runScripts(ctx context.Context, scratch, tree string, scripts []ScriptJob) 
 		if err := os.WriteFile(file, []byte(s.Body), 0o644); err != nil {
 			return fmt.Errorf("run package scripts: %w", err)
 		}
-		if err := runScript(ctx, mnt, file, booted, s); err != nil {
+		if err := runScript(ctx, root, file, booted, s); err != nil {
 			return err
 		}
-	}
-	if !hadEtc {
-		// bwrap made /etc as a mountpoint for usr/etc; the tree keeps /etc in /usr/etc.
-		os.Remove(filepath.Join(tree, "etc"))
 	}
 	return nil
 }

@@ -130,6 +130,7 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 		fmt.Fprintf(w, "AvailableUpdate: %s (%s), checked %s\n", v, u.Checksum, time.Unix(int64(u.Checked), 0).UTC().Format(time.RFC3339))
 	}
 	printAutomatic(w, st)
+	printReboot(w, st)
 }
 
 func upgradeCmd() *cobra.Command {

@@ -85,7 +85,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(append(withDetach(resetCmd()), diffCmd())...)
 	root.AddCommand(containerCommands()...)
 	root.AddCommand(remoteCmd())
-	root.AddCommand(reloadCmd())
+	root.AddCommand(reloadCmd(), fleetCmd())
 	return root
 }
 

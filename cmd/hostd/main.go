@@ -31,7 +31,7 @@ func main() {
 	flag.StringVar(&ctr.SystemdAddress, "systemd-address", "", "D-Bus address of systemd (default: the system bus)")
 	flag.StringVar(&ctr.Runtime, "runtime", "", "OCI runtime (default: runc from $PATH)")
 	compat := flag.Bool("rpm-ostree-compat", false, "also serve rpm-ostree's D-Bus API (org.projectatomic.rpmostree1) for cockpit-ostree, GNOME Software and KDE Discover; skipped with a warning while rpm-ostreed owns the name")
-	configPath := flag.String("config", daemon.DefaultConfigPath, "settings file (AutomaticUpdatePolicy=, IdleExitTimeout= under [Daemon]); a missing file means the defaults")
+	configPath := flag.String("config", daemon.DefaultConfigPath, "settings file (AutomaticUpdatePolicy=, IdleExitTimeout=, RebootStrategy= under [Daemon]; [Periodic], [Fleet]); a missing file means the defaults")
 	pause := flag.String("debug-pause-before", "", "debugging: stop every transaction before the named step, or the cleanup after one (sweep) until hostd stops (the crash tests use it)")
 	setFaults := faultFlags(flag.CommandLine)
 	flag.Parse()
@@ -84,12 +84,14 @@ func run(cfg daemon.Config, compat bool) error {
 	if _, err := dbus.Serve(conn, eng); err != nil {
 		return err
 	}
-	var held func() bool
+	// hostd stays while its reboot strategy has work left, and while
+	// rpm-ostree clients are registered.
+	held := eng.RebootPending
 	if compat {
 		if rs, err := rpmostree.Serve(conn, eng, log); err != nil {
 			log.Warn("not serving rpm-ostree's API", "err", err)
 		} else {
-			held = rs.HasClients
+			held = func() bool { return eng.RebootPending() || rs.HasClients() }
 			log.Info("serving", "name", rpmostree.BusName)
 		}
 	}

@@ -27,6 +27,7 @@
         txnPath: null, // the transaction shown in the progress card
         txnMessages: [],
         lastFailure: null,
+        cancelling: false, // Cancel was asked for the shown transaction
     };
 
     function $(id) { return document.getElementById(id); }
@@ -74,6 +75,38 @@
         return str(kargs).split(/\s+/).filter(function (a) {
             return a !== "" && a.indexOf("ostree=") !== 0;
         }).join(" ");
+    }
+
+    /* What a transaction kind is called on the page. */
+    var KIND_WORDS = {
+        "upgrade": "The update",
+        "deploy": "The deployment",
+        "rebase": "The rebase",
+        "rollback": "The roll back",
+        "cleanup": "The clean up",
+        "pkg-change": "The package change",
+        "container-install": "The container install",
+        "container-update": "The container update",
+        "container-rollback": "The container roll back",
+        "container-uninstall": "The container uninstall",
+    };
+
+    function kindWords(kind) { return KIND_WORDS[kind] || ("The change" + (kind ? " (" + kind + ")" : "")) }
+
+    /* containerEntry shortens a generation's container entry,
+       NAME=IMAGE@sha256:DIGEST;VALUES-DIGEST[;follow], to the name, the image
+       and the digest as the container rows show it. */
+    function containerEntry(entry) {
+        var m = /^([^=]+)=([^;]*?)@(sha256:[0-9a-f]{12})[0-9a-f]*(;.*)?$/.exec(str(entry));
+        if (!m)
+            return str(entry);
+        return m[1] + ": " + m[2] + " " + m[3] + (/;follow$/.test(m[4] || "") ? " (follows its tag)" : "");
+    }
+
+    /* deploymentName shortens a deployment id, OSNAME-CHECKSUM.SERIAL. */
+    function deploymentName(id) {
+        var m = /^(.*)-([0-9a-f]{64})\.(\d+)$/.exec(str(id));
+        return m ? m[1] + " " + m[2].slice(0, 12) + "." + m[3] : str(id);
     }
 
     function fmtTime(secs) {
@@ -212,7 +245,7 @@
             var origin = str(d.origin);
             if (d["remote-error"])
                 origin += " (" + d["remote-error"] + ")";
-            var ctrs = list(d.containers).map(function (c) { return el("li", { text: c }) });
+            var ctrs = list(d.containers).map(function (c) { return el("li", { title: c, text: containerEntry(c) }) });
             var pkgs = list(d.packages).map(function (p) { return el("li", { text: p }) });
             var commit = str(d.checksum);
             var commitCell = el("td", { class: "commit", title: commit, text: commit.slice(0, 12) });
@@ -266,12 +299,12 @@
                 el("td", { class: "actions" }, [
                     el("button", {
                         class: "small container-update", type: "button", text: "Update",
-                        onclick: function () { containerChange("ContainerUpdate", name, "Update container " + name + " to the newest image of its tag? It restarts now, in a new generation.") }
+                        onclick: function () { containerChange("ContainerUpdate", name, str(c.image), "Update container " + name + " to the newest image of " + (str(c.image) || "its tag") + "? It is pulled first; the container restarts now, in a new generation.") }
                     }),
                     " ",
                     el("button", {
                         class: "small container-rollback", type: "button", text: "Roll back",
-                        onclick: function () { containerChange("ContainerRollback", name, "Roll container " + name + " back to its previous image and values? It restarts now, in a new generation.") }
+                        onclick: function () { containerChange("ContainerRollback", name, "", "Roll container " + name + " back to its previous image and values? It restarts now, in a new generation.") }
                     }),
                 ]),
             ]));
@@ -325,6 +358,7 @@
             // Somebody's transaction (maybe another client's): show its progress.
             state.txnPath = at[2];
             state.txnMessages = [];
+            state.cancelling = false;
             progress = null;
         }
         var card = $("transaction");
@@ -332,6 +366,8 @@
         if (!active)
             return;
         $("txn-kind").textContent = str(at[1]);
+        $("txn-state").textContent = state.cancelling ? "(cancelling…)" : "";
+        $("cancel").disabled = state.cancelling;
         var bar = $("txn-progress");
         if (progress && progress.total > 0) {
             bar.max = progress.total;
@@ -373,8 +409,15 @@
         } else if (signal === "Finished") {
             var w = waiters[path];
             delete waiters[path];
-            if (w)
+            if (w) {
                 w.resolve({ success: args[0], name: args[1], message: args[2], result: unv(args[3]) });
+            } else if (path === state.txnPath && args[1] === ERR + "Cancelled") {
+                // Another client's transaction, shown in the progress card.
+                var at = list(state.props.ActiveTransaction);
+                showNotice(kindWords(at.length === 3 ? at[1] : "") + " was cancelled.");
+            }
+            if (path === state.txnPath)
+                state.cancelling = false;
             refreshAll();
         }
     }
@@ -390,6 +433,7 @@
                     var finished = new Promise(function (resolve) { waiters[path] = { resolve: resolve } });
                     state.txnPath = path;
                     state.txnMessages = [];
+                    state.cancelling = false;
                     progress = null;
                     return client.call(path, TXN_IFACE, "Start", [], { type: "" })
                             .then(function () { return finished });
@@ -397,8 +441,15 @@
     }
 
     /* change runs one change with the page's notices: confirmation first
-     * (text, when it changes what boots), then the outcome. */
-    function change(confirmText, method, args, type, after) {
+     * (text, when it changes what boots), then the outcome; what names the
+     * change in the notice of a cancel. */
+    function change(confirmText, method, args, type, after, what) {
+        return changeWith(confirmText, function () { return run(method, args, type) }, after, what);
+    }
+
+    /* changeWith is change for an action that runs one or more
+     * transactions and resolves with the Finished of the last it ran. */
+    function changeWith(confirmText, action, after, what) {
         if (busy)
             return Promise.resolve();
         var ask = confirmText ? confirmChange(confirmText) : Promise.resolve(true);
@@ -408,8 +459,11 @@
             busy = true;
             showError("");
             showNotice("");
-            return run(method, args, type)
+            var before = deployments()[0];
+            return action()
                     .then(function (fin) {
+                        if (fin.name === ERR + "Cancelled")
+                            return refreshProps().then(function () { cancelledNotice(what, before) });
                         if (!fin.success) {
                             showError(describeError(fin.name, fin.message));
                             return;
@@ -422,10 +476,22 @@
         });
     }
 
+    /* cancelledNotice says a change the user cancelled ended, and whether
+       the default generation is still the one it was before. */
+    function cancelledNotice(what, before) {
+        var now = deployments()[0];
+        var text = (what || "The change") + " was cancelled.";
+        if (before && now && now.id === before.id)
+            text += " Nothing changed: " + (str(before.version) || str(before.id)) + " is still the default generation.";
+        else if (now)
+            text += " The default generation is now " + (str(now.version) || str(now.id)) + ".";
+        showNotice(text);
+    }
+
     function rebootNotice(result) {
         var changed = result.changed !== false && (result.deployment || result.checksum || result["update-available"]);
         if (changed) {
-            showNotice("Deployed " + str(result.deployment || result.version || result.checksum) + ".");
+            showNotice("Deployed " + (result.deployment ? "generation " + deploymentName(result.deployment) : str(result.version || result.checksum)) + ".");
             $("reboot").hidden = false;
         } else {
             showNotice("No change.");
@@ -446,7 +512,7 @@
             available = r;
             renderAvailable();
             showNotice(r["update-available"] ? "An update is available." : "No updates available.");
-        });
+        }, "The check for updates");
     }
 
     function update() {
@@ -459,7 +525,7 @@
                           }
                           available = null;
                           rebootNotice(r);
-                      });
+                      }, kindWords("upgrade"));
     }
 
     function rollback() {
@@ -469,30 +535,57 @@
                       "Rollback", [opts({})], "a{sv}", function (r) {
                           showNotice("Rolled back" + what + ".");
                           $("reboot").hidden = false;
-                      });
+                      }, kindWords("rollback"));
     }
 
     function cleanup() {
-        return change(null, "Cleanup", [opts({})], "a{sv}", function () { showNotice("Cleaned up.") });
+        return change(null, "Cleanup", [opts({})], "a{sv}", function () { showNotice("Cleaned up.") }, kindWords("cleanup"));
     }
 
     function pkgChange(add, remove) {
         var text = (add.length ? "Layer " + add.join(", ") : "Remove " + remove.join(", ")) +
             "? A new generation with it becomes the default at the next boot.";
-        return change(text, "PkgChange", [add, remove, opts({})], "asasa{sv}", rebootNotice);
+        return change(text, "PkgChange", [add, remove, opts({})], "asasa{sv}", rebootNotice, kindWords("pkg-change"));
     }
 
-    function containerChange(method, name, text) {
-        return change(text, method, [name, opts({})], "sa{sv}", function () {
-            showNotice((method === "ContainerUpdate" ? "Updated " : "Rolled back ") + name + "; it runs now.");
-        });
+    /* containerChange updates (method ContainerUpdate) or rolls back
+       container name. An update first pulls image, the container's image
+       reference, so that it moves to the newest image of its tag, as the
+       person clicking Update expects: ContainerUpdate alone takes the image
+       last pulled. */
+    function containerChange(method, name, image, text) {
+        var isUpdate = method === "ContainerUpdate";
+        var action = function () {
+            var next = function () { return run(method, [name, opts({})], "sa{sv}") };
+            if (!isUpdate || !image)
+                return next();
+            return run("ImagePull", [image, opts({})], "sa{sv}").then(function (fin) {
+                return fin.success ? next() : fin;
+            });
+        };
+        return changeWith(text, action, function (r) {
+            if (isUpdate && r.changed === false)
+                showNotice(name + " is up to date: no newer image for its tag.");
+            else
+                showNotice((isUpdate ? "Updated " : "Rolled back ") + name + (r.digest ? " to " + str(r.digest).slice(0, 19) : "") + "; it runs now.");
+        }, kindWords(isUpdate ? "container-update" : "container-rollback"));
     }
 
     function cancel() {
         showError("");
+        state.cancelling = true;
+        renderTransaction();
         return client.call(HOST_PATH, HOST_IFACE, "Cancel", [], { type: "" })
-                .then(function () { showNotice("Cancelling…") })
-                .catch(function (ex) { showError(describeError(ex.name, ex.message)) });
+                .then(function () {
+                    // Unless the Finished signal came first.
+                    if (state.cancelling)
+                        showNotice("Cancelling…");
+                })
+                .catch(function (ex) {
+                    state.cancelling = false;
+                    renderTransaction();
+                    showError(describeError(ex.name, ex.message));
+                });
     }
 
     function init() {

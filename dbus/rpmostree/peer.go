@@ -66,30 +66,104 @@ type peerTxn struct {
 	started  time.Time
 	finished *dbus.Result
 	closed   bool
+	// foreign: begun through org.hostctl.Host1 (see openPeer).
+	foreign bool
 }
 
 // servePeer opens txn's socket and returns its address.
 func (s *Server) servePeer(txn dbus.Transaction, method, title, sender string, caller uint32, onFinish func(*dbus.Result)) (string, error) {
-	var nonce [8]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
+	pt, err := s.openPeer(txn, method, title, sender, caller, onFinish, false)
+	if err != nil {
 		return "", err
 	}
-	name := "/org/hostctl/rpmostree1/txn/" + txn.ID() + "-" + hex.EncodeToString(nonce[:])
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: "@" + name, Net: "unix"})
-	if err != nil {
-		return "", errdefs.Wrap(errdefs.ErrFailed, fmt.Errorf("open the transaction socket: %w", err))
-	}
-	pt := &peerTxn{s: s, txn: txn, onFinish: onFinish, method: method, title: title, sender: sender, caller: caller,
-		addr: "unix:abstract=" + name, ln: ln, peers: map[*peer]bool{}}
-	s.mu.Lock()
-	s.txns[txn.ID()] = pt
-	s.mu.Unlock()
-	txn.Subscribe(pt.event)
-	go pt.accept()
 	// A transaction never started is dropped by the engine; it then
 	// finishes as cancelled and the socket closes after keepFinished.
 	go s.refresh()
 	return pt.addr, nil
+}
+
+// openPeer opens txn's socket, unless one is open already (then it returns
+// that one, unless that one was opened as foreign and this one is not: it
+// then replaces it). A foreign transaction is one begun through another API
+// (org.hostctl.Host1): its owner starts it, so Start on the socket answers
+// false, as for a transaction another client started.
+func (s *Server) openPeer(txn dbus.Transaction, method, title, sender string, caller uint32, onFinish func(*dbus.Result), foreign bool) (*peerTxn, error) {
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	name := "/org/hostctl/rpmostree1/txn/" + txn.ID() + "-" + hex.EncodeToString(nonce[:])
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: "@" + name, Net: "unix"})
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrFailed, fmt.Errorf("open the transaction socket: %w", err))
+	}
+	pt := &peerTxn{s: s, txn: txn, onFinish: onFinish, method: method, title: title, sender: sender, caller: caller,
+		addr: "unix:abstract=" + name, ln: ln, peers: map[*peer]bool{}, foreign: foreign}
+	if foreign {
+		pt.started = time.Now()
+	}
+	s.mu.Lock()
+	old := s.txns[txn.ID()]
+	if old != nil && (foreign || !old.foreign) {
+		s.mu.Unlock()
+		ln.Close()
+		return old, nil
+	}
+	s.txns[txn.ID()] = pt
+	s.mu.Unlock()
+	if old != nil {
+		// Begun through this API after all: a refresh that ran before
+		// servePeer took it for a foreign one. This socket replaces it.
+		old.close()
+	}
+	txn.Subscribe(pt.event)
+	go pt.accept()
+	return pt, nil
+}
+
+// attachForeign serves the engine's active transaction on a socket when it
+// was begun through org.hostctl.Host1 (hostctl, the Cockpit page), so the
+// Sysroot's ActiveTransactionPath names an address for it as rpm-ostreed's
+// does for every transaction: an rpm-ostree client can follow its progress
+// there and cancel it (rpm-ostree cancel). Only root may connect: the
+// engine does not tell which uid began it.
+func (s *Server) attachForeign(st dbus.Status) {
+	ref := st.Transaction
+	if ref == nil {
+		return
+	}
+	s.mu.Lock()
+	_, known := s.txns[ref.ID]
+	s.mu.Unlock()
+	if known {
+		return
+	}
+	ae, ok := s.eng.(activeEngine)
+	if !ok {
+		return
+	}
+	txn := ae.Active()
+	if txn == nil || txn.ID() != ref.ID {
+		return // it ended meanwhile
+	}
+	pt, err := s.openPeer(txn, ref.Kind, ref.Kind+" (begun through "+dbus.BusName+")", "", 0, nil, true)
+	if err != nil {
+		s.log.Warn("serve a transaction begun through another API on a socket", "txn", ref.ID, "err", err)
+		return
+	}
+	switch txn.State() {
+	case "succeeded", "failed", "cancelled":
+		// It may have finished before the subscription: close the socket
+		// in any case (the Finished event, if it comes, does too).
+		time.AfterFunc(keepFinished, pt.close)
+	}
+}
+
+// activeEngine is an engine that hands out its transaction in flight
+// (daemon.Engine does), for attachForeign.
+type activeEngine interface {
+	// Active is the transaction in flight, nil when idle.
+	Active() dbus.Transaction
 }
 
 func (pt *peerTxn) accept() {
@@ -506,6 +580,10 @@ func (pt *peerTxn) event(ev dbus.Event) {
 // close shuts the socket and its connections and forgets the transaction.
 func (pt *peerTxn) close() {
 	pt.mu.Lock()
+	if pt.closed {
+		pt.mu.Unlock()
+		return
+	}
 	pt.closed = true
 	for p := range pt.peers {
 		p.c.Close()
@@ -513,6 +591,8 @@ func (pt *peerTxn) close() {
 	pt.mu.Unlock()
 	pt.ln.Close()
 	pt.s.mu.Lock()
-	delete(pt.s.txns, pt.txn.ID())
+	if pt.s.txns[pt.txn.ID()] == pt {
+		delete(pt.s.txns, pt.txn.ID())
+	}
 	pt.s.mu.Unlock()
 }

@@ -186,9 +186,12 @@ func (s *Server) values(st dbus.Status) map[godbus.ObjectPath]map[string]map[str
 	}
 	active, addr := activeTxn{}, ""
 	if t := st.Transaction; t != nil {
-		if pt := s.txns[t.ID]; pt != nil {
+		switch pt := s.txns[t.ID]; {
+		case pt != nil && !pt.foreign:
 			active, addr = activeTxn{pt.method, pt.sender, "/"}, pt.addr
-		} else {
+		case pt != nil:
+			active, addr = activeTxn{t.Kind, "", string(t.Path)}, pt.addr
+		default:
 			active = activeTxn{t.Kind, "", string(t.Path)}
 		}
 	}
@@ -224,6 +227,7 @@ func (s *Server) values(st dbus.Status) map[godbus.ObjectPath]map[string]map[str
 // of a new osname are exported (and announced with InterfacesAdded).
 func (s *Server) refresh() {
 	st := s.eng.Status()
+	s.attachForeign(st)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := s.values(st)

@@ -15,8 +15,10 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/hostctl/hostctl/dbus"
+	"github.com/hostctl/hostctl/dbus/rpmostree"
 	"github.com/hostctl/hostctl/tests/fixture"
 )
 
@@ -139,6 +141,9 @@ func newCockpitPageAs(t *testing.T, e *env, uid int) *cockpitPage {
 			body, _ := chromedp.Run(sctx, chromedp.OuterHTML("body"))
 			scancel()
 			t.Logf("browser console:\n%s\npage:\n%s", p.console.String(), body)
+			if e.hostd != nil {
+				t.Logf("hostd log:\n%s", e.hostd.Log)
+			}
 		}
 	})
 	return p
@@ -226,15 +231,6 @@ func TestCockpitPage(t *testing.T) {
 	p.confirmIfAsked()
 	p.waitText("the layered package", "#generations tbody", "hello-layer", 3*time.Minute)
 	e.waitDefault(t, "after Add package", func(d dbus.Deployment) bool { return slices.Contains(d.Packages, "hello-layer") })
-	if path := os.Getenv("HOSTCTL_COCKPIT_SCREENSHOT"); path != "" {
-		png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// Roll back: the previous generation (v2 without the package) is the default again.
 	before := len(e.status().Deployments)
@@ -296,4 +292,313 @@ func (e *env) waitDefault(t *testing.T, what string, ok func(dbus.Deployment) bo
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// TestCockpitCancel: Update against a remote that answers slowly shows the
+// running transaction and its pull progress; Cancel on the page ends it, the
+// page says in words that it was cancelled and nothing changed, hostd
+// records it as cancelled and its default is still version 1.
+func TestCockpitCancel(t *testing.T) {
+	e := newEnv(t)
+	p := newCockpitPage(t, e)
+	v1 := e.status().Deployments[0]
+	e.publish("2")
+	p.run("open the page", time.Minute, chromedp.Navigate(p.url))
+	p.waitText("the generation rows", "#generations tbody", v1.Checksum[:12], time.Minute)
+
+	// 16 KiB/s over every response: the pull of v2 takes minutes.
+	e.srv.SetRate(16 << 10)
+	t.Cleanup(func() { e.srv.SetRate(0) })
+	p.run("click Update", time.Minute, chromedp.Click("#update"))
+	p.run("confirm", time.Minute, chromedp.WaitVisible("#confirm-yes"), chromedp.Click("#confirm-yes"))
+	p.waitText("the running transaction", "#txn-kind", "upgrade", 30*time.Second)
+	progress := p.waitText("the pull's progress", "#txn-text", "pull", 30*time.Second)
+	t.Logf("progress on the page: %q", progress)
+	if st := e.status(); st.Transaction == nil || st.Transaction.Kind != "upgrade" {
+		t.Fatalf("the page shows a running update (%q) but hostd's transaction is %+v", progress, st.Transaction)
+	}
+
+	start := time.Now()
+	p.run("click Cancel", time.Minute, chromedp.Click("#cancel"))
+	notice := p.waitText("the cancelled update", "#notice", "The update was cancelled.", 30*time.Second)
+	if !strings.Contains(notice, "Nothing changed: 1 is still the default generation.") {
+		t.Errorf("the notice does not say the default did not change: %q", notice)
+	}
+	p.run("the progress card to go", 30*time.Second, chromedp.WaitNotVisible("#transaction"))
+	t.Logf("the page showed the end %v after Cancel", time.Since(start).Round(time.Millisecond))
+	if errText, err := chromedp.Run(p.ctx, chromedp.TextContent("#error")); err != nil || errText != "" {
+		t.Errorf("the page shows an error after the cancel the user asked for: %q (%v)", errText, err)
+	}
+
+	st := e.status()
+	if st.Transaction != nil {
+		t.Fatalf("hostd still runs %+v after the page showed the cancel", st.Transaction)
+	}
+	if d := st.Deployments[0]; d.ID != v1.ID || d.Checksum != v1.Checksum {
+		t.Fatalf("the cancelled update changed hostd's default deployment to %+v, was %+v", d, v1)
+	}
+	if got := versions(st); !slices.Equal(got, []string{"1"}) {
+		t.Fatalf("the cancelled update changed the deployments: %v", got)
+	}
+	if rec := e.lastHistory(); rec.Kind != "upgrade" || rec.State != "cancelled" {
+		t.Fatalf("history records the update as %s %s (%s), want upgrade cancelled", rec.Kind, rec.State, rec.Error)
+	}
+}
+
+// text is the visible text of the element sel.
+func (p *cockpitPage) text(sel string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(sel, chromedp.NodeReady))
+	if err != nil {
+		p.t.Fatalf("the text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+// attr is the attribute name of the element sel.
+func (p *cockpitPage) attr(sel, name string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	m, err := chromedp.Run(ctx, chromedp.Attributes(sel, chromedp.NodeReady))
+	if err != nil {
+		p.t.Fatalf("the attributes of %s: %v", sel, err)
+	}
+	return m[name]
+}
+
+// screenshotIfAsked writes the page's screenshot (PNG) to the path
+// HOSTCTL_COCKPIT_SCREENSHOT names, if it names one: docs/cockpit.png is
+// made so.
+func (p *cockpitPage) screenshotIfAsked() {
+	p.t.Helper()
+	path := os.Getenv("HOSTCTL_COCKPIT_SCREENSHOT")
+	if path == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("wrote the page's screenshot to %s (%d bytes)", path, len(png))
+}
+
+// shortDigest is a digest as the page's container rows show it.
+func shortDigest(d string) string { return d[:min(len(d), len("sha256:")+12)] }
+
+// TestCockpitContainer: a system container installed from the test
+// registry is a row with its name, image and digest; after a new image is
+// pushed to its tag, "Update" on the row moves it to the new digest in a new
+// generation, live at once; "Roll back" on the row brings the first digest
+// back, in another generation. A package layered from the page then keeps
+// the container: the page shows two generations, the package and the
+// container row (the screenshot in docs/cockpit.png, written with
+// HOSTCTL_COCKPIT_SCREENSHOT=PATH).
+func TestCockpitContainer(t *testing.T) {
+	c := newCtrEnv(t)
+	p := newCockpitPage(t, c.env)
+	image, err := c.reg.Push(c.ctx, helloImage(t, "latest", "hello"), "latest", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	c.mustHostctl("container", "install", "--name", "web", "--set", fmt.Sprintf("PORT=%d", port), image)
+	c.waitAnswer(port, "hello from web")
+	first := c.list()["web"]
+	gen1 := c.status().Deployments[0]
+
+	p.run("open the page", time.Minute, chromedp.Navigate(p.url))
+	const row = `#containers tr.container[data-name="web"]`
+	p.waitText("the container row", row+" td.name", "web", time.Minute)
+	if got := p.text(row + " td.image"); got != image {
+		t.Errorf("the container row shows the image %q, want %q", got, image)
+	}
+	if got := p.text(row + " td.digest"); got != shortDigest(first.Digest) {
+		t.Errorf("the container row shows the digest %q, want %q (of %s)", got, shortDigest(first.Digest), first.Digest)
+	}
+	if got := p.text(row + " td.state"); got != "running" {
+		t.Errorf("the container row shows the state %q, want running", got)
+	}
+	if got := p.attr("#generations tbody tr.generation", "data-id"); got != gen1.ID {
+		t.Fatalf("the page's default generation is %q, hostd's %q", got, gen1.ID)
+	}
+
+	// A new image on the container's tag; Update on its row.
+	if _, err := c.reg.Push(c.ctx, helloImage(t, "latest", "howdy"), "latest", "web"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p.run("click Update on the container row", time.Minute, chromedp.Click(row+" button.container-update"))
+	p.run("confirm", time.Minute, chromedp.WaitVisible("#confirm-yes"), chromedp.Click("#confirm-yes"))
+	p.waitText("the container update notice", "#notice", "Updated web to sha256:", time.Minute)
+	t.Logf("container update from the page: %v", time.Since(start).Round(time.Millisecond))
+	c.waitAnswer(port, "howdy from web")
+	second := c.list()["web"]
+	if second.Digest == first.Digest || second.Slot != "1" || second.Image != image {
+		t.Fatalf("after Update on the page hostd lists %+v, before %+v: want the new digest in slot 1", second, first)
+	}
+	if n := p.text("#notice"); !strings.Contains(n, shortDigest(second.Digest)) {
+		t.Errorf("the notice %q does not name the new digest %s", n, second.Digest)
+	}
+	p.waitText("the updated container row", row+" td.digest", shortDigest(second.Digest), time.Minute)
+	if got := p.text(row + " td.slot"); got != "1" {
+		t.Errorf("the updated container row shows slot %q, want 1", got)
+	}
+	gen2 := c.status().Deployments[0]
+	if gen2.ID == gen1.ID || len(gen2.Containers) != 1 || !strings.Contains(gen2.Containers[0], second.Digest) {
+		t.Fatalf("after the container update hostd's default is %s with containers %q, was %s: want a new generation naming %s",
+			gen2.ID, gen2.Containers, gen1.ID, second.Digest)
+	}
+	// The generation's containers column: name, image and short digest,
+	// the whole origin entry as the title.
+	const genCtr = "#generations tbody tr.generation td.containers li"
+	p.waitText("the new generation's containers", genCtr, "web: "+image+" "+shortDigest(second.Digest), time.Minute)
+	if got := p.attr(genCtr, "title"); got != gen2.Containers[0] {
+		t.Errorf("the new generation's container entry has the title %q, want hostd's %q", got, gen2.Containers[0])
+	}
+	if got := p.attr("#generations tbody tr.generation", "data-id"); got != gen2.ID {
+		t.Fatalf("the page's default generation is %q after the container update, hostd's %q", got, gen2.ID)
+	}
+
+	// Roll back on its row: the first image again, in another generation.
+	p.run("click Roll back on the container row", time.Minute, chromedp.Click(row+" button.container-rollback"))
+	p.run("confirm", time.Minute, chromedp.WaitVisible("#confirm-yes"), chromedp.Click("#confirm-yes"))
+	p.waitText("the container roll-back notice", "#notice", "Rolled back web to "+shortDigest(first.Digest), time.Minute)
+	c.waitAnswer(port, "hello from web")
+	p.waitText("the rolled-back container row", row+" td.digest", shortDigest(first.Digest), time.Minute)
+	if l := c.list()["web"]; l.Digest != first.Digest || l.Slot != "0" {
+		t.Fatalf("after Roll back on the page hostd lists %+v, want %+v", l, first)
+	}
+	gen3 := c.status().Deployments[0]
+	if gen3.ID == gen2.ID || !strings.Contains(strings.Join(gen3.Containers, " "), first.Digest) {
+		t.Fatalf("after the container roll back hostd's default is %s with containers %q: want a new generation naming %s", gen3.ID, gen3.Containers, first.Digest)
+	}
+
+	// A package layered from the page: the new generation keeps the container.
+	srv := c.serveRPMs(nil, nil, nil)
+	c.setRepoFile("layer", fixture.YumRepoFile("layer", srv.URL()))
+	p.run("add hello-layer", time.Minute, chromedp.SendKeys("#pkg-add-name", "hello-layer"), chromedp.Click("#pkg-add"))
+	p.confirmIfAsked()
+	p.waitText("the layered package", "#generations tbody tr.generation td.packages", "hello-layer", 3*time.Minute)
+	c.waitDefault(t, "after Add package", func(d dbus.Deployment) bool {
+		return slices.Contains(d.Packages, "hello-layer") && strings.Contains(strings.Join(d.Containers, " "), first.Digest)
+	})
+	if got := p.text(genCtr); !strings.Contains(got, shortDigest(first.Digest)) {
+		t.Errorf("the generation with the package does not show the container: %q", got)
+	}
+	p.waitText("the container row", row+" td.state", "running", time.Minute)
+	p.screenshotIfAsked()
+}
+
+// TestCockpitRPMOstreeCancel: an update begun on the page (through
+// org.hostctl.Host1) is the rpm-ostree API's active transaction too, with a
+// peer-to-peer address in the Sysroot's ActiveTransactionPath, as
+// rpm-ostreed gives every transaction: a client there (as `rpm-ostree
+// cancel` does: SASL EXTERNAL, no bus) hears its signals and cancels it; the
+// page then says the update was cancelled and nothing changed.
+func TestCockpitRPMOstreeCancel(t *testing.T) {
+	e := newEnv(t)
+	e.hostd.Stop()
+	e.startHostd("--rpm-ostree-compat")
+	conn, err := godbus.Connect(e.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitUntil(t, 30*time.Second, "hostd to own "+rpmostree.BusName, func() bool {
+		var has bool
+		return conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, rpmostree.BusName).Store(&has) == nil && has
+	})
+	sysroot := func(name string) godbus.Variant {
+		t.Helper()
+		var v godbus.Variant
+		if err := conn.Object(rpmostree.BusName, rpmostree.SysrootPath).Call("org.freedesktop.DBus.Properties.Get", 0, rpmostree.SysrootInterface, name).Store(&v); err != nil {
+			t.Fatalf("Sysroot %s: %v", name, err)
+		}
+		return v
+	}
+	p := newCockpitPage(t, e)
+	v1 := e.status().Deployments[0]
+	e.publish("2")
+	p.run("open the page", time.Minute, chromedp.Navigate(p.url))
+	p.waitText("the generation rows", "#generations tbody", v1.Checksum[:12], time.Minute)
+
+	e.srv.SetRate(16 << 10)
+	t.Cleanup(func() { e.srv.SetRate(0) })
+	p.run("click Update", time.Minute, chromedp.Click("#update"))
+	p.run("confirm", time.Minute, chromedp.WaitVisible("#confirm-yes"), chromedp.Click("#confirm-yes"))
+	p.waitText("the pull's progress", "#txn-text", "pull", 30*time.Second)
+	ref := e.status().Transaction
+	if ref == nil {
+		t.Fatal("hostd runs no transaction while the page shows the pull")
+	}
+
+	var addr string
+	waitUntil(t, 10*time.Second, "ActiveTransactionPath to name the page's update", func() bool {
+		addr, _ = sysroot("ActiveTransactionPath").Value().(string)
+		return addr != ""
+	})
+	if at, _ := sysroot("ActiveTransaction").Value().([]any); len(at) != 3 || at[0] != "upgrade" || at[2] != string(ref.Path) {
+		t.Fatalf("ActiveTransaction %v, want (upgrade, \"\", %s)", at, ref.Path)
+	}
+	peer, err := godbus.Dial(addr)
+	if err != nil {
+		t.Fatalf("connect to the transaction's address %s: %v", addr, err)
+	}
+	defer peer.Close()
+	if err := peer.Auth([]godbus.Auth{godbus.AuthExternal("0")}); err != nil {
+		t.Fatalf("authenticate on %s: %v", addr, err)
+	}
+	sigs := make(chan *godbus.Signal, 1024)
+	peer.Signal(sigs)
+	txn := peer.Object("", "/")
+	var title string
+	if err := txn.Call("org.freedesktop.DBus.Properties.Get", 0, rpmostree.TransactionInterface, "Title").Store(&title); err != nil || !strings.Contains(title, "upgrade") {
+		t.Fatalf("Title: %q %v", title, err)
+	}
+	// The page started it: Start there says so, as for another client's.
+	var started bool
+	if err := txn.Call(rpmostree.TransactionInterface+".Start", 0).Store(&started); err != nil || started {
+		t.Fatalf("Start on the socket of the page's update: %v %v, want false", started, err)
+	}
+	if err := txn.Call(rpmostree.TransactionInterface+".Cancel", 0).Err; err != nil {
+		t.Fatalf("Cancel on %s: %v", addr, err)
+	}
+	var heard []string
+	deadline := time.After(30 * time.Second)
+	for fin := false; !fin; {
+		select {
+		case s := <-sigs:
+			name := strings.TrimPrefix(s.Name, rpmostree.TransactionInterface+".")
+			heard = append(heard, name)
+			if name == "Finished" {
+				fin = true
+				if ok, _ := s.Body[0].(bool); ok || len(s.Body) != 2 {
+					t.Fatalf("Finished %v after Cancel, want (false, why)", s.Body)
+				}
+				t.Logf("the socket heard %v; Finished says %q", heard, s.Body[1])
+			}
+		case <-deadline:
+			t.Fatalf("no Finished on %s 30 s after Cancel; heard %v", addr, heard)
+		}
+	}
+	notice := p.waitText("the cancelled update", "#notice", "The update was cancelled.", 30*time.Second)
+	if !strings.Contains(notice, "Nothing changed: 1 is still the default generation.") {
+		t.Errorf("the notice does not say the default did not change: %q", notice)
+	}
+	st := e.status()
+	if st.Transaction != nil || st.Deployments[0].ID != v1.ID || !slices.Equal(versions(st), []string{"1"}) {
+		t.Fatalf("after the cancel: transaction %+v, deployments %v (default %s, was %s)", st.Transaction, versions(st), st.Deployments[0].ID, v1.ID)
+	}
+	if rec := e.lastHistory(); rec.Kind != "upgrade" || rec.State != "cancelled" {
+		t.Fatalf("history records the update as %s %s (%s), want upgrade cancelled", rec.Kind, rec.State, rec.Error)
+	}
+	waitUntil(t, 10*time.Second, "ActiveTransactionPath to be empty", func() bool { return sysroot("ActiveTransactionPath").Value() == "" })
 }

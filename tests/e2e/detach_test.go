@@ -66,10 +66,9 @@ func TestClientGoneCancels(t *testing.T) {
 		e.waitRunning(t)
 		cmd.Process.Kill()
 		cmd.Wait()
-		time.Sleep(time.Second)
-		if e.status().Transaction == nil {
-			t.Fatal("the detached upgrade stopped when its client was killed")
-		}
+		// It may finish at any time from now on (the cancelled pulls
+		// before left most objects behind): what tells is how it ends,
+		// succeeded and not cancelled like the attached ones above.
 		e.srv.SetRate(0)
 		waitUntil(t, 60*time.Second, "the detached upgrade to finish", func() bool { return e.status().Transaction == nil })
 		hist, err := e.history()

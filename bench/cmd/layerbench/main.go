@@ -46,6 +46,7 @@ type config struct {
 	resolveCold int
 	resolveWarm int
 	seed        uint64
+	noPost      bool
 }
 
 func main() {
@@ -63,6 +64,7 @@ func main() {
 	flag.IntVar(&cfg.resolveCold, "resolve-cold-runs", 2, "resolve runs without caches, per tool")
 	flag.IntVar(&cfg.resolveWarm, "resolve-warm-runs", 3, "resolve runs with caches, per tool")
 	flag.Uint64Var(&cfg.seed, "seed", 1, "seed of the generated repository")
+	flag.BoolVar(&cfg.noPost, "no-post", false, "pkg-add benchmark: the package has no %post (hostctl then builds the layered commit from the base commit, without a checkout)")
 	flag.Parse()
 
 	for _, p := range strings.Split(policies, ",") {

@@ -20,25 +20,32 @@ import (
 )
 
 // benchPackage is the one small package both tools install: one file, and
-// a %post that writes another (so both run a script, as real packages do).
+// a %post that writes another (so both run a script, as real packages do),
+// or, with -no-post, the file alone.
 const benchPackage = "hello-bench"
 
-const benchSpec = `Name: hello-bench
+// benchSpec is hello-bench's spec, with its %post unless noPost.
+func benchSpec(noPost bool) string {
+	post := "%post\necho ran > /usr/share/hello-bench/post-ran\n"
+	desc := "One small file and a %post."
+	if noPost {
+		post, desc = "", "One small file, no script."
+	}
+	return `Name: hello-bench
 Version: 1.0
 Release: 1
 Summary: the package layering benchmark installs
 License: MIT
 BuildArch: noarch
 %description
-One small file and a %post.
+` + desc + `
 %install
 mkdir -p %{buildroot}/usr/share/hello-bench
 echo hello > %{buildroot}/usr/share/hello-bench/hello
-%post
-echo ran > /usr/share/hello-bench/post-ran
-%files
+` + post + `%files
 /usr/share/hello-bench
 `
+}
 
 // stageLabels say what each step hostd announces during pkg-add covers; a
 // step lasts until the next one starts.
@@ -47,12 +54,12 @@ var stageLabels = map[string]string{
 	"metadata":  "metadata: repomd.xml fetched (and primary.xml when cold), checked",
 	"resolve":   "resolve: base rpmdb checked out, libsolv (.solv cache when warm)",
 	"download":  "download (or package cache hit), signature and script policy checks",
-	"checkout":  "hardlink checkout of the base",
+	"checkout":  "hardlink checkout of the base (checkout path only)",
 	"import":    "payload extraction into a tree (cold only)",
 	"conflicts": "file conflict check against the base; package cache commit (cold)",
-	"assemble":  "union checkout of the package, rpmdb copy + rpm --justdb",
-	"scripts":   "%post in bwrap over rofiles-fuse",
-	"commit":    "commit of the layered tree",
+	"assemble":  "from-commit path: base commit's tree loaded lazily, package merged, rpmdb copy + rpm --justdb (checkout path: union checkout of the package over the base)",
+	"scripts":   "%post in bwrap over an overlay of the base's deployment (checkout path: over rofiles-fuse)",
+	"commit":    "commit of the layered tree (from-commit path: the changed directories only)",
 	"deploy":    "deployment checkout and /etc merge",
 	"swap":      "bootloader swap (the cleanup after it runs after Finished)",
 	"verify":    "boot entry check, journal end, until hostctl exits",
@@ -76,6 +83,7 @@ type pkgAddResult struct {
 	// until hostd is idle, the wait the user no longer has.
 	coldCleanup, warmCleanup []time.Duration
 	dnfCacheKiB              string
+	noPost                   bool
 }
 
 // benchPkgAdd builds the bulk base and the package repository, prepares a
@@ -84,7 +92,7 @@ type pkgAddResult struct {
 // sysroot after pkg-remove; dnf with the last cold run's cache on a fresh
 // copy of the base), hostctl and dnf taking turns.
 func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, error) {
-	r := &pkgAddResult{files: cfg.files}
+	r := &pkgAddResult{files: cfg.files, noPost: cfg.noPost}
 	start := time.Now()
 	o, err := fixture.BuildOS(ctx)
 	if err != nil {
@@ -97,7 +105,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 	}
 	rpmDir := filepath.Join(dir, "rpms")
 	specPath := filepath.Join(dir, "hello-bench.spec")
-	if err := os.WriteFile(specPath, []byte(benchSpec), 0o644); err != nil {
+	if err := os.WriteFile(specPath, []byte(benchSpec(cfg.noPost)), 0o644); err != nil {
 		return nil, err
 	}
 	if _, err := fixture.BuildRPMRepo(ctx, rpmDir, fixture.Spec{Path: specPath}); err != nil {
@@ -197,7 +205,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 			if err != nil {
 				return err
 			}
-			if err := checkInstalled(root); err != nil {
+			if err := checkInstalled(root, cfg.noPost); err != nil {
 				return fmt.Errorf("after dnf install: %w", err)
 			}
 			r.dnfCold = append(r.dnfCold, d)
@@ -223,7 +231,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 			if err != nil {
 				return err
 			}
-			if err := checkInstalled(root); err != nil {
+			if err := checkInstalled(root, cfg.noPost); err != nil {
 				return fmt.Errorf("after dnf install: %w", err)
 			}
 			r.dnfWarm = append(r.dnfWarm, d)
@@ -241,7 +249,7 @@ func benchPkgAdd(ctx context.Context, cfg config, dir string) (*pkgAddResult, er
 	if err != nil {
 		return nil, err
 	}
-	if err := checkInstalled(dep.Path); err != nil {
+	if err := checkInstalled(dep.Path, cfg.noPost); err != nil {
 		return nil, fmt.Errorf("the layered deployment: %w", err)
 	}
 	if len(dep.Origin.Packages()) != 1 {
@@ -269,9 +277,13 @@ func coldWarm(warm bool) string {
 }
 
 // checkInstalled checks that the tree has the package's file and the file
-// its %post wrote.
-func checkInstalled(root string) error {
-	for _, f := range []string{"usr/share/hello-bench/hello", "usr/share/hello-bench/post-ran"} {
+// its %post wrote (unless noPost).
+func checkInstalled(root string, noPost bool) error {
+	files := []string{"usr/share/hello-bench/hello", "usr/share/hello-bench/post-ran"}
+	if noPost {
+		files = files[:1]
+	}
+	for _, f := range files {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			return err
 		}
@@ -428,14 +440,18 @@ func (r *pkgAddResult) print(w io.Writer) {
 	hc, hw := stats.Summarize(r.cold), stats.Summarize(r.warm)
 	dc, dw := stats.Summarize(r.dnfCold), stats.Summarize(r.dnfWarm)
 	fmt.Fprintf(w, "\n## pkg-add of one small package onto a base of %d files\n\n", r.baseFiles)
-	fmt.Fprintf(w, "Base: HostOS 1 + hostos-bulk (%d small files), %d files in all. Package: %s (one file, a %%post), from an rpm-md repository on loopback HTTP. Prepared in %s, not timed.\n\n",
-		r.files, r.baseFiles, benchPackage, r.prepare.Round(time.Second))
+	what := "one file, a %post"
+	if r.noPost {
+		what = "one file, no script (-no-post)"
+	}
+	fmt.Fprintf(w, "Base: HostOS 1 + hostos-bulk (%d small files), %d files in all. Package: %s (%s), from an rpm-md repository on loopback HTTP. Prepared in %s, not timed.\n\n",
+		r.files, r.baseFiles, benchPackage, what, r.prepare.Round(time.Second))
 	fmt.Fprintf(w, "| run | runs | min ms | median ms | max ms | ratio of medians |\n|---|---|---|---|---|---|\n")
 	fmt.Fprintf(w, "| `hostctl pkg-add` through hostd, cold | %d | %s | %s | %s | %s |\n", hc.N, stats.MS(hc.Min), stats.MS(hc.Median), stats.MS(hc.Max), stats.Ratio(hc.Median, dc.Median))
 	fmt.Fprintf(w, "| `dnf --installroot install -y`, cold | %d | %s | %s | %s | 1 |\n", dc.N, stats.MS(dc.Min), stats.MS(dc.Median), stats.MS(dc.Max))
 	fmt.Fprintf(w, "| `hostctl pkg-add` through hostd, warm | %d | %s | %s | %s | %s |\n", hw.N, stats.MS(hw.Min), stats.MS(hw.Median), stats.MS(hw.Max), stats.Ratio(hw.Median, dw.Median))
 	fmt.Fprintf(w, "| `dnf --installroot install -y`, warm | %d | %s | %s | %s | 1 |\n", dw.N, stats.MS(dw.Min), stats.MS(dw.Median), stats.MS(dw.Max))
-	fmt.Fprintf(w, "\nCold: a fresh copy of the sysroot (hostd started on it before the timer) and of dnf's root, empty caches. Warm: hostctl on the last cold sysroot after `pkg-remove` (metadata, .solv and package cache filled); dnf on a fresh copy of the root with the last cold run's cache (%s KiB, keepcache on). Both check that the file and the file the %%post writes are there.\n", r.dnfCacheKiB)
+	fmt.Fprintf(w, "\nCold: a fresh copy of the sysroot (hostd started on it before the timer) and of dnf's root, empty caches. Warm: hostctl on the last cold sysroot after `pkg-remove` (metadata, .solv and package cache filled); dnf on a fresh copy of the root with the last cold run's cache (%s KiB, keepcache on). Both check that the file (and the file the %%post writes, if any) are there.\n", r.dnfCacheKiB)
 	for _, c := range []struct {
 		name string
 		runs [][]stageTime

@@ -280,10 +280,15 @@ func (p *Properties) Introspection(iface string) []introspect.Property {
 // must already be locked.
 func (p *Properties) set(iface, property string, v any) error {
 	prop := p.m[iface][property]
-	err := dbus.Store([]any{v}, prop.Value)
-	if err != nil {
+	// hostctl: store into a fresh value and swap it in. dbus.Store writes a
+	// map into the old one in place, which a GetAll or Get reply (encoded
+	// after the lock is released) may still be reading: a fatal concurrent
+	// map access; it also kept the keys the new value dropped.
+	nv := reflect.New(reflect.TypeOf(prop.Value).Elem())
+	if err := dbus.Store([]any{v}, nv.Interface()); err != nil {
 		return err
 	}
+	prop.Value = nv.Interface()
 	return p.emitChange(iface, property)
 }
 
