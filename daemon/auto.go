@@ -170,13 +170,14 @@ func (j *journal) lastAutomatic() (*dbus.AutomaticCheck, error) {
 var errExiting = errors.New(dbus.ExitingMessage)
 
 // QuiesceIfIdle is how hostd's main stops when idle: when no transaction
-// exists it makes every later Begin fail with a retryable ErrBusy (the
-// next hostd, started by D-Bus activation, serves it) and returns true;
-// while a transaction exists it returns false and changes nothing.
+// exists and no cleanup after one runs, it makes every later Begin fail
+// with a retryable ErrBusy (the next hostd, started by D-Bus activation,
+// serves it) and returns true; otherwise it returns false and changes
+// nothing.
 func (e *Engine) QuiesceIfIdle() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.active != nil {
+	if e.active != nil || e.cleanupPendingLocked() {
 		return false
 	}
 	e.exiting = true

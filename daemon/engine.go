@@ -74,8 +74,9 @@ type Engine struct {
 
 	// ctr runs the system containers (service manager, runtime features).
 	ctr *containers.Manager
-	// sweepMu is held while the cleanup after a transaction runs (sweep.go).
-	sweepMu sync.Mutex
+	// sweeping is closed when the cleanup after a transaction that runs
+	// now ends (sweep.go); nil when none runs. Guarded by mu.
+	sweeping chan struct{}
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -184,7 +185,7 @@ func (e *Engine) Close() error {
 			}
 		}
 	}
-	e.waitSweep() // e.stop cancels it: what is left stays owed
+	e.waitSweep(context.Background()) // e.stop cancels it: what is left stays owed
 	if e.watching {
 		<-e.done
 		<-e.rebootDone
@@ -215,6 +216,7 @@ func (e *Engine) Status() dbus.Status {
 	if e.active != nil {
 		st.Transaction = &dbus.TransactionRef{ID: e.active.ID(), Kind: e.active.Kind(), Path: dbus.TransactionPath(e.active.ID())}
 	}
+	st.CleanupPending = e.cleanupPendingLocked()
 	return st
 }
 
@@ -544,7 +546,15 @@ func (e *Engine) run(ctx context.Context, t *txn) {
 }
 
 func (e *Engine) execute(ctx context.Context, t *txn) (map[string]any, error) {
-	e.waitSweep()
+	e.mu.Lock()
+	pending := e.cleanupPendingLocked()
+	e.mu.Unlock()
+	if pending {
+		t.message("Waiting for the cleanup after the last transaction (removal of the replaced deployment, repository prune)")
+	}
+	if err := e.waitSweep(ctx); err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrCancelled, fmt.Errorf("while waiting for the cleanup after the last transaction: %w", err))
+	}
 	ok, err := e.sr.TryLock()
 	if err != nil {
 		return nil, err
@@ -616,17 +626,26 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	if rerr := e.reconcile(ctx); rerr != nil {
 		e.log.Error("reconcile system containers", "err", rerr)
 	}
-	if rec.Sweep {
-		e.sweepMu.Lock() // before another transaction can begin; sweepAfter releases it
+	// A sweep is owed by this transaction's swap, or left owed by an
+	// earlier one (the sysroot was locked by another tool then).
+	owed := rec.Sweep
+	if !owed {
+		id, serr := e.journal.sweepOwed()
+		owed = serr == nil && id != ""
 	}
 	e.mu.Lock()
 	e.active = nil
+	if owed {
+		e.beginSweepLocked() // before another transaction can begin, and before Finished: CleanupPending
+	}
 	e.mu.Unlock()
 	e.log.Info("transaction finished", "txn", rec.ID, "kind", rec.Kind, "state", state, "err", err)
+	// The properties say idle (or CleanupPending) before Finished reaches
+	// the client: one that reads them at Finished sees where the engine is.
+	e.notify()
 	t.emit(dbus.Event{State: state})
 	t.emit(dbus.Event{Finished: &dbus.Result{Err: err, Data: data}})
-	e.notify()
-	if rec.Sweep {
+	if owed {
 		e.sweepAfter(t) // off the user's wait
 	}
 }

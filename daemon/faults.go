@@ -30,5 +30,8 @@ func (f *Faults) injected(_ *txn, err error) error { return err }
 // sweep is the hook after the Finished signal, before the cleanup it owes.
 func (f *Faults) sweep(*txn) {}
 
+// sweepPrune is the hook inside that cleanup, before the repository prune.
+func (f *Faults) sweepPrune(*txn) {}
+
 // finish is the hook before a transaction's end is journalled.
 func (f *Faults) finish(_ *txn, err error) error { return err }

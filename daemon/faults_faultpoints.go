@@ -29,6 +29,9 @@ const (
 	// pointSweep is after the Finished signal was sent, before the cleanup
 	// the swap left (removal of the replaced deployment, repository prune).
 	pointSweep = "sweep"
+	// pointSweepPrune is inside that cleanup: the replaced deployment is
+	// removed, the repository prune has not begun.
+	pointSweepPrune = "sweep-prune"
 )
 
 // fault is one armed fault: KIND/STEP=ACTION.
@@ -54,8 +57,8 @@ type Faults struct {
 
 // ParseFaults parses a comma-separated list of KIND/STEP=ACTION: KIND a
 // transaction kind (upgrade, pkg-change, container-install...) or "*",
-// STEP a step name as the history lists it, "after-swap", "finish", "sweep"
-// or "*",
+// STEP a step name as the history lists it, "after-swap", "finish", "sweep",
+// "sweep-prune" or "*",
 // ACTION "kill" or "error". An empty spec arms nothing.
 func ParseFaults(spec string) (*Faults, error) {
 	f := &Faults{errs: map[string]error{}}
@@ -166,6 +169,15 @@ func (f *Faults) sweep(t *txn) {
 		return
 	}
 	f.fire(t, pointSweep)
+}
+
+// sweepPrune is the hook inside the cleanup t owes, between the removal
+// of the replaced deployment and the repository prune.
+func (f *Faults) sweepPrune(t *txn) {
+	if f == nil {
+		return
+	}
+	f.fire(t, pointSweepPrune)
 }
 
 // finish is the hook before t's end is journalled: it fires the finish

@@ -179,7 +179,7 @@ func (e *Engine) writeGeneration(ctx context.Context, t *txn, s changeStart, edi
 	t.step("deploy", fmt.Sprintf("Writing the new generation (deployment of %s)", short(s.def.Checksum)))
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: s.def.OSName, Revision: s.def.Checksum, Origin: origin,
 		Kargs: kargs, BeforeSwap: t.beginSwap, Stage: s.stage, LockFinalization: s.lockFinalization,
-		DeferCleanup: deferCleanup})
+		DeferCleanup: true})
 	if err != nil {
 		return deploy.Deployment{}, err
 	}

@@ -59,3 +59,53 @@ func TestJournalLifecycle(t *testing.T) {
 		t.Fatalf("second open: %v", err)
 	}
 }
+
+// TestJournalSweepOwed: a transaction that reached its swap owes the
+// cleanup after it from the moment its end is journalled (same database
+// transaction), across a reopen, until swept; an interrupted one owes
+// none (recovery cleans up itself), and a later transaction's sweep
+// supersedes an earlier one's.
+func TestJournalSweepOwed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	j, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owed := func(want string) {
+		t.Helper()
+		if id, err := j.sweepOwed(); err != nil || id != want {
+			t.Fatalf("sweep owed: %q %v, want %q", id, err, want)
+		}
+	}
+	owed("")
+	if err := j.finish(&record{ID: "a", Kind: "kargs", State: stateSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	owed("") // no swap, no sweep
+	if err := j.finish(&record{ID: "b", Kind: "upgrade", State: stateInterrupted, Sweep: true}); err != nil {
+		t.Fatal(err)
+	}
+	owed("")
+	if err := j.finish(&record{ID: "c", Kind: "upgrade", State: stateFailed, Sweep: true}); err != nil {
+		t.Fatal(err)
+	}
+	owed("c") // failed after its swap: the swap's leftovers are owed all the same
+	j.close()
+	if j, err = openJournal(path); err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	owed("c")
+	if err := j.finish(&record{ID: "d", Kind: "upgrade", State: stateSucceeded, Sweep: true}); err != nil {
+		t.Fatal(err)
+	}
+	owed("d")
+	if err := j.swept("c"); err != nil { // a stale sweep does not clear a newer one
+		t.Fatal(err)
+	}
+	owed("d")
+	if err := j.swept("d"); err != nil {
+		t.Fatal(err)
+	}
+	owed("")
+}

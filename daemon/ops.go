@@ -283,7 +283,7 @@ func (e *Engine) deployCommit(ctx context.Context, t *txn, st changeStart, csum 
 	}
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: st.def.OSName, Revision: csum, Origin: origin,
 		Kargs: kargsOf(st.def), BeforeSwap: t.beginSwap, Stage: st.stage, LockFinalization: st.lockFinalization,
-		DeferCleanup: deferCleanup})
+		DeferCleanup: true})
 	if err != nil {
 		return nil, err
 	}

@@ -122,7 +122,7 @@ func (e *Engine) reset(ctx context.Context, t *txn, opts dbus.Options) (map[stri
 	}
 	t.step("deploy", fmt.Sprintf("Deploying %s without %s", short(commit), strings.Join(dropped, "; ")))
 	d, err := e.sr.Deploy(ctx, deploy.DeployOptions{OSName: def.OSName, Revision: commit, Origin: origin,
-		Kargs: kargs, BeforeSwap: t.beginSwap, DeferCleanup: deferCleanup})
+		Kargs: kargs, BeforeSwap: t.beginSwap, DeferCleanup: true})
 	if err != nil {
 		return nil, err
 	}

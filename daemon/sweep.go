@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -19,6 +20,13 @@ import (
 // after the Finished signal is sent. Until it has run, keySweep stays: a
 // crash in between leaves a host that boots (only garbage is left), and the
 // next start of hostd sweeps before it serves (recoverSweep).
+//
+// While it runs the engine is not idle: Host1.CleanupPending is true (set
+// with the end of the transaction, before Finished, so a client that reads
+// the properties at Finished sees it), `hostctl status` says so, the next
+// transaction waits for it in execute (cancellably), and hostd does not
+// exit for being idle. Tools that read the repository right after a
+// transaction (the tests' `ostree fsck`) wait until it is false.
 
 // keySweep in bucketJournal holds the id of the transaction whose sweep is
 // still owed.
@@ -50,11 +58,11 @@ func (j *journal) swept(id string) error {
 	})
 }
 
-// sweep does the owed sweep, if any. The caller holds e.sweepMu, so the
+// sweep does the owed sweep, if any. The caller made e.sweeping, so the
 // next transaction waits for it (execute) instead of finding the sysroot
 // locked. When the sysroot is locked by another tool it leaves the sweep
 // owed, for the end of the next transaction or the next start.
-func (e *Engine) sweep(ctx context.Context) error {
+func (e *Engine) sweep(ctx context.Context, t *txn) error {
 	id, err := e.journal.sweepOwed()
 	if err != nil {
 		return fmt.Errorf("read journal: %w", err)
@@ -71,8 +79,12 @@ func (e *Engine) sweep(ctx context.Context) error {
 		return nil
 	}
 	defer e.sr.Unlock()
-	if _, err := e.sr.Cleanup(ctx, deploy.CleanupOptions{}); err != nil {
-		return fmt.Errorf("remove the replaced deployment and prune the repository after transaction %s (it stays owed; `hostctl cleanup` retries it): %w", id, err)
+	opts := deploy.CleanupOptions{}
+	if t != nil {
+		opts.BeforePrune = func() { e.cfg.Faults.sweepPrune(t) }
+	}
+	if _, err := e.sr.Cleanup(ctx, opts); err != nil {
+		return fmt.Errorf("remove the replaced deployment and prune the repository after transaction %s (it stays owed: the next transaction, the next start of hostd or `hostctl cleanup` retries it): %w", id, err)
 	}
 	if err := e.journal.swept(id); err != nil {
 		return fmt.Errorf("journal the cleanup after transaction %s: %w", id, err)
@@ -81,11 +93,26 @@ func (e *Engine) sweep(ctx context.Context) error {
 	return nil
 }
 
+// beginSweepLocked marks the sweep t owes as running (CleanupPending), before
+// the Finished signal is sent and before another transaction can begin.
+// Callers hold e.mu.
+func (e *Engine) beginSweepLocked() {
+	e.sweeping = make(chan struct{})
+}
+
 // sweepAfter runs the sweep t owes, after its Finished signal was sent.
-// finish took e.sweepMu before it let another transaction begin; sweepAfter
-// releases it.
+// finish called beginSweepLocked before it let another transaction begin;
+// sweepAfter ends it and tells the subscribers (CleanupPending false).
 func (e *Engine) sweepAfter(t *txn) {
-	defer e.sweepMu.Unlock()
+	start := time.Now()
+	defer func() {
+		e.mu.Lock()
+		close(e.sweeping)
+		e.sweeping = nil
+		e.mu.Unlock()
+		e.log.Info("cleanup after the transaction done", "txn", t.ID(), "took", time.Since(start).Round(time.Millisecond))
+		e.notify()
+	}()
 	e.cfg.Faults.sweep(t)
 	ctx, cancel := context.WithTimeout(context.Background(), afterTimeout)
 	defer cancel()
@@ -96,31 +123,41 @@ func (e *Engine) sweepAfter(t *txn) {
 		case <-ctx.Done():
 		}
 	}()
-	if err := e.sweep(ctx); err != nil {
+	e.pauseForTest(ctx, "sweep") // hostd --debug-pause-before sweep: until hostd stops
+	if err := e.sweep(ctx, t); err != nil {
 		e.log.Error("cleanup after the transaction", "txn", t.ID(), "err", err)
 	}
 }
 
-// waitSweep waits until no sweep runs: a transaction calls it before it
-// locks the sysroot.
-func (e *Engine) waitSweep() {
-	e.sweepMu.Lock()
-	e.sweepMu.Unlock()
-}
-
-// recoverSweep does at start the sweep a crash (or a stop) left owed.
-func (e *Engine) recoverSweep(ctx context.Context) {
-	e.sweepMu.Lock()
-	defer e.sweepMu.Unlock()
-	if err := e.sweep(ctx); err != nil {
-		e.log.Warn("cleanup owed by the last transaction", "err", err)
+// waitSweep waits until no sweep runs, or ctx is done: a transaction calls
+// it before it locks the sysroot.
+func (e *Engine) waitSweep(ctx context.Context) error {
+	e.mu.Lock()
+	ch := e.sweeping
+	e.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// deferCleanup says whether the deploys leave the removal of the replaced
-// deployment and the repository prune to the sweep after Finished. Off for
-// now: with it on, a tool reading the repository right after a transaction
-// (the tests' `ostree fsck`) raced with the prune and saw a commit
-// vanish. The sweep still runs after every transaction; with the cleanup
-// already done in the deploy it finds nothing to remove.
-const deferCleanup = false
+// cleanupPending says whether the cleanup after the last transaction runs
+// (or is about to). Callers hold e.mu.
+func (e *Engine) cleanupPendingLocked() bool { return e.sweeping != nil }
+
+// recoverSweep does at start the sweep a crash (or a stop) left owed,
+// before hostd serves.
+func (e *Engine) recoverSweep(ctx context.Context) {
+	id, err := e.journal.sweepOwed()
+	if err == nil && id != "" {
+		e.log.Warn("finishing the cleanup owed by the last transaction (hostd stopped before it was done)", "txn", id)
+	}
+	if err := e.sweep(ctx, nil); err != nil {
+		e.log.Warn("cleanup owed by the last transaction", "err", err)
+	}
+}

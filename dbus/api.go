@@ -173,6 +173,11 @@ type Status struct {
 	AutomaticUpdatePolicy string `json:"automatic-update-policy"`
 	// LastAutomaticCheck is how the last automatic update run ended (nil: none ran).
 	LastAutomaticCheck *AutomaticCheck `json:"last-automatic-check,omitempty"`
+	// CleanupPending is true while the cleanup after the last transaction
+	// runs (the removal of the deployment its swap replaced, the
+	// repository prune): it runs after Finished, and the next transaction
+	// waits for it.
+	CleanupPending bool `json:"cleanup-pending"`
 	// Reboot is the reboot strategy and what it waits for (nil: a hostd without one).
 	Reboot *RebootState `json:"reboot,omitempty"`
 }

@@ -110,6 +110,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	if err := props["LastAutomaticCheck"].Store(&last); err == nil {
 		st.LastAutomaticCheck = automaticCheckFromBus(last)
 	}
+	st.CleanupPending, _ = props["CleanupPending"].Value().(bool)
 	var reboot map[string]godbus.Variant
 	if err := props["RebootState"].Store(&reboot); err == nil {
 		st.Reboot = rebootStateFromBus(reboot)

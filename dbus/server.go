@@ -189,6 +189,7 @@ func statusValues(st Status) map[string]any {
 		"CachedUpdate":          cachedUpdateToBus(st.CachedUpdate),
 		"AutomaticUpdatePolicy": st.AutomaticUpdatePolicy,
 		"LastAutomaticCheck":    automaticCheckToBus(st.LastAutomaticCheck),
+		"CleanupPending":        st.CleanupPending,
 		"RebootState":           rebootStateToBus(st.Reboot),
 	}
 }

@@ -365,3 +365,14 @@ hc_open_sysroot_repo (const char *repo_path, const char *sysroot_path,
     }
   return repo;
 }
+
+gboolean
+hc_sysroot_prune (OstreeSysroot *sysroot, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GHashTable) reachable = ostree_repo_traverse_new_reachable ();
+  OstreeRepoPruneOptions opts = { OSTREE_REPO_PRUNE_FLAGS_REFS_ONLY, reachable };
+  gint total = 0, pruned = 0;
+  guint64 freed = 0;
+  return ostree_sysroot_cleanup_prune_repo (sysroot, &opts, &total, &pruned, &freed,
+                                            cancellable, error);
+}

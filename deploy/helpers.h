@@ -66,6 +66,11 @@ gboolean hc_set_origin (OstreeSysroot *sysroot, OstreeDeployment *d, const char 
 /* hc_error_matches tells whether ERR is DOMAIN-less G_IO_ERROR CODE. */
 gboolean hc_io_error_is (GError *err, int code);
 
+/* hc_sysroot_prune prunes the sysroot's repository as ostree_sysroot_cleanup
+ * does after its ostree_sysroot_prepare_cleanup: the objects no ref and no
+ * deployment reaches (commit depth 0) are deleted. */
+gboolean hc_sysroot_prune (OstreeSysroot *sysroot, GCancellable *cancellable, GError **error);
+
 #endif
 
 /* hc_commit_dir_in_txn is hc_commit_dir inside the transaction REPO has

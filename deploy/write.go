@@ -182,11 +182,25 @@ func (s *Sysroot) writeLocked(list []*C.OstreeDeployment) error {
 // listed, and prunes repo objects nothing refers to. Best effort: a failure
 // here leaves garbage, never a broken host, and the next cleanup retries.
 func (s *Sysroot) cleanupLocked(ctx context.Context) error {
+	return s.cleanupThenPruneLocked(ctx, nil)
+}
+
+// cleanupThenPruneLocked is cleanupLocked in its two halves, as
+// ostree_sysroot_cleanup does them: the deployment directories and boot
+// files first, then the repository prune; beforePrune (may be nil) runs in
+// between.
+func (s *Sysroot) cleanupThenPruneLocked(ctx context.Context, beforePrune func()) error {
 	c := newCancellable(ctx)
 	defer c.free()
 	var gerr *C.GError
-	if C.ostree_sysroot_cleanup(s.sr, c.c, &gerr) == 0 {
+	if C.ostree_sysroot_prepare_cleanup(s.sr, c.c, &gerr) == 0 {
 		return fmt.Errorf("cleanup sysroot %s: %w", s.path, gerror(gerr))
+	}
+	if beforePrune != nil {
+		beforePrune()
+	}
+	if C.hc_sysroot_prune(s.sr, c.c, &gerr) == 0 {
+		return fmt.Errorf("prune the repository of sysroot %s: %w", s.path, gerror(gerr))
 	}
 	return nil
 }
@@ -253,6 +267,9 @@ type CleanupOptions struct {
 	Pending bool
 	// Rollback removes the deployments below the booted (or default) one, except pinned ones.
 	Rollback bool
+	// BeforePrune, when not nil, runs once the deployment directories and
+	// boot files nothing lists are removed, before the repository prune.
+	BeforePrune func()
 }
 
 // Cleanup removes the deployments opts names, then the files and objects
@@ -297,7 +314,7 @@ func (s *Sysroot) Cleanup(ctx context.Context, opts CleanupOptions) ([]Deploymen
 			return nil, fmt.Errorf("cleanup: %w", err)
 		}
 	}
-	if err := s.cleanupLocked(ctx); err != nil {
+	if err := s.cleanupThenPruneLocked(ctx, opts.BeforePrune); err != nil {
 		return removed, err
 	}
 	return removed, nil

@@ -40,9 +40,12 @@ func statusCmd() *cobra.Command {
 }
 
 func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
-	if st.Transaction != nil {
+	switch {
+	case st.Transaction != nil:
 		fmt.Fprintf(w, "State: busy\nTransaction: %s %s\n", st.Transaction.Kind, st.Transaction.ID)
-	} else {
+	case st.CleanupPending:
+		fmt.Fprintln(w, "State: busy\nCleanup: removing the deployment the last transaction replaced and pruning the repository (the next transaction waits for it)")
+	default:
 		fmt.Fprintln(w, "State: idle")
 	}
 	booted := false

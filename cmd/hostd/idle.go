@@ -46,7 +46,7 @@ const idleTick = 500 * time.Millisecond
 // exit is closed once hostd has been idle for IdleExitTimeout (read from
 // the engine's settings at every tick, so `hostctl reload` changes it) and
 // the engine agreed to stop taking transactions (QuiesceIfIdle); a
-// transaction in progress counts as activity, and so does held() being
+// transaction in progress (or the cleanup after one) counts as activity, and so does held() being
 // true (rpm-ostree clients registered and still on the bus). With
 // IdleExitTimeout 0 it is never closed.
 func (c *idleClock) exit(ctx context.Context, eng *daemon.Engine, held func() bool) <-chan struct{} {
@@ -60,7 +60,7 @@ func (c *idleClock) exit(ctx context.Context, eng *daemon.Engine, held func() bo
 				return
 			case <-tick.C:
 			}
-			if eng.Status().Transaction != nil {
+			if st := eng.Status(); st.Transaction != nil || st.CleanupPending {
 				c.touch()
 				continue
 			}

@@ -32,7 +32,7 @@ func main() {
 	flag.StringVar(&ctr.Runtime, "runtime", "", "OCI runtime (default: runc from $PATH)")
 	compat := flag.Bool("rpm-ostree-compat", false, "also serve rpm-ostree's D-Bus API (org.projectatomic.rpmostree1) for cockpit-ostree, GNOME Software and KDE Discover; skipped with a warning while rpm-ostreed owns the name")
 	configPath := flag.String("config", daemon.DefaultConfigPath, "settings file (AutomaticUpdatePolicy=, IdleExitTimeout=, RebootStrategy= under [Daemon]; [Periodic], [Fleet]); a missing file means the defaults")
-	pause := flag.String("debug-pause-before", "", "debugging: stop every transaction before the named step (the crash tests use it)")
+	pause := flag.String("debug-pause-before", "", "debugging: stop every transaction before the named step, or the cleanup after one (sweep) until hostd stops (the crash tests use it)")
 	setFaults := faultFlags(flag.CommandLine)
 	flag.Parse()
 	level := slog.LevelInfo

@@ -84,6 +84,7 @@ func freeBytes(t *testing.T, dir string) uint64 {
 // deployment's origin file.
 func (e *env) hostState() string {
 	e.t.Helper()
+	e.waitIdle()
 	ids, err := adminStatus(e.sysroot)
 	if err != nil {
 		e.t.Fatal(err)
@@ -121,6 +122,7 @@ func (e *env) expectNoSpace(what string, want []string, args ...string) {
 	if after := e.hostState(); after != before {
 		e.t.Errorf("%s on a full disk changed the host:\nbefore:\n%s\nafter:\n%s", what, before, after)
 	}
+	e.waitIdle()
 	if err := checkBoot(e.sysroot); len(err) > 0 {
 		e.t.Errorf("%s on a full disk: %v", what, err)
 	}
@@ -254,6 +256,7 @@ func TestDiskFull(t *testing.T) {
 	if got := versions(e.status()); !slices.Equal(got, []string{"3", "2"}) {
 		t.Fatalf("upgrade to 3 with /boot full: %v", got)
 	}
+	e.waitIdle()
 	if err := checkBoot(small); len(err) > 0 {
 		t.Fatalf("after the /boot cases: %v", err)
 	}

@@ -169,9 +169,27 @@ func (e *env) loaderTarget() string {
 	return target
 }
 
-// ostreeStatus lists the checksums `ostree admin status` shows, in order.
+// waitIdle waits (a minute at most) until hostd runs no transaction and no
+// cleanup after one: hostctl returns at Finished, and the removal of the
+// replaced deployment and the repository prune run after it. Call it
+// before reading the repository or the deployment directories.
+func (e *env) waitIdle() {
+	e.t.Helper()
+	if e.hostd == nil {
+		return // stopped: nothing runs
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+	defer cancel()
+	if err := harness.WaitIdle(ctx, e.bus); err != nil {
+		e.t.Fatalf("%v\nhostd log:\n%s", err, e.hostd.Log)
+	}
+}
+
+// ostreeStatus lists the checksums `ostree admin status` shows, in order,
+// once hostd is idle.
 func (e *env) ostreeStatus() []string {
 	e.t.Helper()
+	e.waitIdle()
 	out, err := exec.Command("ostree", "admin", "status", "--sysroot="+e.sysroot).CombinedOutput()
 	if err != nil {
 		e.t.Fatalf("ostree admin status: %v\n%s", err, out)

@@ -253,6 +253,7 @@ func TestPin(t *testing.T) {
 	if human := e.mustHostctl("status"); strings.Count(human, "Pinned: yes") != 1 {
 		t.Fatalf("status:\n%s", human)
 	}
+	e.waitIdle()
 	if out, err := exec.Command("ostree", "admin", "status", "--sysroot="+e.sysroot).CombinedOutput(); err != nil || !strings.Contains(string(out), "Pinned: yes") {
 		t.Fatalf("ostree admin status does not show the pin: %v\n%s", err, out)
 	}

@@ -108,6 +108,7 @@ type snapshot struct {
 
 func (e *env) snapshot() snapshot {
 	e.t.Helper()
+	e.waitIdle() // the cleanup after the last transaction rewrites the deployment refs
 	out, err := exec.Command("ostree", "refs", "--repo="+filepath.Join(e.sysroot, "ostree", "repo")).CombinedOutput()
 	if err != nil {
 		e.t.Fatalf("ostree refs: %v\n%s", err, out)
@@ -141,8 +142,10 @@ func (e *env) rpmQuery(dep string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// fsck runs `ostree fsck` on the sysroot's repository once hostd is idle.
 func (e *env) fsck() {
 	e.t.Helper()
+	e.waitIdle()
 	out, err := exec.Command("ostree", "fsck", "--repo="+filepath.Join(e.sysroot, "ostree", "repo")).CombinedOutput()
 	if err != nil {
 		e.t.Fatalf("ostree fsck after layering: %v\n%s", err, out)

@@ -125,6 +125,7 @@ func TestSignedRemote(t *testing.T) {
 		t.Fatalf("after the signed upgrade: %v", got)
 	}
 	// libostree shows the good signature on the new default deployment.
+	e.waitIdle()
 	out2, _ := exec.Command("ostree", "admin", "status", "--sysroot="+e.sysroot).CombinedOutput()
 	if !strings.Contains(string(out2), e.os.Commit("2")) || !strings.Contains(string(out2), `Good signature from "HostOS Release`) {
 		t.Fatalf("ostree admin status does not show the signed deployment:\n%s", out2)
