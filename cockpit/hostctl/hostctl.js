@@ -219,6 +219,7 @@
     function flag(name) { return el("span", { class: "flag " + name, text: name }) }
 
     function render() {
+        renderHostState();
         renderGenerations();
         renderPackages();
         renderTransaction();
@@ -226,6 +227,27 @@
     }
 
     function deployments() { return list(state.props.Deployments) }
+
+    /* The automatic update policy, the reboot strategy and what it waits
+     * for (RebootState), and the cleanup hostd does after a change. */
+    function renderHostState() {
+        var p = state.props, parts = [];
+        var policy = p.AutomaticUpdatePolicy;
+        if (policy)
+            parts.push("Automatic updates: " + (policy === "none" ? "off" : policy));
+        var r = p.RebootState || {};
+        if (r.strategy) {
+            var line = "Reboots: " + r.strategy;
+            if (r.strategy === "fleet" && r.group)
+                line += " (group " + r.group + ")";
+            if (r.message)
+                line += "; " + r.message;
+            parts.push(line);
+        }
+        if (p.CleanupPending)
+            parts.push("Cleaning up after the last change…");
+        $("host-state").textContent = parts.join(" · ");
+    }
 
     function renderGenerations() {
         var body = $("generations").querySelector("tbody");

@@ -188,6 +188,7 @@ func TestCockpitPage(t *testing.T) {
 	v1 := st.Deployments[0]
 	p.run("open the page", time.Minute, chromedp.Navigate(p.url))
 	rows := p.waitText("the generation rows", "#generations tbody", v1.Checksum[:12], time.Minute)
+	p.waitText("the host's settings", "#host-state", "Automatic updates: off · Reboots: off", time.Minute)
 	for _, want := range []string{"1", refspec} {
 		if !strings.Contains(rows, want) {
 			t.Fatalf("the generation row does not show %q:\n%s", want, rows)
