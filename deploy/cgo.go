@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -117,4 +118,40 @@ func freeStrv(p **C.char, n int) {
 		C.free(unsafe.Pointer(arr[i]))
 	}
 	C.free(unsafe.Pointer(p))
+}
+
+// cCommit is CommitOptions as the C commit helpers take them: the parent,
+// subject and ref, the metadata as sorted key and value arrays, the
+// timestamp (0: now). free releases the C strings.
+type cCommit struct {
+	parent, subject, ref *C.char
+	keys, values         **C.char
+	n                    C.int
+	ts                   C.guint64
+}
+
+func newCCommit(opts CommitOptions) *cCommit {
+	keys := make([]string, 0, len(opts.Metadata))
+	for k := range opts.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	values := make([]string, len(keys))
+	for i, k := range keys {
+		values[i] = opts.Metadata[k]
+	}
+	c := &cCommit{parent: cstr(opts.Parent, true), subject: C.CString(opts.Subject), ref: cstr(opts.Ref, true),
+		keys: cstrv(keys), values: cstrv(values), n: C.int(len(keys))}
+	if !opts.Timestamp.IsZero() {
+		c.ts = C.guint64(opts.Timestamp.Unix())
+	}
+	return c
+}
+
+func (c *cCommit) free() {
+	cfree(c.parent)
+	cfree(c.subject)
+	cfree(c.ref)
+	freeStrv(c.keys, int(c.n))
+	freeStrv(c.values, int(c.n))
 }

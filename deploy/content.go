@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"runtime/cgo"
-	"sort"
 	"strings"
 	"unsafe"
 )
@@ -194,33 +193,15 @@ func (t *Txn) CommitTree(ctx context.Context, m *MutableTree, opts CommitOptions
 	if !t.open {
 		return "", errors.New("commit a tree: the transaction is finished")
 	}
-	cparent, csubject, cref := cstr(opts.Parent, true), C.CString(opts.Subject), cstr(opts.Ref, true)
-	defer cfree(cparent)
-	defer cfree(csubject)
-	defer cfree(cref)
-	keys := make([]string, 0, len(opts.Metadata))
-	for k := range opts.Metadata {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	values := make([]string, len(keys))
-	for i, k := range keys {
-		values[i] = opts.Metadata[k]
-	}
-	ckeys, cvalues := cstrv(keys), cstrv(values)
-	defer freeStrv(ckeys, len(keys))
-	defer freeStrv(cvalues, len(values))
-	var ts C.guint64
-	if !opts.Timestamp.IsZero() {
-		ts = C.guint64(opts.Timestamp.Unix())
-	}
+	co := newCCommit(opts)
+	defer co.free()
 	t.r.mu.Lock()
 	defer t.r.mu.Unlock()
 	c := newCancellable(ctx)
 	defer c.free()
 	var out *C.char
 	var gerr *C.GError
-	if C.hc_commit_mtree(t.r.repo, m.t, cparent, csubject, ckeys, cvalues, C.int(len(keys)), ts, cref, &out, c.c, &gerr) == 0 {
+	if C.hc_commit_mtree(t.r.repo, m.t, co.parent, co.subject, co.keys, co.values, co.n, co.ts, co.ref, &out, c.c, &gerr) == 0 {
 		return "", fmt.Errorf("commit %q: %w", opts.Subject, gerror(gerr))
 	}
 	return gstring(out), nil

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"unsafe"
 )
 
@@ -106,33 +105,15 @@ func (t *Txn) CommitDir(ctx context.Context, dir string, opts CommitOptions) (st
 	}
 	cdir := C.CString(dir)
 	defer cfree(cdir)
-	cparent, csubject, cref := cstr(opts.Parent, true), C.CString(opts.Subject), cstr(opts.Ref, true)
-	defer cfree(cparent)
-	defer cfree(csubject)
-	defer cfree(cref)
-	keys := make([]string, 0, len(opts.Metadata))
-	for k := range opts.Metadata {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	values := make([]string, len(keys))
-	for i, k := range keys {
-		values[i] = opts.Metadata[k]
-	}
-	ckeys, cvalues := cstrv(keys), cstrv(values)
-	defer freeStrv(ckeys, len(keys))
-	defer freeStrv(cvalues, len(values))
-	var ts C.guint64
-	if !opts.Timestamp.IsZero() {
-		ts = C.guint64(opts.Timestamp.Unix())
-	}
+	co := newCCommit(opts)
+	defer co.free()
 	t.r.mu.Lock()
 	defer t.r.mu.Unlock()
 	c := newCancellable(ctx)
 	defer c.free()
 	var out *C.char
 	var gerr *C.GError
-	if C.hc_commit_dir_in_txn(t.r.repo, cdir, cparent, csubject, ckeys, cvalues, C.int(len(keys)), ts, cref, opts.Devino.ptr(), &out, c.c, &gerr) == 0 {
+	if C.hc_commit_dir_in_txn(t.r.repo, cdir, co.parent, co.subject, co.keys, co.values, co.n, co.ts, co.ref, opts.Devino.ptr(), &out, c.c, &gerr) == 0 {
 		return "", fmt.Errorf("commit %s: %w", dir, gerror(gerr))
 	}
 	return gstring(out), nil
