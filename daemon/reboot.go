@@ -201,12 +201,11 @@ func (e *Engine) rebootStep(ctx context.Context) (dbus.RebootState, time.Duratio
 		st.State, st.Message = "error", fmt.Sprintf(format, a...)
 		return st, retry
 	}
+	var idErr error
 	if s.RebootStrategy == RebootFleet {
 		st.Group = s.Fleet.Group
 		st.Slots = uint32(s.Fleet.Slots)
-		if id, err := e.hostID(ctx); err == nil {
-			st.HostID = id
-		}
+		st.HostID, idErr = e.hostID(ctx)
 	}
 	rec, err := e.journal.reboot()
 	if err != nil {
@@ -244,6 +243,10 @@ func (e *Engine) rebootStep(ctx context.Context) (dbus.RebootState, time.Duratio
 			return st, min(time.Until(start)+time.Second, idleWait)
 		}
 	case RebootFleet:
+		if idErr != nil {
+			// No id, no slot: the fleet lock cannot tell this host from another.
+			return fail("staged %s waits: this host has no fleet id: %v", nameOf(rec), idErr)
+		}
 		if rec.Group != s.Fleet.Group || rec.Backend != s.Fleet.Backend {
 			if rec.Group != "" {
 				// Moved to another group or backend with a slot maybe held: give it back first.
@@ -418,13 +421,8 @@ func fleetLocker(s Settings, backend string) (locker fleet.Locker, etcd *fleet.E
 	return et, et, nil
 }
 
+// acquireSlot asks the fleet lock of s for a slot of its group for id.
 func (e *Engine) acquireSlot(ctx context.Context, s Settings, id string) (fleet.Status, error) {
-	if id == "" {
-		var err error
-		if id, err = e.hostID(ctx); err != nil {
-			return fleet.Status{Group: s.Fleet.Group}, err
-		}
-	}
 	l, et, err := fleetLocker(s, s.Fleet.Backend)
 	if err != nil {
 		return fleet.Status{Group: s.Fleet.Group}, err
