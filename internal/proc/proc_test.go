@@ -45,7 +45,7 @@ func TestCancelStopsTheGroup(t *testing.T) {
 	const grace = 400 * time.Millisecond
 	cases := []struct {
 		name   string
-		script string // $1 is a file to write the pid to watch into
+		script string // $1 is a file to write the pid to watch into, once it ignores TERM (a pid written before the trap let a cancel kill it early)
 		output bool   // read stdout through a pipe (CombinedOutput)
 		// minimum and maximum time from cancel to return
 		min, max time.Duration
@@ -55,9 +55,9 @@ func TestCancelStopsTheGroup(t *testing.T) {
 		{name: "child that ignores TERM", script: `trap "" TERM; echo $$ > "$1"; sleep 100`,
 			min: grace, max: grace + time.Second},
 		{name: "grandchild that ignores TERM holds stdout", output: true,
-			script: `(trap "" TERM; exec sleep 100) & echo $! > "$1"; wait`,
+			script: `sh -c 'trap "" TERM; echo $$ > "$1"; exec sleep 100' sh "$1" & wait`,
 			min:    grace, max: grace + time.Second},
-		{name: "grandchild that ignores TERM, no pipes", script: `(trap "" TERM; exec sleep 100) </dev/null >/dev/null 2>&1 & echo $! > "$1"; wait`,
+		{name: "grandchild that ignores TERM, no pipes", script: `sh -c 'trap "" TERM; echo $$ > "$1"; exec sleep 100' sh "$1" </dev/null >/dev/null 2>&1 & wait`,
 			min: grace, max: grace + time.Second},
 	}
 	for _, tc := range cases {
