@@ -3,6 +3,8 @@ package containers
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,8 +178,11 @@ func (d *Direct) start(ctx context.Context, name string) error {
 		// directory, and `runc run` would refuse: "already exists".
 		return fmt.Errorf("remove the leftover runc state of %s: %w", name, err)
 	}
-	bundle := d.host.LinkPath(name)
-	if err := d.makeBindSources(bundle); err != nil {
+	if err := d.makeBindSources(d.host.LinkPath(name)); err != nil {
+		return err
+	}
+	bundle, err := d.runtimeBundle(name)
+	if err != nil {
 		return err
 	}
 	logPath := filepath.Join(d.host.Dir, stateDirName, "logs", name+".log")
@@ -210,6 +215,104 @@ func (d *Direct) start(ctx context.Context, name string) error {
 	}
 	d.setFailed(name, false)
 	return nil
+}
+
+// runtimeBundle writes the bundle runc runs for container name: the active
+// slot's config.json with an absolute root.path and relative bind sources made
+// absolute against the slot (what runc would resolve them to), and, when the
+// config names no cgroup, a cgroup of this runc root's own. runc without
+// --systemd-cgroup puts a container whose config names no cgroup in
+// "<own cgroup>/<container id>": two hosts (two sysroots, two test
+// sandboxes) running a container of the same name would share that cgroup,
+// and the `runc delete` of one removes it under the other starting ("failed
+// to write PID: .../web/cgroup.procs: no such file or directory"). The
+// rendered config.json stays as it is: under systemd the runtime takes
+// --systemd-cgroup, where a cgroupsPath has another form.
+func (d *Direct) runtimeBundle(name string) (string, error) {
+	slot, err := filepath.EvalSymlinks(d.host.LinkPath(name))
+	if err != nil {
+		return "", fmt.Errorf("start %s: %w", name, err)
+	}
+	b, err := os.ReadFile(filepath.Join(slot, "config.json"))
+	if err != nil {
+		return "", fmt.Errorf("start %s: %w", name, err)
+	}
+	out, err := runtimeConfig(b, slot, d.cgroupParent()+"/"+name)
+	if err != nil {
+		return "", fmt.Errorf("start %s: %w", name, err)
+	}
+	dir := filepath.Join(d.root+".bundles", name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("start %s: %w", name, err)
+	}
+	tmp := filepath.Join(dir, "config.json.tmp")
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		return "", fmt.Errorf("start %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "config.json")); err != nil {
+		return "", fmt.Errorf("start %s: %w", name, err)
+	}
+	return dir, nil
+}
+
+// cgroupParent is the cgroup, relative to hostd's own, under which this
+// runc root's containers run: "hostctl-" and a short hash of the root.
+func (d *Direct) cgroupParent() string {
+	sum := sha256.Sum256([]byte(d.root))
+	return "hostctl-" + hex.EncodeToString(sum[:6])
+}
+
+// runtimeConfig rewrites a rendered config.json for a bundle outside the
+// slot directory slot: root.path and relative bind-mount sources become
+// absolute, and linux.cgroupsPath is set to cgroup when the config has none.
+// Everything else, fields this version does not know included, is kept.
+func runtimeConfig(config []byte, slot, cgroup string) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(config))
+	dec.UseNumber()
+	var spec map[string]any
+	if err := dec.Decode(&spec); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	root, _ := spec["root"].(map[string]any)
+	if root == nil {
+		return nil, fmt.Errorf("config.json: no \"root\"")
+	}
+	if p, _ := root["path"].(string); !filepath.IsAbs(p) {
+		root["path"] = filepath.Join(slot, p)
+	}
+	mounts, _ := spec["mounts"].([]any)
+	for _, m := range mounts {
+		m, _ := m.(map[string]any)
+		src, _ := m["source"].(string)
+		if src == "" || filepath.IsAbs(src) || !isBind(m) {
+			continue
+		}
+		m["source"] = filepath.Join(slot, src)
+	}
+	linux, _ := spec["linux"].(map[string]any)
+	if linux == nil {
+		linux = map[string]any{}
+		spec["linux"] = linux
+	}
+	if p, _ := linux["cgroupsPath"].(string); p == "" {
+		linux["cgroupsPath"] = cgroup
+	}
+	return json.Marshal(spec)
+}
+
+// isBind reports whether a mount of a decoded config.json is a bind mount,
+// as BindSources decides.
+func isBind(m map[string]any) bool {
+	if t, _ := m["type"].(string); strings.Contains(t, "bind") {
+		return true
+	}
+	opts, _ := m["options"].([]any)
+	for _, o := range opts {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
 }
 
 // makeBindSources creates the missing bind-mount sources of the bundle's

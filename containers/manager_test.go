@@ -2,6 +2,7 @@ package containers_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -77,6 +78,7 @@ type mgrEnv struct {
 	m     *containers.Manager
 	h     containers.Host
 	image string // oci:DIR:1
+	state string // runc --root
 }
 
 func newMgrEnv(t *testing.T) *mgrEnv {
@@ -138,7 +140,7 @@ func newMgrEnv(t *testing.T) *mgrEnv {
 		}
 	})
 	h := containers.Host{Dir: filepath.Join(tmp, "var", "lib", "containers", "hostctl"), Etc: filepath.Join(root, "etc"), Root: root}
-	return &mgrEnv{t: t, ctx: ctx, m: m, h: h, image: "oci:" + layout + ":1"}
+	return &mgrEnv{t: t, ctx: ctx, m: m, h: h, image: "oci:" + layout + ":1", state: state}
 }
 
 func freePort(t *testing.T) int {
@@ -363,4 +365,59 @@ func TestManagerRefusesBadInput(t *testing.T) {
 	if _, err := h.Active("web"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("active slot of a missing container: %v, want not found", err)
 	}
+}
+
+// cgroups is the /proc/PID/cgroup of the running container name.
+func (e *mgrEnv) cgroups(name string) string {
+	e.t.Helper()
+	out, err := exec.Command("runc", "--root", e.state, "state", name).Output()
+	if err != nil {
+		e.t.Fatalf("runc state %s: %v", name, err)
+	}
+	var st struct{ Pid int }
+	if err := json.Unmarshal(out, &st); err != nil || st.Pid == 0 {
+		e.t.Fatalf("runc state %s: %s, %v", name, out, err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", st.Pid))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestTwoHostsOneName runs a container of the same name on two hosts (two
+// sysroots, as two test sandboxes or an installer beside the host): each has
+// a cgroup of its own, and removing one leaves the other running and
+// restartable. Both in one cgroup, the `runc delete` of one removed the
+// cgroup under the other's start ("cgroup.procs: no such file or directory").
+func TestTwoHostsOneName(t *testing.T) {
+	a, b := newMgrEnv(t), newMgrEnv(t)
+	pa, pb := freePort(t), freePort(t)
+	for _, x := range []struct {
+		e    *mgrEnv
+		port int
+	}{{a, pa}, {b, pb}} {
+		set := []string{fmt.Sprintf("PORT=%d", x.port), "GREETING=one"}
+		if _, err := x.e.m.Install(x.e.ctx, x.e.h, containers.InstallRequest{Name: "web", Image: x.e.image, Set: set}, newRecorder()); err != nil {
+			t.Fatalf("install: %v", err)
+		}
+	}
+	a.answers(pa, "one from web")
+	b.answers(pb, "one from web")
+	ca, cb := a.cgroups("web"), b.cgroups("web")
+	for _, line := range strings.Split(strings.TrimSpace(ca), "\n") {
+		if strings.Contains(cb, line+"\n") || strings.HasSuffix(cb, line) {
+			if !strings.HasSuffix(line, ":/") { // a controller neither is placed in
+				t.Errorf("both containers are in the cgroup %q:\nA:\n%s\nB:\n%s", line, ca, cb)
+			}
+		}
+	}
+	if _, err := a.m.Remove(a.ctx, a.h, "web"); err != nil {
+		t.Fatalf("remove on A: %v", err)
+	}
+	b.answers(pb, "one from web")
+	if _, err := b.m.Update(b.ctx, b.h, containers.UpdateRequest{Name: "web", Set: []string{"GREETING=two"}}, newRecorder()); err != nil {
+		t.Fatalf("update on B after A's remove: %v", err)
+	}
+	b.answers(pb, "two from web")
 }
