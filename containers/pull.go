@@ -132,6 +132,10 @@ func Pull(ctx context.Context, repo *deploy.Repo, name string, opts PullOptions)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
+	canonical := CanonicalName(ref)
+	if res, ok := pulledAlready(repo, canonical, mdigest.String(), len(img.LayerInfos())); ok {
+		return res, nil
+	}
 	config, err := img.ConfigBlob(mctx)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: read config: %w", name, err)
@@ -188,7 +192,6 @@ func Pull(ctx context.Context, repo *deploy.Repo, name string, opts PullOptions)
 	}
 	report(PullProgress{Layer: len(infos), Layers: len(infos), Bytes: res.Bytes, Text: "Writing the image"})
 
-	canonical := CanonicalName(ref)
 	meta := map[string]string{
 		metaManifest: string(mf),
 		metaDigest:   mdigest.String(),
@@ -206,6 +209,31 @@ func Pull(ctx context.Context, repo *deploy.Repo, name string, opts PullOptions)
 	}
 	res.Image, err = LoadImage(repo, commit)
 	return res, err
+}
+
+// pulledAlready answers a pull of an image whose name already points at the
+// commit of this manifest, all of its layers present: nothing is fetched
+// (not even the config blob, which the commit holds) and nothing is written,
+// so a second pull leaves the repository as it was. ok is false when the
+// pull has something to do (a new manifest, a name moving, a layer pruned).
+func pulledAlready(repo *deploy.Repo, canonical, manifestDigest string, layers int) (*PullResult, bool) {
+	commit, err := repo.Resolve(DigestRef(manifestDigest))
+	if err != nil {
+		return nil, false
+	}
+	if named, err := repo.Resolve(ImageRef(canonical)); err != nil || named != commit {
+		return nil, false
+	}
+	im, err := LoadImage(repo, commit)
+	if err != nil || len(im.Layers) != layers {
+		return nil, false
+	}
+	for _, l := range im.Layers {
+		if _, err := repo.Resolve(LayerRef(l)); err != nil {
+			return nil, false
+		}
+	}
+	return &PullResult{Image: im, LayersPresent: layers}, true
 }
 
 // PolicyError is a pull the signature policy refused.

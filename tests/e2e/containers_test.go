@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -245,17 +246,27 @@ func TestContainersLifecycle(t *testing.T) {
 	if !strings.Contains(out, "2 layers fetched, 0 already present") {
 		t.Fatalf("first pull:\n%s", out)
 	}
-	gets := c.reg.BlobGets()
+	gets, refs := c.reg.BlobGets(), c.refCommits()
+	objects := c.objectCount()
 	out = c.mustHostctl("image", "pull", image)
 	if !strings.Contains(out, "0 layers fetched, 2 already present, 0 bytes received") {
 		t.Fatalf("second pull:\n%s", out)
+	}
+	// ... and fetches no blob (not even the config) and writes nothing.
+	if got := c.reg.BlobGets(); got != gets {
+		t.Errorf("the second pull fetched %d blobs, want none", got-gets)
+	}
+	if got := c.refCommits(); got != refs {
+		t.Errorf("the second pull moved refs:\nbefore %s\nafter  %s", refs, got)
+	}
+	if got := c.objectCount(); got != objects {
+		t.Errorf("the second pull wrote %d objects, want none", got-objects)
 	}
 	for _, l := range c.layers {
 		if n := strings.Count(c.reg.Log(), "GET /v2/hello/blobs/"+l); n != 1 {
 			t.Errorf("layer %s was downloaded %d times, want once", l, n)
 		}
 	}
-	t.Logf("registry blob GETs: %d after the first pull, %d after the second (the config blob only)", gets, c.reg.BlobGets())
 	if out := c.mustHostctl("image", "list"); !strings.Contains(out, image) {
 		t.Fatalf("image list:\n%s", out)
 	}
@@ -471,6 +482,33 @@ func TestContainersRefuseBadInput(t *testing.T) {
 		c.killDuring("container", "install", "--name", "killed", "oci:"+dir+":kill")
 		c.assertGone("killed")
 	})
+}
+
+// refCommits lists the sysroot repo's refs with their commits, one per line.
+func (c *ctrEnv) refCommits() string {
+	var b strings.Builder
+	heads := filepath.Join(c.sysroot, "ostree", "repo", "refs", "heads")
+	filepath.WalkDir(heads, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			commit, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(heads, p)
+			fmt.Fprintf(&b, "%s %s\n", rel, strings.TrimSpace(string(commit)))
+		}
+		return nil
+	})
+	return b.String()
+}
+
+// objectCount counts the objects of the sysroot repo.
+func (c *ctrEnv) objectCount() int {
+	n := 0
+	filepath.WalkDir(filepath.Join(c.sysroot, "ostree", "repo", "objects"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 // refs lists the sysroot repo's ociimage/ and hostctl/ refs.
