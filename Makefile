@@ -31,6 +31,7 @@ build: deps
 	@mkdir -p bin
 	$(GO) build $(GOFLAGS_ALL) -o bin/hostd ./cmd/hostd
 	$(GO) build $(GOFLAGS_ALL) -o bin/hostctl ./cmd/hostctl
+	$(GO) build $(GOFLAGS_ALL) -o bin/hostd-etcd ./cmd/hostd-etcd
 
 vet:
 	$(GO) vet $(GOFLAGS_ALL) ./...
@@ -76,6 +77,7 @@ bench-short:
 DESTDIR ?=
 install: build
 	install -D -m 0755 bin/hostd $(DESTDIR)/usr/libexec/hostd
+	install -D -m 0755 bin/hostd-etcd $(DESTDIR)/usr/libexec/hostd-etcd
 	install -D -m 0755 bin/hostctl $(DESTDIR)/usr/bin/hostctl
 	install -D -m 0644 packaging/hostd.service $(DESTDIR)/usr/lib/systemd/system/hostd.service
 	install -D -m 0644 packaging/hostctl-automatic.service $(DESTDIR)/usr/lib/systemd/system/hostctl-automatic.service

@@ -21,6 +21,7 @@ import (
 	"github.com/hostctl/hostctl/dbus"
 	"github.com/hostctl/hostctl/deploy"
 	"github.com/hostctl/hostctl/errdefs"
+	"github.com/hostctl/hostctl/fleet"
 )
 
 // Config configures an Engine.
@@ -45,6 +46,9 @@ type Config struct {
 	ConfigPath string
 	// Settings are the settings hostd started with (read from ConfigPath).
 	Settings Settings
+	// FleetHelper is the etcd fleet lock helper (fleet.HelperName); empty:
+	// the one beside the hostd executable.
+	FleetHelper string
 }
 
 // Engine runs transactions on one sysroot. It implements dbus.Engine.
@@ -102,6 +106,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if exe, err := os.Executable(); err == nil { // pulls run in `hostd pull-helper`, killed on cancel
 		sr.SetPullHelper(exe)
+		if cfg.FleetHelper == "" {
+			cfg.FleetHelper = filepath.Join(filepath.Dir(exe), fleet.HelperName)
+		}
 	}
 	dbPath, err := stateDBPath(ctx, sr)
 	if err != nil {

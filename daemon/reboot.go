@@ -405,32 +405,39 @@ func (e *Engine) hostID(ctx context.Context) (string, error) {
 	return fleet.ReadHostID(path)
 }
 
-// fleetLocker makes the client of the fleet lock of s (backend: etcd or
-// fleetlock); etcd, when not nil, is to be closed after.
-func fleetLocker(s Settings, backend string) (locker fleet.Locker, etcd *fleet.Etcd, err error) {
+// fleetLocker makes the client of the fleet lock of s (backend: etcd, run
+// in the helper executable, or fleetlock).
+func (e *Engine) fleetLocker(s Settings, backend string) fleet.Locker {
 	f := s.Fleet
 	if backend == BackendFleetLock {
 		c, err := fleet.NewFleetLockClient(fleet.FleetLockConfig{URL: f.URL, CAFile: f.CAFile, CertFile: f.CertFile, KeyFile: f.KeyFile})
-		return c, nil, err
+		if err != nil {
+			return brokenLocker{err}
+		}
+		return c
 	}
-	et, err := fleet.NewEtcd(fleet.EtcdConfig{Endpoints: f.Endpoints, Prefix: f.Prefix, Slots: f.Slots, CAFile: f.CAFile,
-		CertFile: f.CertFile, KeyFile: f.KeyFile, Username: f.Username, Password: f.Password})
-	if err != nil {
-		return nil, nil, err
-	}
-	return et, et, nil
+	return e.etcdHelper(s)
 }
+
+// etcdHelper is the etcd fleet lock of s, run in the helper executable.
+func (e *Engine) etcdHelper(s Settings) *fleet.EtcdHelper {
+	f := s.Fleet
+	return &fleet.EtcdHelper{Path: e.cfg.FleetHelper, Config: fleet.EtcdConfig{Endpoints: f.Endpoints, Prefix: f.Prefix,
+		Slots: f.Slots, CAFile: f.CAFile, CertFile: f.CertFile, KeyFile: f.KeyFile, Username: f.Username, Password: f.Password}}
+}
+
+// brokenLocker is a fleet lock whose client could not be made: every
+// operation fails with why.
+type brokenLocker struct{ err error }
+
+func (b brokenLocker) Acquire(context.Context, string, string) (fleet.Status, error) {
+	return fleet.Status{}, b.err
+}
+func (b brokenLocker) Release(context.Context, string, string) (bool, error) { return false, b.err }
 
 // acquireSlot asks the fleet lock of s for a slot of its group for id.
 func (e *Engine) acquireSlot(ctx context.Context, s Settings, id string) (fleet.Status, error) {
-	l, et, err := fleetLocker(s, s.Fleet.Backend)
-	if err != nil {
-		return fleet.Status{Group: s.Fleet.Group}, err
-	}
-	if et != nil {
-		defer et.Close()
-	}
-	fs, err := l.Acquire(ctx, s.Fleet.Group, id)
+	fs, err := e.fleetLocker(s, s.Fleet.Backend).Acquire(ctx, s.Fleet.Group, id)
 	var taken *fleet.SlotsTakenError
 	if errors.As(err, &taken) {
 		fs = taken.Status
@@ -448,14 +455,7 @@ func (e *Engine) releaseSlot(ctx context.Context, s Settings, group, backend, id
 	if backend == "" {
 		backend = s.Fleet.Backend
 	}
-	l, et, err := fleetLocker(s, backend)
-	if err != nil {
-		return false, err
-	}
-	if et != nil {
-		defer et.Close()
-	}
-	return l.Release(ctx, group, id)
+	return e.fleetLocker(s, backend).Release(ctx, group, id)
 }
 
 // runInternal runs a transaction hostd begins itself, as root, and waits
@@ -502,12 +502,7 @@ func (e *Engine) FleetStatus(ctx context.Context) (dbus.FleetGroup, error) {
 		g.Held = r != nil && r.Group == s.Fleet.Group && r.Backend == BackendFleetLock
 		return g, nil
 	}
-	_, et, err := fleetLocker(s, BackendEtcd)
-	if err != nil {
-		return g, err
-	}
-	defer et.Close()
-	fs, err := et.Holders(ctx, s.Fleet.Group, id)
+	fs, err := e.etcdHelper(s).Holders(ctx, s.Fleet.Group, id)
 	if err != nil {
 		return g, err
 	}

@@ -92,10 +92,10 @@ func (c *FleetLockClient) Release(ctx context.Context, group, id string) (bool, 
 }
 
 func (c *FleetLockClient) post(ctx context.Context, op, group, id string) error {
-	if err := checkName("group", group); err != nil {
+	if err := CheckName("group", group); err != nil {
 		return err
 	}
-	if err := checkName("host id", id); err != nil {
+	if err := CheckName("host id", id); err != nil {
 		return err
 	}
 	body, _ := json.Marshal(map[string]any{"client_params": map[string]string{"id": id, "group": group}})
@@ -127,7 +127,8 @@ func (c *FleetLockClient) post(ctx context.Context, op, group, id string) error 
 	return e
 }
 
-// Locker is a fleet lock: Etcd or FleetLockClient.
+// Locker is a fleet lock: EtcdHelper (etcd.Semaphore in its helper) or
+// FleetLockClient.
 type Locker interface {
 	// Acquire takes (or confirms) id's slot in group before a reboot.
 	Acquire(ctx context.Context, group, id string) (Status, error)
@@ -136,6 +137,6 @@ type Locker interface {
 }
 
 var (
-	_ Locker = (*Etcd)(nil)
+	_ Locker = (*EtcdHelper)(nil)
 	_ Locker = (*FleetLockClient)(nil)
 )

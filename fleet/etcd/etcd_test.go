@@ -1,4 +1,4 @@
-package fleet
+package etcd
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hostctl/hostctl/errdefs"
+	"github.com/hostctl/hostctl/fleet"
 )
 
 // etcdServer is Debian's etcd-server run by a test on 127.0.0.1.
@@ -84,9 +85,9 @@ func (s *etcdServer) stop() {
 	}
 }
 
-func newEtcd(t *testing.T, s *etcdServer, slots int) *Etcd {
+func newEtcd(t *testing.T, s *etcdServer, slots int) *Semaphore {
 	t.Helper()
-	e, err := NewEtcd(EtcdConfig{Endpoints: []string{s.client}, Slots: slots, OpTimeout: 2 * time.Second, DialTimeout: time.Second})
+	e, err := New(fleet.EtcdConfig{Endpoints: []string{s.client}, Slots: slots, OpTimeout: 2 * time.Second, DialTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestEtcdSemaphore(t *testing.T) {
 								}
 								break
 							}
-							var taken *SlotsTakenError
+							var taken *fleet.SlotsTakenError
 							if !errors.As(err, &taken) || errdefs.Kind(err) != errdefs.ErrBusy {
 								errs <- fmt.Errorf("%s: %w", id, err)
 								return
@@ -179,7 +180,7 @@ func TestEtcdOutageAndDeadHolder(t *testing.T) {
 	s.stop()
 	if st, err := b.Acquire(ctx, "web", "hostB"); err == nil || st.Held {
 		t.Fatalf("acquire with etcd down: %+v, %v; want an error", st, err)
-	} else if errors.As(err, new(*SlotsTakenError)) {
+	} else if errors.As(err, new(*fleet.SlotsTakenError)) {
 		t.Fatalf("acquire with etcd down: %v; want an unreachable error", err)
 	} else {
 		t.Logf("etcd down: %v", err)
@@ -194,7 +195,7 @@ func TestEtcdOutageAndDeadHolder(t *testing.T) {
 	a.Close()
 	a2.Close()
 	_, err := b.Acquire(ctx, "web", "hostB")
-	var taken *SlotsTakenError
+	var taken *fleet.SlotsTakenError
 	if !errors.As(err, &taken) || !strings.Contains(err.Error(), "1 of 1 taken by hostA") {
 		t.Fatalf("hostB with hostA dead: %v", err)
 	}

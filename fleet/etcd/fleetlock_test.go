@@ -1,6 +1,7 @@
-package fleet
+package etcd
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -8,11 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"context"
+	"github.com/hostctl/hostctl/fleet"
 )
 
 // fleetLockServer is a tiny FleetLock server on the etcd semaphore.
-func fleetLockServer(t *testing.T, e *Etcd) *httptest.Server {
+func fleetLockServer(t *testing.T, e *Semaphore) *httptest.Server {
 	fail := func(w http.ResponseWriter, code int, kind, value string) {
 		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(map[string]string{"kind": kind, "value": value})
@@ -52,7 +53,7 @@ func fleetLockServer(t *testing.T, e *Etcd) *httptest.Server {
 func TestFleetLockClient(t *testing.T) {
 	s := startEtcd(t)
 	srv := fleetLockServer(t, newEtcd(t, s, 1))
-	a, err := NewFleetLockClient(FleetLockConfig{URL: srv.URL})
+	a, err := fleet.NewFleetLockClient(fleet.FleetLockConfig{URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestFleetLockClient(t *testing.T) {
 		t.Fatalf("hostA pre-reboot again: %v", err)
 	}
 	_, err = a.Acquire(ctx, "web", "hostB")
-	var refused *RefusedError
+	var refused *fleet.RefusedError
 	if !errors.As(err, &refused) || refused.Kind != "failed_lock" || !strings.Contains(err.Error(), "1 of 1 taken by hostA") {
 		t.Fatalf("hostB pre-reboot: %v; want the server's refusal shown", err)
 	}
@@ -80,7 +81,7 @@ func TestFleetLockClient(t *testing.T) {
 	if st, err := a.Acquire(ctx, "web", "hostC"); err == nil || st.Held || errors.As(err, &refused) {
 		t.Fatalf("pre-reboot with the server gone: %+v, %v", st, err)
 	}
-	if _, err := NewFleetLockClient(FleetLockConfig{URL: "ftp://x"}); err == nil {
+	if _, err := fleet.NewFleetLockClient(fleet.FleetLockConfig{URL: "ftp://x"}); err == nil {
 		t.Error("ftp URL accepted")
 	}
 }

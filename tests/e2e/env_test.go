@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(dir, 0o755) // hostctl also runs as an unprivileged user
 	hostdBin, hostctlBin = filepath.Join(dir, "hostd"), filepath.Join(dir, "hostctl")
-	for bin, pkg := range map[string]string{hostdBin: "../../cmd/hostd", hostctlBin: "../../cmd/hostctl"} {
+	// hostd-etcd beside hostd, where hostd looks for its etcd fleet lock helper.
+	for bin, pkg := range map[string]string{hostdBin: "../../cmd/hostd", hostctlBin: "../../cmd/hostctl",
+		filepath.Join(dir, "hostd-etcd"): "../../cmd/hostd-etcd"} {
 		out, err := exec.Command("go", "build", "-tags", buildTags, "-o", bin, pkg).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
