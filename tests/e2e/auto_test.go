@@ -296,6 +296,39 @@ func TestIdleExitActivation(t *testing.T) {
 	waitUntil(t, time.Minute, "hostd to exit when idle after UnregisterClient", func() bool {
 		return !owned() && strings.Count(logText(), "hostd-exit=0") == 3
 	})
+
+	// A transaction that lasts longer than the idle timeout keeps hostd
+	// running: the remote holds every request for three timeouts, then
+	// answers, and the upgrade ends as it would have. Only then does hostd
+	// exit when idle.
+	e.publish("2")
+	e.srv.SetStall(fixture.StallAll(fixture.StallNoAnswer))
+	t.Cleanup(func() { e.srv.SetStall(nil) })
+	done := make(chan harness.Result, 1)
+	go func() { done <- harness.Hostctl(e.ctx, hostctlBin, bus, 0, "upgrade") }()
+	waitUntil(t, time.Minute, "the upgrade to reach the stalled remote", func() bool {
+		return strings.Contains(strings.Join(e.srv.Requests(), "\n"), "STALL")
+	})
+	time.Sleep(3 * 2 * time.Second) // three idle timeouts
+	if !owned() || strings.Count(logText(), "hostd-exit=") != 3 {
+		t.Fatalf("hostd exited while a transaction ran:\n%s", logText())
+	}
+	e.srv.SetStall(nil)
+	var r harness.Result
+	select {
+	case r = <-done:
+	case <-time.After(5 * time.Minute): // liveness bound
+		t.Fatalf("the upgrade did not end after the remote answered:\n%s", logText())
+	}
+	if r.Code != 0 || !strings.Contains(r.Stdout+r.Stderr, "2") {
+		t.Fatalf("upgrade across idle timeouts: exit %d\n%s%s\nlog:\n%s", r.Code, r.Stdout, r.Stderr, logText())
+	}
+	waitUntil(t, time.Minute, "hostd to exit when idle after the upgrade", func() bool {
+		return !owned() && strings.Count(logText(), "hostd-exit=0") == 4
+	})
+	if st := harness.Hostctl(e.ctx, hostctlBin, bus, 0, "status"); st.Code != 0 || !strings.Contains(st.Stdout, "Version: 2") {
+		t.Fatalf("status after the upgrade: exit %d\n%s%s", st.Code, st.Stdout, st.Stderr)
+	}
 }
 
 // TestAutomaticStageBootedHost: on the booted test host, hostd.conf's
