@@ -298,6 +298,10 @@ type UpdateRequest struct {
 	// container runs (the newest of its tag is pulled when it is not in
 	// the repo).
 	Rebase string
+	// Pull pulls the image (the container's own, or Rebase) first, so
+	// that a tag moves the container to its newest image; without it the
+	// image last pulled is used. A tag that has not moved fetches nothing.
+	Pull bool
 	// Recorded is what the generation the change starts from records for
 	// Name (zero when none): the update is a no-op only when it already
 	// records the image and values asked for, and the new entry keeps
@@ -332,6 +336,11 @@ func (m *Manager) Update(ctx context.Context, h Host, req UpdateRequest, r Repor
 	imageName := old.Info.Image
 	if req.Rebase != "" {
 		imageName = req.Rebase
+	}
+	if req.Pull {
+		if _, err := m.Pull(ctx, h, imageName, r); err != nil {
+			return Change{}, err
+		}
 	}
 	img, err := m.image(ctx, h, imageName, r)
 	if err != nil {

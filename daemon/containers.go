@@ -278,7 +278,7 @@ func (e *Engine) containerUpdate(ctx context.Context, t *txn, opts dbus.Options)
 		return nil, err
 	}
 	ch, err := e.ctr.Update(ctx, c.h, containers.UpdateRequest{Name: name, Set: opts.Strings("set"),
-		Rebase: opts.String("rebase"), Recorded: c.want[name]}, reporter{t})
+		Rebase: opts.String("rebase"), Pull: opts.Bool("pull"), Recorded: c.want[name]}, reporter{t})
 	if err != nil {
 		return nil, err
 	}

@@ -402,7 +402,7 @@ func (e *Engine) operations() map[string]operation {
 		"image-delete":        {validate: needArg("image delete needs an image"), run: e.imageDelete},
 		"image-prune":         {run: e.imagePrune},
 		"container-install":   {options: dbus.OptionSpec{"name": "s", "set": "as", "follow": "b"}, validate: needImage("container install", true), run: e.containerInstall},
-		"container-update":    {options: dbus.OptionSpec{"set": "as", "rebase": "s"}, validate: needName("container update"), run: e.containerUpdate},
+		"container-update":    {options: dbus.OptionSpec{"set": "as", "rebase": "s", "pull": "b"}, validate: needName("container update"), run: e.containerUpdate},
 		"container-rollback":  {validate: needName("container rollback"), run: e.containerRollback},
 		"container-uninstall": {validate: needName("container uninstall"), run: e.containerUninstall},
 	}

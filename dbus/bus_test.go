@@ -197,7 +197,7 @@ var testSpecs = map[string]OptionSpec{
 	"cleanup":           {"pending": "b", "rollback": "b", "repomd": "b"},
 	"pkg-change":        {"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b"},
 	"container-install": {"name": "s", "set": "as"},
-	"container-update":  {"set": "as", "rebase": "s"},
+	"container-update":  {"set": "as", "rebase": "s", "pull": "b"},
 	"reset":             {"overlays": "b", "overrides": "b", "kargs": "b"},
 }
 

@@ -116,9 +116,10 @@ func containerInstallCmd() *cobra.Command {
 func containerUpdateCmd() *cobra.Command {
 	var rebase string
 	var set []string
+	var pull bool
 	cmd := &cobra.Command{
-		Use:   "update [--set KEY=VALUE]... [--rebase IMAGE] NAME",
-		Short: "Update a system container to the latest pulled image or new values; rolls back by itself if it fails to start",
+		Use:   "update [--pull] [--set KEY=VALUE]... [--rebase IMAGE] NAME",
+		Short: "Update a system container to the latest pulled image (--pull: pull its tag first) or new values; rolls back by itself if it fails to start",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := map[string]any{}
@@ -128,12 +129,16 @@ func containerUpdateCmd() *cobra.Command {
 			if len(set) > 0 {
 				opts["set"] = set
 			}
+			if pull {
+				opts["pull"] = true
+			}
 			return simpleTxn(cmd, func(ctx context.Context, c *dbus.Client) (*dbus.Txn, error) {
 				return c.ContainerUpdate(ctx, args[0], opts)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&rebase, "rebase", "", "switch to another image")
+	cmd.Flags().BoolVar(&pull, "pull", false, "pull the image (or the --rebase image) first, in the same transaction")
 	cmd.Flags().StringArrayVar(&set, "set", nil, "template value KEY=VALUE (repeatable)")
 	return cmd
 }

@@ -571,19 +571,14 @@
     }
 
     /* containerChange updates (method ContainerUpdate) or rolls back
-       container name. An update first pulls image, the container's image
-       reference, so that it moves to the newest image of its tag, as the
-       person clicking Update expects: ContainerUpdate alone takes the image
-       last pulled. */
+       container name. An update pulls the container's image first (option
+       pull, in the same transaction), so that it moves to the newest image
+       of its tag, as the person clicking Update expects: ContainerUpdate
+       alone takes the image last pulled. */
     function containerChange(method, name, image, text) {
         var isUpdate = method === "ContainerUpdate";
         var action = function () {
-            var next = function () { return run(method, [name, opts({})], "sa{sv}") };
-            if (!isUpdate || !image)
-                return next();
-            return run("ImagePull", [image, opts({})], "sa{sv}").then(function (fin) {
-                return fin.success ? next() : fin;
-            });
+            return run(method, [name, opts(isUpdate && image ? { pull: true } : {})], "sa{sv}");
         };
         return changeWith(text, action, function (r) {
             if (isUpdate && r.changed === false)

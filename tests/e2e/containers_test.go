@@ -322,6 +322,29 @@ func TestContainersLifecycle(t *testing.T) {
 		t.Fatalf("after failed update web1 -> %q", got)
 	}
 
+	// A new image on the tag: update alone keeps the image last pulled,
+	// --pull moves web1 to the new one.
+	before := c.list()["web1"]
+	moved := c.layout("1", fixture.HelloExports(fixture.HelloConfigTemplate(true)), []fixture.TarEntry{{Name: "etc/motd", Body: "moved\n"}})
+	if _, err := c.reg.Push(c.ctx, moved, "1", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	c.mustHostctl("container", "update", "web1")
+	if l := c.list()["web1"]; l.Digest != before.Digest {
+		t.Fatalf("update without --pull moved web1 from %s to %s", before.Digest, l.Digest)
+	}
+	out = c.mustHostctl("container", "update", "--pull", "web1")
+	after := c.list()["web1"]
+	if after.Digest == before.Digest || after.State != "running" || !strings.Contains(out, "Pulled") {
+		t.Fatalf("update --pull: web1 %+v (before %+v)\n%s", after, before, out)
+	}
+	c.waitAnswer(p1, "hello from web1")
+	if r := c.hostctl("container", "exec", "web1", "/bin/busybox", "cat", "/etc/motd"); r.Code != 0 || r.Stdout != "moved\n" {
+		t.Fatalf("web1 does not run the new image: exit %d %q%s", r.Code, r.Stdout, r.Stderr)
+	}
+	c.mustHostctl("container", "rollback", "web1")
+	c.waitAnswer(p1, "hello from web1")
+
 	// A second copy shares every layer object with the first.
 	c.mustHostctl("container", "install", "--name", "web2", "--set", fmt.Sprintf("PORT=%d", p2), image)
 	c.waitAnswer(p2, "hello from web2")
