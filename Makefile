@@ -73,7 +73,7 @@ bench-short:
 	$(MAKE) build EXTRA_APT_PACKAGES="$(BENCH_APT_PACKAGES)"
 	BENCH_SHORT=1 ./bench/run.sh
 
-# install puts hostd, hostctl, the systemd unit, the D-Bus files and the Cockpit page under DESTDIR.
+# install puts hostd (and hostd-etcd), hostctl, the systemd unit, the D-Bus files and the Cockpit page under DESTDIR.
 DESTDIR ?=
 install: build
 	install -D -m 0755 bin/hostd $(DESTDIR)/usr/libexec/hostd
