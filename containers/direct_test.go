@@ -107,3 +107,33 @@ func lookup(v any, path string) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// FuzzRuntimeConfig: whatever config.json a slot holds, the runtime bundle's
+// is an error or a JSON object whose root.path is absolute and under the
+// slot when it was relative, and which names a cgroup.
+func FuzzRuntimeConfig(f *testing.F) {
+	f.Add(`{"root":{"path":"rootfs"},"mounts":[{"type":"bind","source":"x","destination":"/x"}]}`)
+	f.Add(`{"root":{"path":"/abs"},"linux":{"cgroupsPath":"a/b"}}`)
+	f.Add(`{"root":{"path":7},"linux":[],"mounts":{"a":1}}`)
+	f.Add(`{"root":{"path":"../../etc"},"mounts":[null,1,{"options":["rbind"],"source":"../up"}]}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := runtimeConfig([]byte(in), "/slots/web.1", "hostctl-x/web")
+		if err != nil {
+			return
+		}
+		var spec struct {
+			Root struct {
+				Path string `json:"path"`
+			} `json:"root"`
+			Linux struct {
+				CgroupsPath string `json:"cgroupsPath"`
+			} `json:"linux"`
+		}
+		if err := json.Unmarshal(out, &spec); err != nil {
+			t.Fatalf("%q gave %q: %v", in, out, err)
+		}
+		if !strings.HasPrefix(spec.Root.Path, "/") || spec.Linux.CgroupsPath == "" {
+			t.Fatalf("%q gave root %q, cgroup %q", in, spec.Root.Path, spec.Linux.CgroupsPath)
+		}
+	})
+}
