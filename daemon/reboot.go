@@ -430,9 +430,12 @@ func (e *Engine) etcdHelper(s Settings) *fleet.EtcdHelper {
 // operation fails with why.
 type brokenLocker struct{ err error }
 
+// Acquire implements fleet.Locker: it fails.
 func (b brokenLocker) Acquire(context.Context, string, string) (fleet.Status, error) {
 	return fleet.Status{}, b.err
 }
+
+// Release implements fleet.Locker: it fails.
 func (b brokenLocker) Release(context.Context, string, string) (bool, error) { return false, b.err }
 
 // acquireSlot asks the fleet lock of s for a slot of its group for id.
