@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -234,7 +236,14 @@ func (s *Systemd) createTmpfiles(ctx context.Context, name string) error {
 // of the service: when systemd had to SIGKILL it (its process ignored
 // SIGTERM until TimeoutStopSec) the unit is left "failed"; that is reset,
 // so the unit reads inactive and systemd forgets it once its file is gone.
+//
+// With --systemd-cgroup the runtime runs the container in a scope of its
+// own (runc-NAME.scope), not in the service's cgroup: Stop also waits until
+// that scope is gone (reset when it failed), so that the next start of a
+// container of the same name can create it again (a start while the old
+// scope is still loaded fails: "Unit runc-NAME.scope already exists").
 func (s *Systemd) Stop(ctx context.Context, name string) error {
+	scope := s.containerScope(ctx, name)
 	if err := s.job(ctx, "stop", name, s.conn.StopUnitContext); err != nil {
 		return err
 	}
@@ -243,8 +252,91 @@ func (s *Systemd) Stop(ctx context.Context, name string) error {
 			return fmt.Errorf("reset-failed %s after stopping it: %w", unitName(name), err)
 		}
 	}
+	if scope != "" {
+		return s.waitUnitGone(ctx, scope)
+	}
 	return nil
 }
+
+// containerScope is the scope unit the running container of name is in,
+// as its service's main process's cgroup names it ("" when it is in the
+// service's own cgroup or does not run).
+func (s *Systemd) containerScope(ctx context.Context, name string) string {
+	cctx, cancel := bounded(ctx, callTimeout)
+	defer cancel()
+	props, err := s.conn.GetUnitTypePropertiesContext(cctx, unitName(name), "Service")
+	if err != nil {
+		return ""
+	}
+	pid, _ := props["MainPID"].(uint32)
+	if pid == 0 {
+		return ""
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return ""
+	}
+	return scopeOf(string(b))
+}
+
+// scopeOf reads a /proc/PID/cgroup: the unit named by the last element of
+// systemd's hierarchy (name=systemd on cgroup v1, the unified "0::" line
+// otherwise), when it is a scope.
+func scopeOf(procCgroup string) string {
+	path := ""
+	for _, line := range strings.Split(procCgroup, "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[1] == "name=systemd" {
+			path = parts[2]
+			break
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			path = parts[2]
+		}
+	}
+	if base := filepath.Base(path); strings.HasSuffix(base, ".scope") && base != ".scope" {
+		return base
+	}
+	return ""
+}
+
+// waitUnitGone waits, at most scopeGoneTimeout, until systemd no longer has
+// unit loaded (a transient unit is collected once inactive; a failed one is
+// reset first). An inactive unit still loaded counts as there: systemd
+// refuses to create a transient unit of that name until it is collected.
+// When the time is up it returns nil all the same: the start that follows
+// says what is wrong, as it would have without the wait.
+func (s *Systemd) waitUnitGone(ctx context.Context, unit string) error {
+	deadline := time.Now().Add(scopeGoneTimeout)
+	for time.Now().Before(deadline) {
+		cctx, cancel := bounded(ctx, callTimeout)
+		props, err := s.conn.GetUnitPropertiesContext(cctx, unit)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("state of %s after the stop: %w", unit, err)
+		}
+		if load, _ := props["LoadState"].(string); load != "loaded" {
+			return nil
+		}
+		if st, _ := props["ActiveState"].(string); st == "failed" {
+			if err := s.conn.ResetFailedUnitContext(ctx, unit); err != nil {
+				return fmt.Errorf("reset-failed %s after the stop: %w", unit, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// scopeGoneTimeout bounds how long Stop waits for the container's scope.
+const scopeGoneTimeout = 10 * time.Second
 
 // unitStatus is what State and Start read of a unit.
 // SystemState is systemd's state of the whole system, as `systemctl

@@ -134,3 +134,21 @@ func TestForkingIfDetached(t *testing.T) {
 		t.Fatalf("foreground form changed:\n%s", got)
 	}
 }
+
+func TestScopeOf(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"12:name=systemd:/system.slice/runc-web.scope\n4:memory:/system.slice/runc-web.scope\n0::/system.slice/runc-web.scope\n", "runc-web.scope"},
+		{"1:name=systemd:/machine.slice/x.scope\n0::/other.scope\n", "x.scope"}, // systemd's own hierarchy wins on v1
+		{"0::/system.slice/runc-web.scope\n", "runc-web.scope"},
+		{"0::/system.slice/web.service\n", ""},
+		{"0::/\n", ""},
+		{"0::/.scope\n", ""},
+		{"", ""},
+		{"garbage", ""},
+	}
+	for _, tt := range tests {
+		if got := scopeOf(tt.in); got != tt.want {
+			t.Errorf("scopeOf(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
