@@ -279,26 +279,26 @@ func (s *Systemd) containerScope(ctx context.Context, name string) string {
 	return scopeOf(string(b))
 }
 
-// scopeOf reads a /proc/PID/cgroup: the unit named by the last element of
-// systemd's hierarchy (name=systemd on cgroup v1, the unified "0::" line
-// otherwise), when it is a scope.
+// scopeOf reads a /proc/PID/cgroup: the scope unit named by the last element
+// of systemd's hierarchy, name=systemd on cgroup v1 or the unified "0::"
+// line (the one a systemd in a container uses: there name=systemd may be
+// the container manager's "/payload"), or "" when neither is a scope.
 func scopeOf(procCgroup string) string {
-	path := ""
+	var v1, unified string
 	for _, line := range strings.Split(procCgroup, "\n") {
 		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if parts[1] == "name=systemd" {
-			path = parts[2]
-			break
-		}
-		if parts[0] == "0" && parts[1] == "" {
-			path = parts[2]
+		switch {
+		case len(parts) != 3:
+		case parts[1] == "name=systemd":
+			v1 = parts[2]
+		case parts[0] == "0" && parts[1] == "":
+			unified = parts[2]
 		}
 	}
-	if base := filepath.Base(path); strings.HasSuffix(base, ".scope") && base != ".scope" {
-		return base
+	for _, p := range []string{v1, unified} {
+		if base := filepath.Base(p); strings.HasSuffix(base, ".scope") && base != ".scope" {
+			return base
+		}
 	}
 	return ""
 }

@@ -140,6 +140,8 @@ func TestScopeOf(t *testing.T) {
 		{"12:name=systemd:/system.slice/runc-web.scope\n4:memory:/system.slice/runc-web.scope\n0::/system.slice/runc-web.scope\n", "runc-web.scope"},
 		{"1:name=systemd:/machine.slice/x.scope\n0::/other.scope\n", "x.scope"}, // systemd's own hierarchy wins on v1
 		{"0::/system.slice/runc-web.scope\n", "runc-web.scope"},
+		// A systemd in systemd-nspawn on a hybrid host: name=systemd is the payload's.
+		{"9:name=systemd:/payload\n4:memory:/process_api/d050\n0::/payload/system.slice/runc-web.scope\n", "runc-web.scope"},
 		{"0::/system.slice/web.service\n", ""},
 		{"0::/\n", ""},
 		{"0::/.scope\n", ""},
