@@ -55,7 +55,7 @@ func TestFleetReboots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
+	defer func() { admin.Close() }() // the one in use at the end
 	if err := admin.SetSlots(ctx, fleetGroup, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,14 @@ func TestFleetReboots(t *testing.T) {
 	a.expectRebootsHeld(tl, back, 1)
 	t.Logf("etcd down: A waited; back: A on 5 in %v", time.Since(back).Round(time.Second))
 
-	// A host that died holding the only slot blocks the group.
+	// A host that died holding the only slot blocks the group. The
+	// admin's own client may still be in gRPC's reconnect backoff after the
+	// outage (the hosts connect afresh for each operation, through
+	// hostd-etcd): the test talks to etcd through a new one.
+	admin.Close()
+	if admin, err = etcd.Client(0); err != nil {
+		t.Fatal(err)
+	}
 	if err := admin.SetSlots(ctx, fleetGroup, 1); err != nil {
 		t.Fatal(err)
 	}
