@@ -98,8 +98,14 @@ func (d *Direct) Reload(ctx context.Context) error { return nil }
 // started by hostd's reconcile at start.
 func (d *Direct) Enable(ctx context.Context, name string) error { return nil }
 
-// Disable implements ServiceManager.
-func (d *Direct) Disable(ctx context.Context, name string) error { return nil }
+// Disable implements ServiceManager: the container is being removed, so
+// its runtime bundle (written by each start) goes too.
+func (d *Direct) Disable(ctx context.Context, name string) error {
+	if err := os.RemoveAll(d.bundleDir(name)); err != nil {
+		return fmt.Errorf("disable container %s: %w", name, err)
+	}
+	return nil
+}
 
 type runcState struct {
 	Status string `json:"status"`
@@ -241,7 +247,7 @@ func (d *Direct) runtimeBundle(name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("start %s: %w", name, err)
 	}
-	dir := filepath.Join(d.root+".bundles", name)
+	dir := d.bundleDir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("start %s: %w", name, err)
 	}
@@ -253,6 +259,11 @@ func (d *Direct) runtimeBundle(name string) (string, error) {
 		return "", fmt.Errorf("start %s: %w", name, err)
 	}
 	return dir, nil
+}
+
+// bundleDir is where container name's runtime bundle is written.
+func (d *Direct) bundleDir(name string) string {
+	return filepath.Join(d.root+".bundles", name)
 }
 
 // cgroupParent is the cgroup, relative to hostd's own, under which this

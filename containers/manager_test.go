@@ -415,6 +415,12 @@ func TestTwoHostsOneName(t *testing.T) {
 	if _, err := a.m.Remove(a.ctx, a.h, "web"); err != nil {
 		t.Fatalf("remove on A: %v", err)
 	}
+	if _, err := os.Stat(filepath.Join(a.state+".bundles", "web")); !os.IsNotExist(err) {
+		t.Errorf("A's runtime bundle of web is still there after its removal: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(b.state+".bundles", "web", "config.json")); err != nil {
+		t.Errorf("B's runtime bundle of web: %v", err)
+	}
 	b.answers(pb, "one from web")
 	if _, err := b.m.Update(b.ctx, b.h, containers.UpdateRequest{Name: "web", Set: []string{"GREETING=two"}}, newRecorder()); err != nil {
 		t.Fatalf("update on B after A's remove: %v", err)

@@ -76,7 +76,7 @@ func (h *HelperError) err(st Status) error {
 // with its gRPC and protobuf, out of hostd. Cancelling the context kills
 // the helper.
 type EtcdHelper struct {
-	// Path is the helper executable.
+	// Path is the helper executable; empty: HelperName looked up in $PATH.
 	Path string
 	// Config is the etcd cluster and semaphore.
 	Config EtcdConfig
@@ -133,7 +133,11 @@ func (h *EtcdHelper) run(ctx context.Context, req HelperRequest) (HelperResponse
 	if err != nil {
 		return resp, err
 	}
-	cmd := proc.Command(ctx, h.Path)
+	path := h.Path
+	if path == "" { // hostd could not name its own directory: look in $PATH
+		path = HelperName
+	}
+	cmd := proc.Command(ctx, path)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), &stdout, &stderr
 	runErr := cmd.Run()
@@ -141,10 +145,10 @@ func (h *EtcdHelper) run(ctx context.Context, req HelperRequest) (HelperResponse
 		return resp, errdefs.Wrap(errdefs.ErrCancelled, fmt.Errorf("fleet lock: %s: %w", req.Op, err))
 	}
 	if errors.Is(runErr, exec.ErrNotFound) || errors.Is(runErr, fs.ErrNotExist) {
-		return resp, errdefs.Errorf(errdefs.ErrFailed, "fleet lock: the etcd helper %s: %w: install it beside hostd (make install puts it in /usr/libexec)", h.Path, runErr)
+		return resp, errdefs.Errorf(errdefs.ErrFailed, "fleet lock: the etcd helper %s: %w: install it beside hostd (make install puts it in /usr/libexec)", path, runErr)
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &resp); err != nil {
-		return resp, fmt.Errorf("fleet lock: the etcd helper %s gave no answer (%v: %s): %w", h.Path, runErr, strings.TrimSpace(stderr.String()), err)
+		return resp, fmt.Errorf("fleet lock: the etcd helper %s gave no answer (%v: %s): %w", path, runErr, strings.TrimSpace(stderr.String()), err)
 	}
 	if resp.Error != nil {
 		return resp, resp.Error.err(resp.Status)

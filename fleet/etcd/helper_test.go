@@ -75,6 +75,11 @@ func TestHelper(t *testing.T) {
 	if _, err := missing.Acquire(ctx, "web", "host-a"); err == nil || !strings.Contains(err.Error(), "install it beside hostd") {
 		t.Errorf("a missing helper: %v", err)
 	}
+	t.Setenv("PATH", t.TempDir())
+	unnamed := &fleet.EtcdHelper{Config: cfg}
+	if _, err := unnamed.Acquire(ctx, "web", "host-a"); err == nil || !strings.Contains(err.Error(), fleet.HelperName+": ") || !strings.Contains(err.Error(), "install it beside hostd") {
+		t.Errorf("no helper path and none in $PATH: %v", err)
+	}
 	// A cancelled caller stops the helper and reads as cancelled.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
