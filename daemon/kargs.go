@@ -73,21 +73,9 @@ func applyKargsEdits(cur string, edits []kargsEdit) (bootloader.Kargs, error) {
 	k := bootloader.ParseKargs(cur)
 	for _, e := range edits {
 		if e.op == "set" {
-			next := bootloader.ParseKargs("")
-			for _, a := range bootloader.ParseKargs(cur).Args() {
-				if a.Key == ostreeKarg {
-					if err := next.Append(a.String()); err != nil {
-						return k, err
-					}
-				}
-			}
-			for _, a := range bootloader.ParseKargs(e.arg).Args() {
-				if a.Key == ostreeKarg {
-					continue // libostree's, kept from the deployment
-				}
-				if err := next.Append(a.String()); err != nil {
-					return k, errdefs.Wrap(errdefs.ErrInvalidArgument, fmt.Errorf("kernel arguments: %w", err))
-				}
+			next, err := setKargs(k, e.arg)
+			if err != nil {
+				return k, err
 			}
 			k = next
 			continue
@@ -97,6 +85,39 @@ func applyKargsEdits(cur string, edits []kargsEdit) (bootloader.Kargs, error) {
 		}
 	}
 	return k, nil
+}
+
+// setKargs replaces the user's arguments of cur by line (the --editor
+// edit), keeping libostree's ostree= where it was: last if it was last,
+// else at the same index, so that an unchanged line is no change.
+func setKargs(cur bootloader.Kargs, line string) (bootloader.Kargs, error) {
+	var user []string
+	for _, a := range bootloader.ParseKargs(line).Args() {
+		if a.Key != ostreeKarg { // libostree's, kept from the deployment
+			user = append(user, a.String())
+		}
+	}
+	args := cur.Args()
+	pos, own := -1, ""
+	for i, a := range args {
+		if a.Key == ostreeKarg {
+			pos, own = i, a.String()
+			break
+		}
+	}
+	if pos >= 0 {
+		if pos == len(args)-1 || pos > len(user) {
+			pos = len(user)
+		}
+		user = append(user[:pos], append([]string{own}, user[pos:]...)...)
+	}
+	next := bootloader.ParseKargs("")
+	for _, a := range user {
+		if err := next.Append(a); err != nil {
+			return cur, errdefs.Wrap(errdefs.ErrInvalidArgument, fmt.Errorf("kernel arguments: %w", err))
+		}
+	}
+	return next, nil
 }
 
 // userKargs is a deployment's options line without libostree's ostree=

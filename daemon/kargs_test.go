@@ -67,6 +67,32 @@ func TestKargsEdits(t *testing.T) {
 	}
 }
 
+// TestKargsSetKeepsOstreeInPlace: the --editor line unchanged is the same
+// options line (libostree writes ostree= last), so it is no change.
+func TestKargsSetKeepsOstreeInPlace(t *testing.T) {
+	for _, tc := range []struct{ cur, set, want string }{
+		{"root=UUID=abc rw quiet ostree=/ostree/boot.1/h/x/0", "root=UUID=abc rw quiet", "root=UUID=abc rw quiet ostree=/ostree/boot.1/h/x/0"},
+		{"root=UUID=abc rw ostree=/ostree/boot.1/h/x/0", "root=UUID=abc rw nomodeset", "root=UUID=abc rw nomodeset ostree=/ostree/boot.1/h/x/0"},
+		{"ostree=/ostree/boot.1/h/x/0 rw quiet", "rw quiet", "ostree=/ostree/boot.1/h/x/0 rw quiet"},
+		{"a ostree=/o b c", "a b c", "a ostree=/o b c"},
+		{"a b ostree=/o c d", "x", "x ostree=/o"},
+		{"ostree=/o", "", "ostree=/o"},
+		{"quiet", "rw", "rw"},
+	} {
+		edits, err := parseKargsEdits([]string{"set=" + tc.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := applyKargsEdits(tc.cur, edits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := k.String(); got != tc.want {
+			t.Errorf("set %q on %q: %q, want %q", tc.set, tc.cur, got, tc.want)
+		}
+	}
+}
+
 func TestUserKargs(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                            "",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hostctl/hostctl/bootloader"
 	"github.com/hostctl/hostctl/dbus"
 	"github.com/hostctl/hostctl/deploy"
 	"github.com/hostctl/hostctl/errdefs"
@@ -100,7 +101,7 @@ func (e *Engine) reset(ctx context.Context, t *txn, opts dbus.Options) (map[stri
 		dropped = append(dropped, "package overrides")
 	}
 	oldKargs := userKargs(def.Kargs)
-	if base, ok := kargsBase(def); p.kargs && ok {
+	if base, ok := kargsBase(def); p.kargs && ok && bootloader.ParseKargs(userKargs(base)).String() != bootloader.ParseKargs(oldKargs).String() {
 		dropped = append(dropped, fmt.Sprintf("kernel arguments %s (back to %s)", orNoKargs(oldKargs), orNoKargs(userKargs(base))))
 	}
 	res := map[string]any{"changed": false, "deployment": def.ID(), "dropped": []string{}}

@@ -247,6 +247,15 @@ func TestReset(t *testing.T) {
 		t.Fatalf("reset --overrides without overrides:\n%s", out)
 	}
 	e.unchanged("reset --overrides", deps, loader, entries)
+	// Arguments added and taken away again: back where they were, so
+	// --kargs has nothing to drop.
+	e.mustHostctl("kargs", "--append=hostctl.r=3")
+	e.mustHostctl("kargs", "--delete=hostctl.r=3")
+	deps, loader, entries = e.ostreeStatus(), e.loaderTarget(), e.bootEntries()
+	if out := e.mustHostctl("reset", "--kargs"); !strings.Contains(out, "No change.") {
+		t.Fatalf("reset --kargs with the arguments as they were before hostctl's changes:\n%s", out)
+	}
+	e.unchanged("reset --kargs of arguments as they were", deps, loader, entries)
 
 	// --overlays alone: the base commit, no [packages], the kernel arguments kept.
 	e.mustHostctl("kargs", "--append=hostctl.r=2")
