@@ -39,6 +39,12 @@ func (e *Engine) recordingChecks(run func(context.Context, *txn, dbus.Options) (
 			u.Version, _ = res["version"].(string)
 			u.Timestamp, _ = res["timestamp"].(uint64)
 			u.Base, _ = res["current-checksum"].(string)
+			if up, ok := res["upgraded"].([]string); ok {
+				u.HasDiff, u.Upgraded = true, up
+				u.Downgraded, _ = res["downgraded"].([]string)
+				u.Added, _ = res["added"].([]string)
+				u.Removed, _ = res["removed"].([]string)
+			}
 			if deps, derr := e.sr.Deployments(ctx); derr == nil && len(deps) > 0 {
 				u.Refspec = deps[0].Refspec()
 			}

@@ -54,9 +54,18 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 		}
 		osUpdate := res["update-available"].(bool)
 		if osUpdate && !opts.Bool("preview") {
-			// The base moves: that answers --check without fetching
-			// anything more; --preview also resolves the packages.
-			return res, nil
+			// The base moves: that answers --check; the new commit's rpmdb
+			// (a few MiB) gives the package diff recorded with it, when the
+			// remote has it. --preview also resolves the layered packages.
+			withDiff, err := e.previewPackages(ctx, t, refspec, cur, csum, res)
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			if err != nil {
+				t.message(fmt.Sprintf("No package diff: %v", err))
+				return res, nil
+			}
+			return withDiff, nil
 		}
 		base := baseOf(cur)
 		if osUpdate {

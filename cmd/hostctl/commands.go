@@ -128,6 +128,9 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st dbus.Status) {
 			v = "(no version)"
 		}
 		fmt.Fprintf(w, "AvailableUpdate: %s (%s), checked %s\n", v, u.Checksum, time.Unix(int64(u.Checked), 0).UTC().Format(time.RFC3339))
+		if d := u.DiffSummary(); d != "" {
+			fmt.Fprintf(w, "%16s %s\n", "Diff:", d)
+		}
 	}
 	printAutomatic(w, st)
 	printReboot(w, st)

@@ -246,6 +246,29 @@ func TestCachedUpdate(t *testing.T) {
 		if human := e.mustHostctl("status"); !strings.Contains(human, want) {
 			t.Fatalf("status lacks %q:\n%s", want, human)
 		}
+		// The package diff, from the new commit's rpmdb: what rpm -qa of
+		// the two commits says changed.
+		from, to := e.rpmQAOfCommit(u.Base), e.rpmQAOfCommit(u.Checksum)
+		var added, removed, changed int
+		for k, evr := range to {
+			if old, ok := from[k]; !ok {
+				added++
+			} else if old != evr {
+				changed++
+			}
+		}
+		for k := range from {
+			if _, ok := to[k]; !ok {
+				removed++
+			}
+		}
+		if !u.HasDiff || len(u.Upgraded)+len(u.Downgraded) != changed || len(u.Added) != added || len(u.Removed) != removed || changed+added+removed == 0 {
+			t.Fatalf("cached update's diff: upgraded %q downgraded %q added %q removed %q; rpm -qa: %d changed, %d added, %d removed",
+				u.Upgraded, u.Downgraded, u.Added, u.Removed, changed, added, removed)
+		}
+		if human := e.mustHostctl("status"); !strings.Contains(human, "Diff: "+u.DiffSummary()) {
+			t.Fatalf("status lacks the diff line %q:\n%s", u.DiffSummary(), human)
+		}
 	}
 	check("2")
 	e.hostd.Stop()
