@@ -93,6 +93,12 @@ func TestSignedRemote(t *testing.T) {
 	if r := e.remoteList()[remote]; !r.GPGVerify || r.URL != e.srv.URL() {
 		t.Fatalf("remote after add: %+v, want gpg-verify on and URL %s", r, e.srv.URL())
 	}
+	// Without --gpg-import or --no-gpg-verify a remote verifies too.
+	e.mustHostctl("remote", "add", "plain", e.srv.URL())
+	if r := e.remoteList()["plain"]; !r.GPGVerify {
+		t.Fatalf("a remote added without options: %+v, want gpg-verify on", r)
+	}
+	e.mustHostctl("remote", "delete", "plain")
 	// libostree's own config agrees.
 	if out, err := exec.Command("ostree", "remote", "show-url", "--repo="+filepath.Join(e.sysroot, "ostree", "repo"), remote).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != e.srv.URL() {
 		t.Fatalf("ostree remote show-url: %v %s", err, out)
@@ -112,7 +118,7 @@ func TestSignedRemote(t *testing.T) {
 			t.Fatalf("upgrade to a commit %s: exit %d\n%s%s", what, r.Code, r.Stdout, r.Stderr)
 		}
 		refusal = r.Stderr
-		if signer != nil && !strings.Contains(r.Stderr, "HostOS Release") {
+		if !strings.Contains(r.Stderr, "HostOS Release") {
 			t.Fatalf("upgrade to a commit %s does not name the trusted key:\n%s", what, r.Stderr)
 		}
 		if after := e.hostSnapshot(); !slices.Equal(before, after) {
@@ -164,6 +170,22 @@ func TestRemotesOutsideHostd(t *testing.T) {
 	st := e.status()
 	if got := versions(st); !slices.Equal(got, []string{"2", "1"}) || st.Deployments[0].Origin != "cockpit:"+fixture.StableRef || st.Deployments[0].RemoteError != "" {
 		t.Fatalf("after rebase to a remotes.d remote: %v %+v", got, st.Deployments[0])
+	}
+
+	// Its URL changed behind hostd's back: the next transaction uses the
+	// new one (a port nothing listens on), then the old one again.
+	dead := "[remote \"cockpit\"]\nurl=http://127.0.0.1:1/\ngpg-verify=false\n"
+	if err := os.WriteFile(filepath.Join(dir, "cockpit.conf"), []byte(dead), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.hostctl("upgrade", "--check"); r.Code != 1 || !strings.Contains(r.Stderr, "127.0.0.1:1") {
+		t.Fatalf("upgrade --check after the remote's URL changed to a dead one: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cockpit.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.hostctl("upgrade", "--check"); r.Code != 77 {
+		t.Fatalf("upgrade --check with the URL back: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 
 	// The remote goes away behind hostd's back: status says so, upgrade is refused.
