@@ -73,6 +73,7 @@ type Engine struct {
 	// rebootState is where the reboot loop is (reboot.go); rebootWake
 	// makes it look again, rebootDone is closed when it ended.
 	rebootState dbus.RebootState
+	rebootAsked string // the commit this hostd finalized and asked to reboot into
 	rebootWake  chan struct{}
 	rebootDone  chan struct{}
 

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,8 +54,44 @@ type rebootRecord struct {
 	// slot is asked for), with the backend it was asked of.
 	Group   string `json:"group,omitempty"`
 	Backend string `json:"backend,omitempty"`
+	// Lock is where that slot was asked for: a slot is given back to the
+	// lock it was taken from, even after hostd.conf changed.
+	Lock *lockPlace `json:"lock,omitempty"`
 	// Rebooting says the finalization and the reboot were asked for.
 	Rebooting bool `json:"rebooting,omitempty"`
+	// AwaitHealth says this boot came from a fleet reboot whose health
+	// was not yet confirmed when another update was staged: the slot is
+	// still given back only once this boot is healthy.
+	AwaitHealth bool `json:"await-health,omitempty"`
+}
+
+// lockPlace is the fleet lock a slot was taken from ([Fleet] without the
+// credentials, which stay in hostd.conf).
+type lockPlace struct {
+	Endpoints []string `json:"endpoints,omitempty"`
+	URL       string   `json:"url,omitempty"`
+	Prefix    string   `json:"prefix,omitempty"`
+	CAFile    string   `json:"ca-file,omitempty"`
+	CertFile  string   `json:"cert-file,omitempty"`
+	KeyFile   string   `json:"key-file,omitempty"`
+}
+
+func placeOf(f FleetSettings) *lockPlace {
+	return &lockPlace{Endpoints: f.Endpoints, URL: f.URL, Prefix: f.Prefix, CAFile: f.CAFile, CertFile: f.CertFile, KeyFile: f.KeyFile}
+}
+
+// same tells whether f names the lock l is (nil: none).
+func (l *lockPlace) same(f FleetSettings) bool {
+	return l != nil && slices.Equal(l.Endpoints, f.Endpoints) && l.URL == f.URL && l.Prefix == f.Prefix
+}
+
+// at is s with its fleet lock moved to where the slot was taken.
+func (l *lockPlace) at(s Settings) Settings {
+	if l != nil {
+		s.Fleet.Endpoints, s.Fleet.URL, s.Fleet.Prefix = l.Endpoints, l.URL, l.Prefix
+		s.Fleet.CAFile, s.Fleet.CertFile, s.Fleet.KeyFile = l.CAFile, l.CertFile, l.KeyFile
+	}
+	return s
 }
 
 func (j *journal) putReboot(r *rebootRecord) error {
@@ -106,8 +144,10 @@ func (e *Engine) recordStaged(ctx context.Context) error {
 			prev, _ := e.journal.reboot()
 			r := &rebootRecord{Checksum: d.Checksum, Deployment: d.ID(), Version: d.Version, Staged: time.Now().UTC()}
 			if prev != nil && prev.Group != "" {
-				// A slot may still be held from before: keep knowing of it.
-				r.Group, r.Backend = prev.Group, prev.Backend
+				// A slot may still be held from before: keep knowing of it,
+				// and whether this boot still has to prove healthy.
+				r.Group, r.Backend, r.Lock = prev.Group, prev.Backend, prev.Lock
+				r.AwaitHealth = prev.AwaitHealth || (prev.Rebooting && e.bootedInto(prev.Checksum))
 			}
 			if err := e.journal.putReboot(r); err != nil {
 				return err
@@ -230,6 +270,22 @@ func (e *Engine) rebootStep(ctx context.Context) (dbus.RebootState, time.Duratio
 		// or it was dropped by a later change: give back what is held.
 		return e.afterReboot(ctx, s, rec, st, retry)
 	}
+	if rec.Group != "" && s.RebootStrategy != RebootFleet && !rec.Rebooting && !rec.AwaitHealth {
+		// No longer a fleet host: a slot maybe held is not needed.
+		if _, err := e.releaseSlot(ctx, s, rec, st.HostID); err != nil {
+			return fail("give back the slot in group %s (RebootStrategy is no longer fleet): %v", rec.Group, err)
+		}
+		rec.Group, rec.Backend, rec.Lock = "", "", nil
+		if err := e.journal.putReboot(rec); err != nil {
+			return fail("write the reboot record: %v", err)
+		}
+	}
+	if rec.Rebooting && e.rebootAskedFor(rec.Checksum) {
+		// Finalized and the reboot asked for by this hostd: the host is
+		// going down; asking again would finalize and reboot twice.
+		st.State, st.Message, st.SlotHeld = "rebooting", "rebooting into "+nameOf(rec), rec.Group != ""
+		return st, retry
+	}
 	switch s.RebootStrategy {
 	case RebootImmediate:
 	case RebootPeriodic:
@@ -247,14 +303,17 @@ func (e *Engine) rebootStep(ctx context.Context) (dbus.RebootState, time.Duratio
 			// No id, no slot: the fleet lock cannot tell this host from another.
 			return fail("staged %s waits: this host has no fleet id: %v", nameOf(rec), idErr)
 		}
-		if rec.Group != s.Fleet.Group || rec.Backend != s.Fleet.Backend {
+		if rec.Group != "" && rec.Lock == nil {
+			rec.Lock = placeOf(s.Fleet) // recorded by a hostd that did not note where
+		}
+		if moved := rec.Group != s.Fleet.Group || rec.Backend != s.Fleet.Backend || !rec.Lock.same(s.Fleet); moved {
 			if rec.Group != "" {
-				// Moved to another group or backend with a slot maybe held: give it back first.
-				if _, err := e.releaseSlot(ctx, s, rec.Group, rec.Backend, st.HostID); err != nil {
+				// Moved to another group, backend or lock with a slot maybe held: give it back first.
+				if _, err := e.releaseSlot(ctx, s, rec, st.HostID); err != nil {
 					return fail("give back the slot in group %s: %v", rec.Group, err)
 				}
 			}
-			rec.Group, rec.Backend = s.Fleet.Group, s.Fleet.Backend
+			rec.Group, rec.Backend, rec.Lock = s.Fleet.Group, s.Fleet.Backend, placeOf(s.Fleet)
 			if err := e.journal.putReboot(rec); err != nil {
 				return fail("write the reboot record: %v", err)
 			}
@@ -288,7 +347,9 @@ func (e *Engine) rebootStep(ctx context.Context) (dbus.RebootState, time.Duratio
 	if err := e.journal.putReboot(rec); err != nil {
 		return fail("write the reboot record: %v", err)
 	}
+	e.askedReboot(rec.Checksum)
 	if err := e.runInternal(ctx, "finalize", rec.Checksum, map[string]any{"reboot": true}); err != nil {
+		e.askedReboot("")
 		rec.Rebooting = false
 		if werr := e.journal.putReboot(rec); werr != nil {
 			e.log.Warn("write the reboot record", "err", werr)
@@ -304,13 +365,31 @@ func (e *Engine) rebootStep(ctx context.Context) (dbus.RebootState, time.Duratio
 }
 
 // afterReboot gives back the slot a reboot held once the host is healthy
-// and drops the record.
+// and drops the record. A host that came up on another deployment than the
+// one it rebooted for (its finalization failed at shutdown, or it was
+// rolled back) gives the slot back too once healthy, and says so: it holds
+// no slot while it runs what it ran before.
 func (e *Engine) afterReboot(ctx context.Context, s Settings, rec *rebootRecord, st dbus.RebootState, retry time.Duration) (dbus.RebootState, time.Duration) {
+	missed := ""
+	if rec.Rebooting {
+		if e.rebootAskedFor(rec.Checksum) {
+			// This hostd asked for the reboot and the staged deployment is
+			// gone (replaced by hand meanwhile): the host is going down.
+			st.State, st.Message, st.SlotHeld = "rebooting", "rebooting into "+nameOf(rec), rec.Group != ""
+			return st, retry
+		}
+		if booted := e.bootedChecksum(); booted != "" && booted != rec.Checksum {
+			missed = fmt.Sprintf("rebooted for %s, but this boot runs %.12s (did its finalization fail? `journalctl -b -1 -u ostree-finalize-staged`); the next automatic update stages it again", nameOf(rec), booted)
+		}
+	}
 	if rec.Group != "" {
-		if rec.Rebooting {
+		if rec.Rebooting || rec.AwaitHealth {
 			if ok, why := e.healthy(ctx); !ok {
 				st.State, st.SlotHeld = "waiting-healthy", true
 				st.Message = fmt.Sprintf("holding the fleet slot in group %s until this boot is healthy: %s", rec.Group, why)
+				if missed != "" {
+					st.Message += "; " + missed
+				}
 				return st, min(retry, healthRetry)
 			}
 		}
@@ -318,7 +397,7 @@ func (e *Engine) afterReboot(ctx context.Context, s Settings, rec *rebootRecord,
 		if id == "" {
 			id, _ = e.hostID(ctx)
 		}
-		if _, err := e.releaseSlot(ctx, s, rec.Group, rec.Backend, id); err != nil {
+		if _, err := e.releaseSlot(ctx, s, rec, id); err != nil {
 			st.State, st.SlotHeld = "waiting-healthy", true
 			st.Message = fmt.Sprintf("healthy, but giving back the fleet slot in group %s failed: %v; retrying", rec.Group, err)
 			return st, retry
@@ -330,7 +409,44 @@ func (e *Engine) afterReboot(ctx context.Context, s Settings, rec *rebootRecord,
 		return st, retry
 	}
 	st.Pending, st.SlotHeld = "", false
+	if missed != "" {
+		e.log.Warn("reboot", "message", missed)
+		st.State, st.Message = "error", missed
+		return st, idleWait
+	}
 	return st, 0
+}
+
+// bootedChecksum is the commit of the booted deployment ("" on a sysroot
+// that is not booted).
+func (e *Engine) bootedChecksum() string {
+	for _, d := range e.cachedDeployments() {
+		if d.Booted {
+			return d.Checksum
+		}
+	}
+	return ""
+}
+
+// bootedInto tells whether the host booted the commit checksum.
+func (e *Engine) bootedInto(checksum string) bool {
+	b := e.bootedChecksum()
+	return b != "" && b == checksum
+}
+
+// askedReboot notes that this hostd finalized checksum and asked for the
+// reboot ("": the ask failed).
+func (e *Engine) askedReboot(checksum string) {
+	e.mu.Lock()
+	e.rebootAsked = checksum
+	e.mu.Unlock()
+}
+
+// rebootAskedFor tells whether this hostd asked for a reboot into checksum.
+func (e *Engine) rebootAskedFor(checksum string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rebootAsked != "" && e.rebootAsked == checksum
 }
 
 func nameOf(r *rebootRecord) string {
@@ -367,13 +483,41 @@ func (e *Engine) healthy(ctx context.Context) (bool, string) {
 			return false, fmt.Sprintf("systemd says the system is %s (`systemctl is-system-running`; `systemctl --failed` lists failed units)", state)
 		}
 	}
+	// The generation's system containers ([containers] of the booted
+	// deployment's origin, the default one's offline) must run.
+	var gen *deploy.Deployment
+	for _, d := range e.cachedDeployments() {
+		if d.Booted || (gen == nil && d.Default) {
+			d := d
+			gen = &d
+		}
+	}
+	if gen == nil {
+		return true, ""
+	}
+	want, bad := desiredContainers(*gen)
+	for name, err := range bad {
+		return false, fmt.Sprintf("system container %s of the generation: %v", name, err)
+	}
+	if len(want) == 0 {
+		return true, ""
+	}
 	list, err := e.Containers()
 	if err != nil {
 		return false, fmt.Sprintf("list the system containers: %v", err)
 	}
+	state := map[string]any{}
 	for _, c := range list {
-		if c["state"] != containers.StateRunning {
-			return false, fmt.Sprintf("system container %v is %v", c["name"], c["state"])
+		if n, ok := c["name"].(string); ok {
+			state[n] = c["state"]
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		switch st, ok := state[name]; {
+		case !ok:
+			return false, fmt.Sprintf("system container %s of the generation is not installed", name)
+		case st != containers.StateRunning:
+			return false, fmt.Sprintf("system container %s is %v", name, st)
 		}
 	}
 	return true, ""
@@ -451,14 +595,17 @@ func (e *Engine) acquireSlot(ctx context.Context, s Settings, id string) (fleet.
 	return fs, err
 }
 
-func (e *Engine) releaseSlot(ctx context.Context, s Settings, group, backend, id string) (bool, error) {
+// releaseSlot gives back the slot rec records to the lock it was taken
+// from (rec.Lock, else the configured one).
+func (e *Engine) releaseSlot(ctx context.Context, s Settings, rec *rebootRecord, id string) (bool, error) {
 	if id == "" {
 		return false, errdefs.Errorf(errdefs.ErrNotFound, "no host id: cannot tell the fleet lock whose slot to free")
 	}
+	backend := rec.Backend
 	if backend == "" {
 		backend = s.Fleet.Backend
 	}
-	return e.fleetLocker(s, backend).Release(ctx, group, id)
+	return e.fleetLocker(rec.Lock.at(s), backend).Release(ctx, rec.Group, id)
 }
 
 // runInternal runs a transaction hostd begins itself, as root, and waits
@@ -502,7 +649,10 @@ func (e *Engine) FleetStatus(ctx context.Context) (dbus.FleetGroup, error) {
 	if s.Fleet.Backend == BackendFleetLock {
 		// The protocol tells no holders: say what this host knows.
 		r, _ := e.journal.reboot()
-		g.Held = r != nil && r.Group == s.Fleet.Group && r.Backend == BackendFleetLock
+		e.mu.Lock()
+		held := e.rebootState.SlotHeld
+		e.mu.Unlock()
+		g.Held = held && r != nil && r.Group == s.Fleet.Group && r.Backend == BackendFleetLock
 		return g, nil
 	}
 	fs, err := e.etcdHelper(s).Holders(ctx, s.Fleet.Group, id)
@@ -527,7 +677,7 @@ func (e *Engine) FleetRelease(ctx context.Context, caller uint32, sender, id str
 	if id == "" {
 		id = own
 	}
-	released, err := e.releaseSlot(ctx, s, s.Fleet.Group, s.Fleet.Backend, id)
+	released, err := e.fleetLocker(s, s.Fleet.Backend).Release(ctx, s.Fleet.Group, id)
 	if err != nil {
 		return false, err
 	}

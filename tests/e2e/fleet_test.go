@@ -23,6 +23,7 @@ import (
 	"github.com/hostctl/hostctl/dbus"
 	"github.com/hostctl/hostctl/fleet"
 	"github.com/hostctl/hostctl/tests/fixture"
+	"github.com/hostctl/hostctl/tests/harness"
 )
 
 // fleetGroup is the group the test's hosts share.
@@ -45,7 +46,7 @@ func TestFleetReboots(t *testing.T) {
 	ctx := t.Context()
 	etcd, err := fixture.StartEtcd(ctx, t.TempDir())
 	if errors.Is(err, exec.ErrNotFound) {
-		t.Skipf("no etcd: %v", err)
+		harness.Skip(t, "no etcd (apt-get install etcd-server): %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -98,8 +99,8 @@ func TestFleetReboots(t *testing.T) {
 			h.awaitSettled(phase.version, 5*time.Minute)
 		}
 		events := tl.since(from)
-		t.Logf("N=%d, version %s, all hosts on it in %v; slot holders:\n%s", phase.n, phase.version,
-			time.Since(start).Round(time.Second), formatTimeline(events, names))
+		harness.Report(t, fmt.Sprintf("N=%d, version %s, all hosts on it in %v; slot holders", phase.n, phase.version,
+			time.Since(start).Round(time.Second)), formatTimeline(events, names))
 		if peak := tl.peak(from); peak > phase.n {
 			t.Fatalf("N=%d: %d hosts held a slot at once", phase.n, peak)
 		}
@@ -175,7 +176,29 @@ func TestFleetReboots(t *testing.T) {
 	if out := b.mustHostctl("fleet", "status"); !strings.Contains(out, "Holders: none") {
 		t.Fatalf("fleet status after:\n%s", out)
 	}
-	t.Logf("timeline of the whole test:\n%s", formatTimeline(tl.since(0), names))
+
+	// A finalization that does nothing at shutdown (ostree-finalize-staged's
+	// stop made a no-op for this boot): A reboots holding a slot, comes up
+	// on what it ran before, says so, and gives the slot back once healthy.
+	a.mu.Lock()
+	r := a.e.host.Run(a.e.ctx, 0, "sh", "-c", "mkdir -p /run/systemd/system/ostree-finalize-staged.service.d && "+
+		"printf '[Service]\\nExecStop=\\nExecStop=/bin/true\\n' >/run/systemd/system/ostree-finalize-staged.service.d/skip.conf && systemctl daemon-reload")
+	a.mu.Unlock()
+	if r.Code != 0 {
+		t.Fatalf("host A: make the finalization a no-op: %+v", r)
+	}
+	a.e.publishCopy("7")
+	missed := time.Now()
+	a.trigger()
+	a.awaitReboot("error", "did its finalization fail?", 3*time.Minute)
+	a.expectRebootsHeld(tl, missed, 1)
+	if st := a.status(); bootedVersion(st) != "5" || st.Reboot.SlotHeld || st.Reboot.Pending != "" {
+		t.Fatalf("A after a reboot whose finalization did nothing: booted %s, reboot state %+v", bootedVersion(st), st.Reboot)
+	}
+	if out := a.mustHostctl("fleet", "status"); !strings.Contains(out, "Holders: none") {
+		t.Fatalf("fleet status after A's missed reboot:\n%s", out)
+	}
+	harness.Report(t, "slot holders over the whole test", formatTimeline(tl.since(0), names))
 }
 
 // TestPeriodicReboots: with RebootStrategy=periodic an automatically
