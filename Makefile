@@ -40,9 +40,13 @@ test: build
 	$(GO) vet $(GOFLAGS_ALL) ./...
 	@# The output goes to the terminal and to test.log; when a test fails,
 	@# its report is repeated at the end, where a truncated CI log still shows it.
-	@set -o pipefail; $(GO) test $(GOFLAGS_ALL) -timeout $(TEST_TIMEOUT) -count=1 ./... 2>&1 | tee test.log || { \
+	@# Tests leave what a passing run should still show (the fleet test's
+	@# slot timeline, skips for want of something) in test-reports/.
+	@rm -rf test-reports
+	@set -o pipefail; HOSTCTL_TEST_REPORTS=$(CURDIR)/test-reports $(GO) test $(GOFLAGS_ALL) -timeout $(TEST_TIMEOUT) -count=1 ./... 2>&1 | tee test.log || { \
 		echo "==== the failures again:"; grep -E -B2 -A40 -- '--- FAIL|^panic:|test timed out' test.log | tail -300; \
 		echo "==== failed:" $$(grep -oE -- '--- FAIL: [^ ]+' test.log | cut -d' ' -f3 | sort -u); exit 1; }
+	@if [ -d test-reports ]; then echo "==== reports of passing tests (test-reports/):"; cat test-reports/*.txt; fi
 	# The engine, the API and the errors again under the race detector.
 	$(GO) test $(GOFLAGS_ALL) -race -timeout 10m -count=1 ./daemon ./dbus ./errdefs ./internal/...
 

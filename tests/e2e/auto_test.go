@@ -179,7 +179,7 @@ func TestAutomaticUpdates(t *testing.T) {
 // which is not installed here).
 func TestAutomaticUnits(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("systemd-analyze is not installed (apt-get install systemd)")
+		harness.Skip(t, "systemd-analyze is not installed (apt-get install systemd)")
 	}
 	dir := t.TempDir()
 	svc, err := os.ReadFile("../../packaging/hostctl-automatic.service")
@@ -357,4 +357,30 @@ func TestAutomaticStageBootedHost(t *testing.T) {
 	}
 	e.boot()
 	e.expectBooted("2")
+
+	// The shipped timer runs it: the same units, with a drop-in (in /run,
+	// for this boot) that fires two seconds after the timer starts.
+	e.publish("3")
+	dropIn := "mkdir -p /run/systemd/system/hostctl-automatic.timer.d && " +
+		"printf '[Timer]\\nOnActiveSec=2s\\nRandomizedDelaySec=0\\n' >/run/systemd/system/hostctl-automatic.timer.d/soon.conf && " +
+		"systemctl daemon-reload && systemctl restart hostctl-automatic.timer"
+	if r := e.host.Run(e.ctx, 0, "sh", "-c", dropIn); r.Code != 0 {
+		t.Fatalf("start the timer: %+v", r)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st := e.status()
+		if c := st.LastAutomaticCheck; c != nil && c.Result == "staged 3" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the timer did not run the automatic update: LastAutomaticCheck %+v\n%s", st.LastAutomaticCheck,
+				e.host.Run(e.ctx, 0, "journalctl", "-u", "hostctl-automatic.timer", "-u", "hostctl-automatic.service", "--no-pager").Stdout)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	e.stagedDefault("3", false)
+	if r := e.host.Run(e.ctx, 0, "systemctl", "show", "-p", "Result", "--value", "hostctl-automatic.service"); strings.TrimSpace(r.Stdout) != "success" {
+		t.Fatalf("hostctl-automatic.service after the timer: %+v", r)
+	}
 }

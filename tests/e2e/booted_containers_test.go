@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hostctl/hostctl/tests/fixture"
+	"github.com/hostctl/hostctl/tests/harness"
 )
 
 // helloImage writes an OCI layout of the hello image whose manifest's
@@ -45,7 +46,7 @@ func helloImage(t *testing.T, tag, greeting string) string {
 func TestBootedContainersFollowGenerations(t *testing.T) {
 	for _, bin := range []string{"skopeo", "docker-registry"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed: %v", bin, err)
+			harness.Skip(t, "%s is not installed: %v", bin, err)
 		}
 	}
 	e := newBootedEnv(t)

@@ -38,11 +38,11 @@ func newBootedEnv(t *testing.T) *bootedEnv {
 		t.Skip("boots a test host")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("booting a sysroot with systemd-nspawn needs root")
+		harness.Skip(t, "booting a sysroot with systemd-nspawn needs root")
 	}
 	for _, bin := range []string{"systemd-nspawn", "nsenter", "make"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed: %v (apt-get install -y systemd-container util-linux make)", bin, err)
+			harness.Skip(t, "%s is not installed: %v (apt-get install -y systemd-container util-linux make)", bin, err)
 		}
 	}
 	ctx := t.Context()
@@ -54,7 +54,7 @@ func newBootedEnv(t *testing.T) *bootedEnv {
 	b, err := fixture.BuildBootedOS(ctx, install)
 	var de *fixture.DebootstrapError
 	if errors.As(err, &de) {
-		t.Skipf("no Debian root for the booted test OS (no mirror?): %v", err)
+		harness.Skip(t, "no Debian root for the booted test OS (no mirror?): %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -200,6 +200,11 @@ func TestBootedHost(t *testing.T) {
 		{[]string{"pkg-add", "hello-layer"}, "org.hostctl.host.packages"},
 		{[]string{"rollback"}, "org.hostctl.host.rollback"},
 		{[]string{"cleanup"}, "org.hostctl.host.cleanup"},
+		{[]string{"kargs", "--append=quiet"}, "org.hostctl.host.kargs"},
+		{[]string{"pin", "0"}, "org.hostctl.host.upgrade"},
+		{[]string{"reset"}, "org.hostctl.host.packages"},
+		{[]string{"remote", "add", "evil", "http://127.0.0.1:1/"}, "org.hostctl.host.upgrade"},
+		{[]string{"upgrade", "--trigger-automatic-update-policy"}, "org.hostctl.host.upgrade"},
 	} {
 		r := e.hostctl(fixture.BootedUID, tc.args...)
 		// polkit's own refusal, not hostd's rule for a bus without polkit.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hostctl/hostctl/deploy"
 	"github.com/hostctl/hostctl/tests/fixture"
+	"github.com/hostctl/hostctl/tests/harness"
 )
 
 // ctrEnv is an env whose hostd runs system containers in direct mode (PID
@@ -43,7 +44,7 @@ func newCtrEnv(t *testing.T) *ctrEnv {
 	t.Helper()
 	for _, bin := range []string{"runc", "skopeo", "docker-registry"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed: %v", bin, err)
+			harness.Skip(t, "%s is not installed: %v", bin, err)
 		}
 	}
 	e := newEnv(t)

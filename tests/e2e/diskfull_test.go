@@ -13,6 +13,7 @@ import (
 
 	"github.com/hostctl/hostctl/internal/testutil"
 	"github.com/hostctl/hostctl/tests/fixture"
+	"github.com/hostctl/hostctl/tests/harness"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on dir (made empty first) and
@@ -24,7 +25,7 @@ func mountTmpfs(t *testing.T, dir string, size int64) {
 		t.Fatal(err)
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
-		t.Skipf("cannot mount a size-limited tmpfs here (%v): the full-disk tests need one", err)
+		harness.Skip(t, "cannot mount a size-limited tmpfs here (%v): the full-disk tests need one", err)
 	}
 	t.Cleanup(func() {
 		for _, d := range []string{filepath.Join(dir, "boot")} {
@@ -236,7 +237,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("save /boot: %v\n%s", err, out)
 	}
 	if err := unix.Mount("tmpfs", boot, "tmpfs", 0, "size=1m,mode=0755"); err != nil {
-		t.Skipf("cannot mount a tmpfs on /boot: %v", err)
+		harness.Skip(t, "cannot mount a tmpfs on /boot: %v", err)
 	}
 	moveOnto(t, saved, boot)
 	e.startHostd()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hostctl/hostctl/dbus"
 	"github.com/hostctl/hostctl/tests/fixture"
+	"github.com/hostctl/hostctl/tests/harness"
 )
 
 // latencies collects the durations of one method's calls.
@@ -65,7 +66,7 @@ func TestLoad(t *testing.T) {
 	}
 	for _, bin := range []string{"runc", "skopeo", "docker-registry"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (%v): the load test runs a container update", bin, err)
+			harness.Skip(t, "%s is not installed (%v): the load test runs a container update", bin, err)
 		}
 	}
 	c := newCtrEnv(t)

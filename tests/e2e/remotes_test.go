@@ -40,7 +40,7 @@ func (e *env) gpgSign(key *fixture.SigningKey, commit string) {
 func newKey(t *testing.T, e *env, name string) *fixture.SigningKey {
 	t.Helper()
 	if _, err := exec.LookPath("gpg"); err != nil {
-		t.Skip("gpg is not installed (apt-get install gnupg): signed remotes cannot be tested")
+		harness.Skip(t, "gpg is not installed (apt-get install gnupg): signed remotes cannot be tested")
 	}
 	k, err := fixture.NewSigningKey(e.ctx, t.TempDir(), name)
 	if err != nil {
