@@ -252,6 +252,20 @@ func (e *Engine) rebootStep(ctx context.Context) (dbus.RebootState, time.Duratio
 		return fail("read the reboot record: %v", err)
 	}
 	if rec == nil {
+		if s.RebootStrategy == RebootPeriodic && s.Periodic != nil {
+			// Nothing waits, but status names the next window all the same;
+			// look again when it opens or closes.
+			now := time.Now()
+			start, end := s.Periodic.Next(now)
+			st.WindowStart, st.WindowEnd = unixOrZero(start), unixOrZero(end)
+			edge := start
+			if !now.Before(start) {
+				edge = end
+			}
+			if !edge.IsZero() {
+				return st, max(time.Second, min(time.Until(edge)+time.Second, idleWait))
+			}
+		}
 		return st, idleWait
 	}
 	st.Pending = rec.Checksum

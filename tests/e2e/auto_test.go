@@ -360,7 +360,7 @@ func TestAutomaticStageBootedHost(t *testing.T) {
 
 	// The shipped timer runs it: the same units, with a drop-in (in /run,
 	// for this boot) that fires two seconds after the timer starts.
-	e.publish("3")
+	e.publishCopy("3")
 	dropIn := "mkdir -p /run/systemd/system/hostctl-automatic.timer.d && " +
 		"printf '[Timer]\\nOnActiveSec=2s\\nRandomizedDelaySec=0\\n' >/run/systemd/system/hostctl-automatic.timer.d/soon.conf && " +
 		"systemctl daemon-reload && systemctl restart hostctl-automatic.timer"

@@ -139,6 +139,10 @@ func TestDiff(t *testing.T) {
 	if len(rev.Removed) != 2 || rev.Removed[0].Name != "hello-layer" || rev.Removed[1].Name != "hello-lib" || len(rev.Added) != 0 {
 		t.Fatalf("diff 0 BASE: %+v", rev)
 	}
+	// FROM alone: against the default deployment.
+	if one := e.diffJSON("1"); one.From != base.ID || one.To != layered.ID || len(one.Added) != 2 || len(one.Removed) != 0 {
+		t.Fatalf("diff 1 (against the default): %+v", one)
+	}
 	// Reading is open to everyone.
 	if r := harness.Hostctl(e.ctx, hostctlBin, e.bus, 65534, "diff", "1", "0"); r.Code != 0 || !strings.Contains(r.Stdout, "hello-layer-1.0-1.noarch") {
 		t.Fatalf("diff as nobody: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)

@@ -216,6 +216,16 @@ func TestPeriodicReboots(t *testing.T) {
 	now := time.Now().UTC()
 	later := now.Add(3 * 24 * time.Hour).Truncate(time.Minute)
 	h := newRebootHost(t, "P", window(later))
+	// Idle, the status names the next window all the same.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		out := h.mustHostctl("status")
+		if strings.Contains(out, "next window "+later.Format(time.RFC3339)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status of an idle periodic host:\n%s", out)
+		}
+	}
 	h.e.publishCopy("3")
 	h.trigger()
 	h.awaitReboot("waiting-window", "waits for the maintenance window at "+later.Format(time.RFC3339), time.Minute)

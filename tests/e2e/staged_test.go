@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,24 @@ func TestStagedBootedHost(t *testing.T) {
 		t.Fatalf("after finalize --reboot: %v", err)
 	}
 	e.expectBooted("2")
+
+	// rebase --stage: another ref, staged; the next boot follows it.
+	if out, err := exec.CommandContext(e.ctx, "ostree", "--repo="+e.repo, "commit", "--branch="+fixture.TestingRef,
+		"--tree=ref="+e.os.Commits["2"], "--add-metadata-string=version=10", "--subject=HostOS 10").CombinedOutput(); err != nil {
+		t.Fatalf("commit the testing ref: %v\n%s", err, out)
+	}
+	if err := fixture.RegenerateSummary(e.repo); err != nil {
+		t.Fatal(err)
+	}
+	e.mustHostctl("rebase", "--stage", remote+":"+fixture.TestingRef)
+	if d := e.stagedDefault("10", false); !strings.HasSuffix(d.Origin, fixture.TestingRef) {
+		t.Fatalf("rebase --stage: the staged deployment follows %q, want %s", d.Origin, fixture.TestingRef)
+	}
+	e.boot()
+	e.expectBooted("10")
+	if _, def := bootedAndDefault(t, e.status()); !strings.HasSuffix(def.Origin, fixture.TestingRef) {
+		t.Fatalf("after the boot the default follows %q, want %s", def.Origin, fixture.TestingRef)
+	}
 }
 
 // stagedDefault checks that the default deployment is version, staged, with
