@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -110,6 +111,10 @@ func (e *TLSError) Error() string {
 // Unwrap gives the cause.
 func (e *TLSError) Unwrap() error { return e.Err }
 
+// httpToHTTPS is net/http's error for a plain HTTP server behind an
+// https:// URL (it replaces the tls.RecordHeaderError).
+const httpToHTTPS = "server gave HTTP response to HTTPS client"
+
 // ExplainTLS returns a *TLSError when err is a failure of the TLS
 // connection to endpoint made with files: a server certificate that does
 // not verify, a client certificate the server refused or did not get, a
@@ -133,7 +138,7 @@ func ExplainTLS(endpoint string, err error, files TLSFiles) *TLSError {
 		if files.CAFile == "" {
 			e.Problem = "the server's certificate is not trusted: CAFile= is not set and no CA of the system's pool issued it"
 		}
-		e.Fix = "set CAFile= to the PEM file of the CA that issued the server's certificate (the issuer of etcd's --cert-file)"
+		e.Fix = "set CAFile= to the PEM file of the CA that issued the server's certificate (for etcd, the issuer of its --cert-file)"
 	case errors.As(err, &host):
 		e.Err = host
 		e.Problem = "the server's certificate is not valid for this address"
@@ -142,10 +147,13 @@ func ExplainTLS(endpoint string, err error, files TLSFiles) *TLSError {
 		e.Err = invalid
 		e.Problem = "the server's certificate is not valid"
 		e.Fix = "renew the server's certificate (expired?) or check this host's clock"
-	case errors.As(err, &record):
-		e.Err = errors.New("tls: " + record.Error())
+	case errors.As(err, &record), strings.Contains(err.Error(), httpToHTTPS):
+		e.Err = errors.New(httpToHTTPS)
+		if record.Msg != "" {
+			e.Err = errors.New("tls: " + record.Error())
+		}
 		e.Problem = "the server does not speak TLS"
-		e.Fix = "use http:// for this endpoint, or enable TLS on the server (etcd --cert-file and --key-file)"
+		e.Fix = "use http:// for this endpoint, or enable TLS on the server (for etcd, --cert-file and --key-file)"
 	case errors.As(err, &op) && op.Op == "remote error":
 		e.Err = op.Err
 		switch {
@@ -154,10 +162,10 @@ func ExplainTLS(endpoint string, err error, files TLSFiles) *TLSError {
 			e.Fix = "check that the server accepts TLS 1.2 or later and a cipher Go offers"
 		case files.CertFile == "":
 			e.Problem = "the server requires a client certificate and this host sent none"
-			e.Fix = "set CertFile= and KeyFile= to a client certificate issued by a CA the server trusts (etcd --trusted-ca-file)"
+			e.Fix = "set CertFile= and KeyFile= to a client certificate issued by a CA the server trusts (for etcd, its --trusted-ca-file)"
 		default:
 			e.Problem = "the server refused the client certificate CertFile " + files.CertFile
-			e.Fix = "use a client certificate issued by a CA the server trusts (etcd --trusted-ca-file), and not expired"
+			e.Fix = "use a client certificate issued by a CA the server trusts (for etcd, its --trusted-ca-file), and not expired"
 		}
 	default:
 		return nil
@@ -205,6 +213,11 @@ func ProbeEndpoint(ctx context.Context, endpoint, defaultPort string, cfg *tls.C
 	if err := tc.HandshakeContext(ctx); err != nil {
 		if te := ExplainTLS(endpoint, err, files); te != nil {
 			return te
+		}
+		if errors.Is(err, io.EOF) { // etcd without TLS closes on a ClientHello
+			return &TLSError{Endpoint: endpoint, Err: err,
+				Problem: "the server closed the connection during the TLS handshake: it may not speak TLS",
+				Fix:     "use http:// if the server is plain (for etcd, one without --cert-file), else check its TLS settings and its log"}
 		}
 		return fmt.Errorf("TLS handshake with %s: %w", endpoint, err)
 	}

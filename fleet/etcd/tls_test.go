@@ -263,3 +263,33 @@ func TestEtcdTLSFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestEtcdTLSToPlainEtcd: an https:// endpoint of an etcd without TLS is
+// an error saying it may not speak TLS and to use http://.
+func TestEtcdTLSToPlainEtcd(t *testing.T) {
+	s, err := fixture.StartEtcd(context.Background(), t.TempDir())
+	if errors.Is(err, exec.ErrNotFound) {
+		t.Skipf("skipping the test with a real etcd: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	pki, err := fixture.NewTestPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := strings.Replace(s.URL, "http://", "https://", 1)
+	cfg := fleet.EtcdConfig{Endpoints: []string{endpoint}, Slots: 1, OpTimeout: time.Second, DialTimeout: time.Second, CAFile: pki.CAFile}
+	for _, o := range openers(etcd.BuildHelper(t)) {
+		t.Run(o.name, func(t *testing.T) {
+			err := acquire(t, o, cfg, "g", "host-a")
+			t.Log(err)
+			for _, w := range []string{endpoint, "may not speak TLS", "use http://"} {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("the error does not say %q", w)
+				}
+			}
+		})
+	}
+}
