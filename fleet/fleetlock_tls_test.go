@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,7 +31,8 @@ type tlsFleetLockServer struct {
 	calls []string
 }
 
-func newTLSFleetLockServer(t *testing.T, pki *fixture.TestPKI) *tlsFleetLockServer {
+// newTLSFleetLockServer starts it on addr (127.0.0.1:0 when empty).
+func newTLSFleetLockServer(t *testing.T, pki *fixture.TestPKI, addr string) *tlsFleetLockServer {
 	t.Helper()
 	cert, err := tls.LoadX509KeyPair(pki.ServerCertFile, pki.ServerKeyFile)
 	if err != nil {
@@ -62,6 +64,14 @@ func newTLSFleetLockServer(t *testing.T, pki *fixture.TestPKI) *tlsFleetLockServ
 	}))
 	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
 	s.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point
+	if addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Listener.Close()
+		s.Listener = l
+	}
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s
@@ -83,7 +93,7 @@ func TestFleetLockTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newTLSFleetLockServer(t, pki)
+	srv := newTLSFleetLockServer(t, pki, "")
 	ctx := context.Background()
 	good := fleet.FleetLockConfig{URL: srv.URL, CAFile: pki.CAFile, CertFile: pki.ClientCertFile, KeyFile: pki.ClientKeyFile}
 	c, err := fleet.NewFleetLockClient(good)
@@ -152,6 +162,20 @@ func TestFleetLockTLS(t *testing.T) {
 	}
 	if _, err := pc.Acquire(ctx, "web", "host-a"); err == nil || !strings.Contains(err.Error(), "does not speak TLS") {
 		t.Errorf("https to a plain http server: %v, want it said that it does not speak TLS", err)
+	}
+
+	// An address the server's certificate does not name (it names
+	// 127.0.0.1, ::1 and localhost).
+	other := newTLSFleetLockServer(t, pki, "127.0.0.2:0")
+	good.URL = other.URL
+	oc, err := fleet.NewFleetLockClient(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oc.Acquire(ctx, "web", "host-a"); err == nil || !strings.Contains(err.Error(), "not valid for this address") || !strings.Contains(err.Error(), other.URL) {
+		t.Errorf("a certificate for another address: %v, want it said that it is not valid for this address", err)
+	} else {
+		t.Log(err)
 	}
 
 	missing := filepath.Join(t.TempDir(), "ca.pem")
