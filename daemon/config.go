@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,7 +145,11 @@ func (e *ConfigError) Error() string {
 // Window given twice, a line that is neither a section, a comment nor
 // KEY=VALUE, a bad value, or a strategy its section does not complete
 // (periodic with no window, fleet with no endpoint) is an error naming
-// path, the line and the key. Keys not set keep their defaults.
+// path, the line and the key. So are [Fleet] TLS keys that cannot work: a
+// relative CAFile, CertFile or KeyFile, a CertFile without its KeyFile or
+// the reverse, and TLS files for a backend with no https:// URL (the files
+// themselves are read when the fleet lock is used: fleet.TLSConfig). Keys
+// not set keep their defaults.
 func ParseSettings(path string, r io.Reader) (Settings, error) {
 	s := DefaultSettings()
 	sc := bufio.NewScanner(r)
@@ -256,12 +261,18 @@ func ParseSettings(path string, r io.Reader) (Settings, error) {
 			s.Fleet.Slots = int(n)
 		case "Fleet/Prefix":
 			s.Fleet.Prefix = val
-		case "Fleet/CAFile":
-			s.Fleet.CAFile = val
-		case "Fleet/CertFile":
-			s.Fleet.CertFile = val
-		case "Fleet/KeyFile":
-			s.Fleet.KeyFile = val
+		case "Fleet/CAFile", "Fleet/CertFile", "Fleet/KeyFile":
+			if val != "" && !filepath.IsAbs(val) {
+				return s, bad("%q is a relative path: hostd does not run in the directory it is relative to; write the full path, such as /etc/hostctl/%s", val, filepath.Base(val))
+			}
+			switch key {
+			case "CAFile":
+				s.Fleet.CAFile = val
+			case "CertFile":
+				s.Fleet.CertFile = val
+			default:
+				s.Fleet.KeyFile = val
+			}
 		case "Fleet/Username":
 			s.Fleet.Username = val
 		case "Fleet/Password":
@@ -286,6 +297,9 @@ func ParseSettings(path string, r io.Reader) (Settings, error) {
 		}
 		s.Periodic = sched
 	}
+	if err := checkFleetTLS(path, s.Fleet, seen); err != nil {
+		return s, err
+	}
 	switch {
 	case s.RebootStrategy == RebootPeriodic && s.Periodic == nil:
 		return s, &ConfigError{Path: path, Line: strategyLine, Key: "RebootStrategy",
@@ -298,6 +312,44 @@ func ParseSettings(path string, r io.Reader) (Settings, error) {
 			Msg: "fleet with Backend=fleetlock needs the server: add URL=https://FLEETLOCK-SERVER under [Fleet]"}
 	}
 	return s, nil
+}
+
+// checkFleetTLS refuses [Fleet] TLS keys that cannot work: a client
+// certificate without its key (or a key without its certificate), and TLS
+// files for a backend none of whose URLs is https:// (the etcd client
+// ignores them for http:// endpoints). seen gives the keys' lines.
+func checkFleetTLS(path string, f FleetSettings, seen map[string]int) error {
+	at := func(key, msg string) error {
+		return &ConfigError{Path: path, Line: seen["Fleet/"+key], Key: key, Msg: msg}
+	}
+	switch {
+	case f.CertFile != "" && f.KeyFile == "":
+		return at("CertFile", "a client certificate needs its private key: add KeyFile=/PATH/TO/KEY.pem under [Fleet] (or drop CertFile=)")
+	case f.KeyFile != "" && f.CertFile == "":
+		return at("KeyFile", "a private key needs its client certificate: add CertFile=/PATH/TO/CERT.pem under [Fleet] (or drop KeyFile=)")
+	}
+	key := "CertFile" // KeyFile goes with it (above)
+	switch {
+	case f.CAFile != "":
+		key = "CAFile"
+	case f.CertFile == "":
+		return nil
+	}
+	var urls []string
+	if f.Backend == BackendFleetLock {
+		if f.URL != "" {
+			urls = []string{f.URL}
+		}
+	} else {
+		urls = f.Endpoints
+	}
+	if len(urls) == 0 || slices.ContainsFunc(urls, func(u string) bool { return strings.HasPrefix(u, "https://") }) {
+		return nil
+	}
+	if f.Backend == BackendFleetLock {
+		return at(key, fmt.Sprintf("TLS files are set but URL=%s is http://: write URL=https://... (or drop the TLS keys)", f.URL))
+	}
+	return at(key, "TLS files are set but no etcd endpoint is https:// (the etcd client ignores them for http://): write Endpoints=https://HOST:2379,... (or drop the TLS keys)")
 }
 
 // sectionKeys are the keys each known section may set.

@@ -28,6 +28,8 @@ func TestParseSettings(t *testing.T) {
 		// errLine and errKey are what the error must name (errLine 0: no error).
 		errLine int
 		errKey  string
+		// errSays is text the error must hold (what to do), if any.
+		errSays string
 	}{
 		{name: "empty", text: "", want: DefaultSettings()},
 		{name: "check", text: "[Daemon]\nAutomaticUpdatePolicy=check\n", want: with(func(s *Settings) { s.AutomaticUpdatePolicy = "check" })},
@@ -75,6 +77,38 @@ func TestParseSettings(t *testing.T) {
 		{name: "retry 0", text: "[Fleet]\nRetryInterval=0\n", errLine: 2, errKey: "RetryInterval"},
 		{name: "unknown fleet key", text: "[Fleet]\nServer=x\n", errLine: 2, errKey: "Server"},
 		{name: "fleet key twice", text: "[Fleet]\nGroup=a\nGroup=b\n", errLine: 3, errKey: "Group"},
+		{name: "etcd tls", text: "[Daemon]\nRebootStrategy=fleet\n[Fleet]\nEndpoints=https://etcd1:2379,https://etcd2:2379\n" +
+			"CAFile=/etc/hostctl/etcd-ca.pem\nCertFile=/etc/hostctl/etcd-client.pem\nKeyFile = /etc/hostctl/etcd-client-key.pem\n",
+			want: with(func(s *Settings) {
+				s.RebootStrategy = RebootFleet
+				s.Fleet.Endpoints = []string{"https://etcd1:2379", "https://etcd2:2379"}
+				s.Fleet.CAFile, s.Fleet.CertFile, s.Fleet.KeyFile = "/etc/hostctl/etcd-ca.pem", "/etc/hostctl/etcd-client.pem", "/etc/hostctl/etcd-client-key.pem"
+			})},
+		{name: "etcd tls, CA only", text: "[Fleet]\nEndpoints=https://etcd1:2379\nCAFile=/etc/hostctl/etcd-ca.pem\n",
+			want: with(func(s *Settings) {
+				s.Fleet.Endpoints, s.Fleet.CAFile = []string{"https://etcd1:2379"}, "/etc/hostctl/etcd-ca.pem"
+			})},
+		{name: "etcd tls, client certificate only (system CAs)", text: "[Fleet]\nEndpoints=http://a:2379,https://etcd1:2379\nCertFile=/c.pem\nKeyFile=/k.pem\n",
+			want: with(func(s *Settings) {
+				s.Fleet.Endpoints, s.Fleet.CertFile, s.Fleet.KeyFile = []string{"http://a:2379", "https://etcd1:2379"}, "/c.pem", "/k.pem"
+			})},
+		{name: "fleetlock tls", text: "[Daemon]\nRebootStrategy=fleet\n[Fleet]\nBackend=fleetlock\nURL=https://fl:3333\nCAFile=/etc/ssl/fl-ca.pem\nCertFile=/etc/hostctl/fl.pem\nKeyFile=/etc/hostctl/fl-key.pem\n",
+			want: with(func(s *Settings) {
+				s.RebootStrategy, s.Fleet.Backend, s.Fleet.URL = RebootFleet, BackendFleetLock, "https://fl:3333"
+				s.Fleet.CAFile, s.Fleet.CertFile, s.Fleet.KeyFile = "/etc/ssl/fl-ca.pem", "/etc/hostctl/fl.pem", "/etc/hostctl/fl-key.pem"
+			})},
+		{name: "empty TLS keys are unset", text: "[Fleet]\nEndpoints=http://a:2379\nCAFile=\nCertFile=\nKeyFile=\n",
+			want: with(func(s *Settings) { s.Fleet.Endpoints = []string{"http://a:2379"} })},
+		{name: "relative CAFile", text: "[Fleet]\nEndpoints=https://a:2379\nCAFile=etcd-ca.pem\n", errLine: 3, errKey: "CAFile", errSays: "write the full path, such as /etc/hostctl/etcd-ca.pem"},
+		{name: "relative CertFile", text: "[Fleet]\nCertFile=./client.pem\nKeyFile=/k.pem\n", errLine: 2, errKey: "CertFile"},
+		{name: "relative KeyFile", text: "[Fleet]\nCertFile=/c.pem\nKeyFile=~/key.pem\n", errLine: 3, errKey: "KeyFile", errSays: "write the full path"},
+		{name: "relative path up", text: "[Fleet]\nCAFile=../ca.pem\n", errLine: 2, errKey: "CAFile"},
+		{name: "certificate without key", text: "[Fleet]\nEndpoints=https://a:2379\nCertFile=/c.pem\n", errLine: 3, errKey: "CertFile", errSays: "add KeyFile="},
+		{name: "key without certificate", text: "[Fleet]\nEndpoints=https://a:2379\n\nKeyFile=/k.pem\n", errLine: 4, errKey: "KeyFile", errSays: "add CertFile="},
+		{name: "TLS files for http endpoints", text: "[Fleet]\nEndpoints=http://a:2379,http://b:2379\nCertFile=/c.pem\nCAFile=/ca.pem\nKeyFile=/k.pem\n", errLine: 4, errKey: "CAFile", errSays: "write Endpoints=https://"},
+		{name: "client certificate for http endpoints", text: "[Fleet]\nCertFile=/c.pem\nKeyFile=/k.pem\nEndpoints=http://a:2379\n", errLine: 2, errKey: "CertFile", errSays: "no etcd endpoint is https://"},
+		{name: "TLS files for an http FleetLock URL", text: "[Fleet]\nBackend=fleetlock\nURL=http://fl:3333\nCAFile=/ca.pem\n", errLine: 4, errKey: "CAFile", errSays: "write URL=https://"},
+		{name: "TLS files checked against the backend in use", text: "[Fleet]\nBackend=fleetlock\nEndpoints=https://a:2379\nURL=http://fl:3333\nCAFile=/ca.pem\n", errLine: 5, errKey: "CAFile", errSays: "URL=http://fl:3333 is http://"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseSettings("hostd.conf", strings.NewReader(tc.text))
@@ -97,6 +131,9 @@ func TestParseSettings(t *testing.T) {
 			want := "hostd.conf:" + strconv.Itoa(tc.errLine)
 			if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), tc.errKey) {
 				t.Fatalf("error %q does not name %s and the key", err, want)
+			}
+			if w := tc.errSays; w != "" && !strings.Contains(err.Error(), w) {
+				t.Fatalf("error %q does not say %q", err, w)
 			}
 		})
 	}

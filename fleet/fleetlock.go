@@ -31,6 +31,7 @@ type FleetLockClient struct {
 	base    string
 	client  *http.Client
 	timeout time.Duration
+	files   TLSFiles
 }
 
 // RefusedError is a FleetLock server's refusal (a status other than 200),
@@ -51,7 +52,9 @@ func (e *RefusedError) Error() string {
 // Unwrap gives the kind.
 func (e *RefusedError) Unwrap() error { return errdefs.ErrBusy }
 
-// NewFleetLockClient makes a client of the FleetLock server of cfg.
+// NewFleetLockClient makes a client of the FleetLock server of cfg. TLS
+// files that cannot be used (TLSConfig) are an error here, before any
+// connection.
 func NewFleetLockClient(cfg FleetLockConfig) (*FleetLockClient, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -68,7 +71,8 @@ func NewFleetLockClient(cfg FleetLockConfig) (*FleetLockClient, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	return &FleetLockClient{base: strings.TrimSuffix(cfg.URL, "/"), client: c, timeout: cfg.Timeout}, nil
+	return &FleetLockClient{base: strings.TrimSuffix(cfg.URL, "/"), client: c, timeout: cfg.Timeout,
+		files: TLSFiles{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile}}, nil
 }
 
 // Acquire asks the server for a slot (POST /v1/pre-reboot). The returned
@@ -110,6 +114,9 @@ func (c *FleetLockClient) post(ctx context.Context, op, group, id string) error 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
+		if te := ExplainTLS(u, err, c.files); te != nil {
+			return fmt.Errorf("FleetLock %s: %w (hostd retries)", op, te)
+		}
 		return fmt.Errorf("FleetLock %s at %s: %w; check that the server runs and is reachable (hostd retries)", op, u, err)
 	}
 	defer resp.Body.Close()

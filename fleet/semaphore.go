@@ -1,10 +1,7 @@
 package fleet
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -76,33 +73,4 @@ func CheckName(what, s string) error {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "fleet %s %q: use letters, digits, '.', '_' and '-' (at most 128)", what, s)
 	}
 	return nil
-}
-
-// TLSConfig builds a TLS configuration from PEM files: caFile verifies the
-// server (system pool when empty), certFile and keyFile are a client
-// certificate (none when both are empty). It returns nil when all three are
-// empty.
-func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
-	if caFile == "" && certFile == "" && keyFile == "" {
-		return nil, nil
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "reading the CA file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "CA file %s holds no PEM certificate", caFile)
-		}
-	}
-	if certFile != "" || keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "client certificate %s, key %s: %w", certFile, keyFile, err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }

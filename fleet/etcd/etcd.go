@@ -7,10 +7,12 @@ package etcd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -27,11 +29,14 @@ import (
 type Semaphore struct {
 	cli    *clientv3.Client
 	cfg    fleet.EtcdConfig
+	tls    *tls.Config
 	prefix string
 }
 
 // New makes a client of the etcd cluster of cfg. It does not wait for
-// the cluster: an unreachable one makes the operations fail.
+// the cluster: an unreachable one makes the operations fail. TLS files that
+// cannot be used (fleet.TLSConfig) are an error here, before any
+// connection.
 func New(cfg fleet.EtcdConfig) (*Semaphore, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "no etcd endpoints configured")
@@ -67,7 +72,7 @@ func New(cfg fleet.EtcdConfig) (*Semaphore, error) {
 	if err != nil {
 		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
-	return &Semaphore{cli: cli, cfg: cfg, prefix: prefix}, nil
+	return &Semaphore{cli: cli, cfg: cfg, tls: tlsc, prefix: prefix}, nil
 }
 
 // Close closes the connections.
@@ -78,13 +83,59 @@ func (e *Semaphore) slotsKey(group string) string    { return e.prefix + group +
 
 // unreachable is an operation etcd did not answer. Its own time limit
 // running out is a failure to reach etcd, not a cancel: the deadline is
-// kept as text only, so that the error's kind is failed.
-func (e *Semaphore) unreachable(op string, err error) error {
+// kept as text only, so that the error's kind is failed. Unless the caller
+// cancelled, the endpoints are probed (diagnose) so that the error says
+// why: nothing listening, or what is wrong with TLS and how to fix it.
+func (e *Semaphore) unreachable(ctx context.Context, op string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = errors.New(err.Error())
 	}
+	endpoints := strings.Join(e.cfg.Endpoints, ",")
+	if !errors.Is(err, context.Canceled) && !errors.Is(ctx.Err(), context.Canceled) {
+		why := e.diagnose(context.WithoutCancel(ctx))
+		var te *fleet.TLSError
+		if errors.As(why, &te) {
+			return fmt.Errorf("fleet lock: %s on etcd: %w (hostd retries)", op, te)
+		}
+		if why != nil {
+			return fmt.Errorf("fleet lock: %s on etcd at %s: %v (%v); check that etcd runs and is reachable (hostd retries)",
+				op, endpoints, err, why)
+		}
+	}
 	return fmt.Errorf("fleet lock: %s on etcd at %s: %w; check that etcd runs and is reachable (hostd retries)",
-		op, strings.Join(e.cfg.Endpoints, ","), err)
+		op, endpoints, err)
+}
+
+// diagnose probes every endpoint at once (fleet.ProbeEndpoint), within the
+// dial timeout, after an operation failed. It returns the first TLS error
+// of an endpoint, else the first endpoint's error when none took the
+// connection, else nil (the cause is elsewhere).
+func (e *Semaphore) diagnose(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
+	defer cancel()
+	files := fleet.TLSFiles{CAFile: e.cfg.CAFile, CertFile: e.cfg.CertFile, KeyFile: e.cfg.KeyFile}
+	errs := make([]error, len(e.cfg.Endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range e.cfg.Endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fleet.ProbeEndpoint(ctx, ep, "2379", e.tls, files)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		var te *fleet.TLSError
+		if errors.As(err, &te) {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err == nil {
+			return nil
+		}
+	}
+	return errs[0]
 }
 
 // state reads group's holders and N at one revision.
@@ -95,7 +146,7 @@ func (e *Semaphore) state(ctx context.Context, group, id string) (fleet.Status, 
 		clientv3.OpGet(e.slotsKey(group)),
 	).Commit()
 	if err != nil {
-		return st, 0, e.unreachable("reading group "+group, err)
+		return st, 0, e.unreachable(ctx, "reading group "+group, err)
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		h := strings.TrimPrefix(string(kv.Key), e.slotsPrefix(group))
@@ -152,7 +203,7 @@ func (e *Semaphore) Acquire(ctx context.Context, group, id string) (fleet.Status
 			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
 		).Then(clientv3.OpPut(key, id)).Commit()
 		if err != nil {
-			return st, e.unreachable("taking a slot of group "+group, err)
+			return st, e.unreachable(ctx, "taking a slot of group "+group, err)
 		}
 		if resp.Succeeded {
 			st.Holders = append(st.Holders, id)
@@ -161,7 +212,7 @@ func (e *Semaphore) Acquire(ctx context.Context, group, id string) (fleet.Status
 		}
 		// Another host changed the group in between: count again.
 		if err := ctx.Err(); err != nil {
-			return st, e.unreachable("taking a slot of group "+group, err)
+			return st, e.unreachable(ctx, "taking a slot of group "+group, err)
 		}
 	}
 }
@@ -180,7 +231,7 @@ func (e *Semaphore) Release(ctx context.Context, group, id string) (bool, error)
 	defer cancel()
 	resp, err := e.cli.Delete(ctx, e.slotsPrefix(group)+id)
 	if err != nil {
-		return false, e.unreachable("releasing the slot of "+id+" in group "+group, err)
+		return false, e.unreachable(ctx, "releasing the slot of "+id+" in group "+group, err)
 	}
 	return resp.Deleted > 0, nil
 }
@@ -209,7 +260,7 @@ func (e *Semaphore) SetSlots(ctx context.Context, group string, n int) error {
 	ctx, cancel := e.opCtx(ctx)
 	defer cancel()
 	if _, err := e.cli.Put(ctx, e.slotsKey(group), strconv.Itoa(n)); err != nil {
-		return e.unreachable("setting the slots of group "+group, err)
+		return e.unreachable(ctx, "setting the slots of group "+group, err)
 	}
 	return nil
 }

@@ -1,0 +1,4 @@
+package etcd
+
+// BuildHelper is buildHelper for the external tests (package etcd_test).
+var BuildHelper = buildHelper
