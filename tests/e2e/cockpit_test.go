@@ -357,6 +357,8 @@ func TestCockpitPage(t *testing.T) {
 // TestCockpitRebootNotice: what the page says about a reboot, from the
 // deployments as hostd gives them, in the browser: the fixture sysroot is
 // never booted, so the booted cases are given to the page's own function.
+// And the words for every error name of the API and for history records
+// (with an error name, from an older hostd without one, interrupted).
 func TestCockpitRebootNotice(t *testing.T) {
 	e := newEnv(t)
 	p := newCockpitPage(t, e)
@@ -415,6 +417,18 @@ func TestCockpitRebootNotice(t *testing.T) {
 		seen[got] = name
 		if name == dbus.ErrAccessDenied && (strings.Contains(got, "sudo") || !strings.Contains(got, "Not authorized") || !strings.Contains(got, "Turn on administrative access")) {
 			t.Errorf("AccessDenied reads %q: want Not authorized and Turn on administrative access, no sudo", got)
+		}
+	}
+	// A history record: by its error name; one of a hostd before
+	// error-name with its message as it is; an interrupted one in words.
+	for _, c := range []struct{ rec, want string }{
+		{`{"state": "failed", "error": "no space left", "error-name": "` + dbus.ErrNoSpace + `"}`, "Not enough disk space (no space left). Remove old generations (Clean up)"},
+		{`{"state": "failed", "error": "pkg-change: refused"}`, "pkg-change: refused"},
+		{`{"state": "interrupted", "error": "hostd stopped during step \"pull\""}`, "hostd stopped while it ran"},
+	} {
+		got, err := chromedp.Run(p.ctx, chromedp.Evaluate[string]("HostctlPage.describeRecord("+c.rec+")"))
+		if err != nil || !strings.HasPrefix(got, c.want) {
+			t.Errorf("the record %s reads %q (%v), want %q first", c.rec, got, err, c.want)
 		}
 	}
 }
