@@ -286,7 +286,7 @@ func toAPI(d deploy.Deployment) dbus.Deployment {
 		ID: d.ID(), OSName: d.OSName, Checksum: d.Checksum, Serial: int32(d.Serial),
 		Version: d.Version, Timestamp: uint64(d.Timestamp.Unix()), Origin: d.Refspec(),
 		BaseChecksum: d.BaseChecksum, Kargs: d.Kargs, Packages: []string{},
-		Booted: d.Booted, Default: d.Default, Pinned: d.Pinned, Staged: d.Staged,
+		Booted: d.Booted, Default: d.Default, Pinned: d.Pinned, Staged: d.Staged, Rollback: d.Rollback,
 		FinalizationLocked: d.Staged && d.FinalizationLocked,
 	}
 	if d.Origin != nil {
@@ -351,7 +351,7 @@ func (e *Engine) History(limit int) ([]dbus.Record, error) {
 	}
 	out := make([]dbus.Record, 0, len(recs))
 	for _, r := range recs {
-		rec := dbus.Record{ID: r.ID, Kind: r.Kind, State: r.State, Error: r.Error,
+		rec := dbus.Record{ID: r.ID, Kind: r.Kind, State: r.State, Error: r.Error, ErrorName: r.ErrorName,
 			Started: uint64(r.Started.Unix()), Steps: r.Steps, Before: r.Before, After: r.After}
 		if !r.Ended.IsZero() {
 			rec.Ended = uint64(r.Ended.Unix())
@@ -618,6 +618,7 @@ func (e *Engine) finish(t *txn, data map[string]any, err error) {
 	t.rec.After = after
 	if err != nil {
 		t.rec.Error = err.Error()
+		t.rec.ErrorName = dbus.ErrorName(err)
 	}
 	rec := *t.rec
 	t.mu.Unlock()

@@ -32,9 +32,12 @@ type record struct {
 	Caller  uint32         `json:"caller"`
 	State   string         `json:"state"`
 	Error   string         `json:"error,omitempty"`
-	Started time.Time      `json:"started"`
-	Ended   time.Time      `json:"ended,omitzero"`
-	Steps   []string       `json:"steps"`
+	// ErrorName is the error's D-Bus name (dbus.ErrorName); records
+	// written before it was kept have none.
+	ErrorName string    `json:"error-name,omitempty"`
+	Started   time.Time `json:"started"`
+	Ended     time.Time `json:"ended,omitzero"`
+	Steps     []string  `json:"steps"`
 	// Temp lists the temporary paths the transaction made, removed on recovery.
 	Temp []string `json:"temp,omitempty"`
 	// Before and After are the default deployment when it began and ended.

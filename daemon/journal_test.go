@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hostctl/hostctl/dbus"
 )
 
 func TestJournalLifecycle(t *testing.T) {
@@ -108,4 +112,43 @@ func TestJournalSweepOwed(t *testing.T) {
 		t.Fatal(err)
 	}
 	owed("")
+}
+
+// TestJournalErrorName: a failed transaction's record keeps its error's
+// D-Bus name across a reopen, and a record a hostd before error-name wrote
+// (no such key) still reads, with no name.
+func TestJournalErrorName(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	j, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := `{"id":"18a0000000000000","kind":"pkg-change","caller":0,"state":"failed","error":"pkg-change: refused","started":"2026-11-23T10:00:00Z","ended":"2026-11-23T10:01:00Z","steps":["resolve"]}`
+	if err := j.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHistory).Put([]byte("18a0000000000000"), []byte(old))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := &record{ID: "18a0000000000001", Kind: "pkg-change", State: stateFailed, Error: "refused", ErrorName: dbus.ErrUnsupportedScript}
+	if err := j.putActive(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.finish(r); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	if j, err = openJournal(path); err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	hist, err := j.history(0)
+	if err != nil || len(hist) != 2 {
+		t.Fatalf("history: %+v %v", hist, err)
+	}
+	if hist[0].ErrorName != dbus.ErrUnsupportedScript {
+		t.Errorf("the new record's error name is %q, want %q", hist[0].ErrorName, dbus.ErrUnsupportedScript)
+	}
+	if hist[1].ID != "18a0000000000000" || hist[1].State != stateFailed || hist[1].Error != "pkg-change: refused" || hist[1].ErrorName != "" {
+		t.Errorf("the old record reads as %+v", hist[1])
+	}
 }

@@ -64,6 +64,10 @@ type Deployment struct {
 	Default    bool     `json:"default"`
 	Pinned     bool     `json:"pinned"`
 	Staged     bool     `json:"staged"`
+	// Rollback: it is the deployment a Rollback makes the default (the
+	// booted one when a deployment is pending above it, else the next one
+	// of its OS); at most one deployment is.
+	Rollback bool `json:"rollback"`
 	// FinalizationLocked: it is staged with its finalization locked, so a
 	// shutdown drops it unless `hostctl finalize` unlocks it first.
 	FinalizationLocked bool `json:"finalization-locked"`
@@ -99,6 +103,7 @@ func (d Deployment) toBus() map[string]godbus.Variant {
 		"default":       godbus.MakeVariant(d.Default),
 		"pinned":        godbus.MakeVariant(d.Pinned),
 		"staged":        godbus.MakeVariant(d.Staged),
+		"rollback":      godbus.MakeVariant(d.Rollback),
 		"remote-error":  godbus.MakeVariant(d.RemoteError),
 	}
 	m["finalization-locked"] = godbus.MakeVariant(d.FinalizationLocked)
@@ -146,6 +151,7 @@ func deploymentFromBus(m map[string]godbus.Variant) Deployment {
 		Default:      o.Bool("default"),
 		Pinned:       o.Bool("pinned"),
 		Staged:       o.Bool("staged"),
+		Rollback:     o.Bool("rollback"),
 		RemoteError:  o.String("remote-error"),
 	}
 	d.RemovedBasePackages = o.Strings("removed-base-packages")
@@ -184,13 +190,17 @@ type Status struct {
 
 // Record is a finished (or interrupted) transaction from the history.
 type Record struct {
-	ID      string   `json:"id"`
-	Kind    string   `json:"kind"`
-	State   string   `json:"state"`
-	Error   string   `json:"error,omitempty"`
-	Started uint64   `json:"started"`
-	Ended   uint64   `json:"ended"`
-	Steps   []string `json:"steps"`
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+	// ErrorName is the D-Bus name of the error (one of the Err* names) of
+	// a failed or cancelled transaction; "" for a success, an interrupted
+	// one and the records of a hostd that did not keep it.
+	ErrorName string   `json:"error-name,omitempty"`
+	Started   uint64   `json:"started"`
+	Ended     uint64   `json:"ended"`
+	Steps     []string `json:"steps"`
 	// Before and After are the default deployment (generation) when the
 	// transaction began and when it ended.
 	Before string `json:"before,omitempty"`
@@ -205,7 +215,8 @@ func (r Record) toBus() map[string]godbus.Variant {
 	return map[string]godbus.Variant{
 		"id": godbus.MakeVariant(r.ID), "kind": godbus.MakeVariant(r.Kind),
 		"state": godbus.MakeVariant(r.State), "error": godbus.MakeVariant(r.Error),
-		"started": godbus.MakeVariant(r.Started), "ended": godbus.MakeVariant(r.Ended),
+		"error-name": godbus.MakeVariant(r.ErrorName),
+		"started":    godbus.MakeVariant(r.Started), "ended": godbus.MakeVariant(r.Ended),
 		"steps":  godbus.MakeVariant(steps),
 		"before": godbus.MakeVariant(r.Before), "after": godbus.MakeVariant(r.After),
 	}
@@ -214,7 +225,8 @@ func (r Record) toBus() map[string]godbus.Variant {
 func recordFromBus(m map[string]godbus.Variant) Record {
 	o := Options(m)
 	return Record{ID: o.String("id"), Kind: o.String("kind"), State: o.String("state"), Error: o.String("error"),
-		Started: uint64(o.Int64("started")), Ended: uint64(o.Int64("ended")), Steps: o.Strings("steps"),
+		ErrorName: o.String("error-name"),
+		Started:   uint64(o.Int64("started")), Ended: uint64(o.Int64("ended")), Steps: o.Strings("steps"),
 		Before: o.String("before"), After: o.String("after")}
 }
 

@@ -175,6 +175,9 @@ type Deployment struct {
 	Kargs string
 	// Booted, Default, Pinned and Staged describe its state.
 	Booted, Default, Pinned, Staged bool
+	// Rollback: it is the deployment Rollback makes the default (see
+	// RollbackIndex); at most one deployment is.
+	Rollback bool
 	// FinalizationLocked, for a staged deployment, says that the
 	// finalization lock (StagedLockFile) keeps it out of the boot entries
 	// at shutdown.
@@ -218,7 +221,36 @@ func (s *Sysroot) deploymentsLocked() ([]Deployment, error) {
 		dep.Booted = booted != nil && C.ostree_deployment_equal(C.gconstpointer(unsafe.Pointer(d)), C.gconstpointer(unsafe.Pointer(booted))) != 0
 		out = append(out, dep)
 	}
+	if i := RollbackIndex(out); i >= 0 {
+		out[i].Rollback = true
+	}
 	return out, nil
+}
+
+// RollbackIndex is the position of the deployment Rollback makes the
+// default, or -1 when there is none, as `rpm-ostree rollback` picks it: the
+// current deployment is the booted one (or, nothing booted, the default);
+// when a deployment is pending above it, the current one itself; otherwise
+// the first deployment after it of the same OS. deps are in boot order.
+func RollbackIndex(deps []Deployment) int {
+	if len(deps) == 0 {
+		return -1
+	}
+	cur := 0
+	for i, d := range deps {
+		if d.Booted {
+			cur = i
+		}
+	}
+	if cur > 0 {
+		return cur // a pending deployment sits above the booted one
+	}
+	for i := cur + 1; i < len(deps); i++ {
+		if deps[i].OSName == deps[cur].OSName {
+			return i
+		}
+	}
+	return -1
 }
 
 // rawDeployments returns libostree's deployment objects, default first. They

@@ -220,28 +220,14 @@ func (s *Sysroot) Rollback(ctx context.Context) (Deployment, error) {
 		return Deployment{}, err
 	}
 	raw := s.rawDeployments()
-	cur := s.currentLocked()
-	if cur == nil {
+	if len(raw) == 0 {
 		return Deployment{}, fmt.Errorf("rollback: %w: the sysroot has no deployment", ErrNoRollback)
 	}
-	curIdx := -1
-	for i, d := range raw {
-		if deploymentEqual(d, cur) {
-			curIdx = i
-		}
+	before, err := s.deploymentsLocked()
+	if err != nil {
+		return Deployment{}, fmt.Errorf("rollback: %w", err)
 	}
-	target := -1
-	if curIdx > 0 {
-		target = curIdx // a pending deployment sits above the booted one
-	} else {
-		osname := C.GoString(C.ostree_deployment_get_osname(cur))
-		for i := curIdx + 1; i < len(raw); i++ {
-			if C.GoString(C.ostree_deployment_get_osname(raw[i])) == osname {
-				target = i
-				break
-			}
-		}
-	}
+	target := RollbackIndex(before)
 	if target < 0 {
 		return Deployment{}, fmt.Errorf("rollback: %w: only one deployment of this OS exists", ErrNoRollback)
 	}

@@ -117,34 +117,60 @@
 
     /* ---- errors in words a person can act on ---- */
 
+    /* describeError says what went wrong and what to do, from the error's
+     * D-Bus name (org.hostctl.Host1.Error.*, dbus/errors.go) and hostd's
+     * message. An unknown name (a newer hostd's) shows the message as it is.
+     * AccessDenied does not show hostd's message: it speaks to a shell
+     * user (sudo), not to a person in a web page. */
     function describeError(name, message) {
         name = str(name);
-        message = str(message);
+        message = str(message).trim().replace(/\.$/, "");
+        var detail = message ? " (" + message + ")" : "";
         var kind = name.indexOf(ERR) === 0 ? name.slice(ERR.length) : "";
         switch (kind) {
         case "AccessDenied":
-            return "Not authorized: " + (message || "this change needs administrative access") +
-                ". Turn on administrative access, or ask an administrator.";
+            return "Not authorized: this change needs administrative access. " +
+                "Turn on administrative access (Cockpit's \u201cLimited access\u201d button), or ask an administrator to make the change.";
         case "Busy":
-            return "Another change is running: wait for it to finish, or cancel it. " + message;
+            return "Another change is running on this host" + detail +
+                ". Wait for it to finish, or cancel it, then try again.";
         case "NoSpace":
-            return "Not enough space: " + message + " Clean up old generations or free space in /boot, then try again.";
+            return "Not enough disk space" + detail +
+                ". Remove old generations (Clean up) or free space in /boot and /sysroot, then try again. Nothing was changed.";
         case "UnsupportedScript":
-            return "Refused: " + message;
-        case "Cancelled":
-            return "Cancelled. " + message;
+            return "Refused by hostctl's package policy" + detail +
+                ". hostctl does not run %pre, %pretrans or trigger scripts: leave that package out, or ask its packager for a build without them. Nothing was changed.";
+        case "SignatureInvalid":
+            return "Refused: a signature is missing or does not verify" + detail +
+                ". Nothing was installed. Check that the right key is configured for the remote or repository, or ask its publisher to sign it.";
         case "NotFound":
-            return "Not found: " + message;
+            return "Not found" + detail + ". Check the name or version, and that the repository or remote that has it is configured.";
         case "InvalidArgument":
-            return "Invalid request: " + message;
+            return "The request was not accepted" + detail + ". Check what was asked for (a package name, a version) and try again.";
+        case "Cancelled":
+            return "Cancelled before it finished" + detail + ". The host is as it was.";
         case "NotCancellable":
-            return "Cannot cancel now: " + message;
+            return "Too late to cancel" + detail + ". Wait for it to finish; Roll back undoes it afterwards.";
         case "NoTransaction":
-            return "Nothing to cancel: " + message;
+            return "Nothing to cancel: the change already ended.";
+        case "Failed":
+            return "The change failed" + detail + ". Fix what the message names and try again; hostd's log (journalctl -u hostd) has the details.";
         }
         if (name === "org.freedesktop.DBus.Error.ServiceUnknown" || name === "org.freedesktop.DBus.Error.NameHasNoOwner" || name === "not-found")
             return "hostd is not running (" + BUS_NAME + " is not on the bus): start hostd.service. " + message;
         return (message || name || "The change failed.");
+    }
+
+    /* describeRecord says why a transaction of the history did not succeed:
+       by its error's name (hostd records it since error-name exists), else
+       hostd's message as it is. */
+    function describeRecord(rec) {
+        if (rec.state === "interrupted")
+            return "hostd stopped while it ran (" + str(rec.error).replace(/\.$/, "") +
+                "). The leftovers were cleaned up: try the change again.";
+        if (rec["error-name"])
+            return describeError(rec["error-name"], rec.error);
+        return str(rec.error) || "The change failed.";
     }
 
     function showError(text) {
@@ -219,6 +245,7 @@
     function flag(name) { return el("span", { class: "flag " + name, text: name }) }
 
     function render() {
+        renderReboot();
         renderHostState();
         renderGenerations();
         renderPackages();
@@ -227,6 +254,37 @@
     }
 
     function deployments() { return list(state.props.Deployments) }
+
+    function genName(d) {
+        return (str(d.version) ? "version " + str(d.version) + ", " : "") + deploymentName(d.id);
+    }
+
+    /* rebootNotice says, from the deployments (default first), whether the
+     * host must reboot to use what it has: the default generation is not
+     * the booted one (an update, a roll back, a package change made it), or
+     * one is staged (it becomes the default at shutdown). "" when nothing
+     * waits for a reboot, and on an offline sysroot (none is booted from
+     * it: the default is what boots first, nothing to reboot into). */
+    function rebootNotice(deps) {
+        deps = list(deps);
+        var booted = deps.filter(function (d) { return d.booted })[0];
+        var def = deps[0];
+        if (!booted || !def)
+            return "";
+        var staged = deps.filter(function (d) { return d.staged })[0];
+        if (staged)
+            return "Reboot to use it: generation " + genName(staged) + " is staged; it becomes the default when the host shuts down. The host runs " + genName(booted) + ".";
+        if (def.id !== booted.id)
+            return "Reboot to use it: generation " + genName(def) + " is the default at the next boot. The host runs " + genName(booted) + ".";
+        return "";
+    }
+
+    function renderReboot() {
+        var text = rebootNotice(deployments());
+        var box = $("reboot");
+        box.textContent = text;
+        box.hidden = !text;
+    }
 
     /* The automatic update policy, the reboot strategy and what it waits
      * for (RebootState), and the cleanup hostd does after a change. */
@@ -246,6 +304,9 @@
         }
         if (p.CleanupPending)
             parts.push("Cleaning up after the last change…");
+        var deps = deployments();
+        if (deps.length > 0 && !deps.some(function (d) { return d.booted }))
+            parts.push("No generation is booted from this sysroot (offline): the default one boots first");
         $("host-state").textContent = parts.join(" · ");
     }
 
@@ -256,7 +317,7 @@
             var flags = [];
             if (d.default)
                 flags.push(flag("default"));
-            if (i === 1)
+            if (d.rollback)
                 flags.push(flag("rollback"));
             if (d.pinned)
                 flags.push(flag("pinned"));
@@ -337,7 +398,7 @@
         var f = state.lastFailure;
         $("last-failure").hidden = !f;
         if (f)
-            $("failure-text").textContent = str(f.kind) + " (" + fmtTime(f.ended || f.started) + "): " + describeError("", f.error || "interrupted");
+            $("failure-text").textContent = kindWords(f.kind) + " failed (" + fmtTime(f.ended || f.started) + "): " + describeRecord(f);
     }
 
     var available = null;
@@ -510,14 +571,14 @@
         showNotice(text);
     }
 
-    function rebootNotice(result) {
+    /* deployedNotice says what a change deployed; the reboot notice
+       follows from the deployments (renderReboot). */
+    function deployedNotice(result) {
         var changed = result.changed !== false && (result.deployment || result.checksum || result["update-available"]);
-        if (changed) {
+        if (changed)
             showNotice("Deployed " + (result.deployment ? "generation " + deploymentName(result.deployment) : str(result.version || result.checksum)) + ".");
-            $("reboot").hidden = false;
-        } else {
+        else
             showNotice("No change.");
-        }
     }
 
     function opts(o) {
@@ -546,28 +607,43 @@
                               return;
                           }
                           available = null;
-                          rebootNotice(r);
+                          deployedNotice(r);
                       }, kindWords("upgrade"));
     }
 
+    /* rollback makes the rollback generation (hostd marks it) the default. */
     function rollback() {
-        var d = deployments()[1];
-        var what = d ? " to " + (d.version || d.id) : "";
+        var d = deployments().filter(function (x) { return x.rollback })[0];
+        var what = d ? " to " + genName(d) : "";
         return change("Roll back" + what + "? It becomes the default at the next boot, with its packages and containers.",
-                      "Rollback", [opts({})], "a{sv}", function (r) {
+                      "Rollback", [opts({})], "a{sv}", function () {
                           showNotice("Rolled back" + what + ".");
-                          $("reboot").hidden = false;
                       }, kindWords("rollback"));
     }
 
+    /* cleanup removes the generations below the booted (offline: the
+       default) one that are not pinned, and the files only they used. */
     function cleanup() {
-        return change(null, "Cleanup", [opts({})], "a{sv}", function () { showNotice("Cleaned up.") }, kindWords("cleanup"));
+        var deps = deployments();
+        var cur = deps.filter(function (d) { return d.booted })[0] || deps[0];
+        var at = deps.indexOf(cur);
+        var gone = deps.filter(function (d, i) { return i > at && !d.pinned });
+        var text = gone.length === 0
+            ? "Clean up? No generation would be removed (the older ones are pinned, or there are none); unused files are."
+            : "Clean up? This removes " + gone.length + " older generation" + (gone.length > 1 ? "s" : "") + " (" +
+              gone.map(genName).join("; ") + "): Roll back can no longer go to " + (gone.length > 1 ? "them" : "it") + ". Pinned generations stay.";
+        return change(text, "Cleanup", [opts({ rollback: true })], "a{sv}", function (r) {
+            var removed = list(r.removed);
+            showNotice(removed.length === 0 ? "Cleaned up: no generation was removed."
+                : "Cleaned up: removed " + removed.map(deploymentName).join(", ") + ".");
+        }, kindWords("cleanup"));
     }
 
     function pkgChange(add, remove) {
-        var text = (add.length ? "Layer " + add.join(", ") : "Remove " + remove.join(", ")) +
-            "? A new generation with it becomes the default at the next boot.";
-        return change(text, "PkgChange", [add, remove, opts({})], "asasa{sv}", rebootNotice, kindWords("pkg-change"));
+        var text = add.length
+            ? "Layer " + add.join(", ") + "? A new generation with it becomes the default at the next boot."
+            : "Remove " + remove.join(", ") + "? A new generation without it becomes the default at the next boot.";
+        return change(text, "PkgChange", [add, remove, opts({})], "asasa{sv}", deployedNotice, kindWords("pkg-change"));
     }
 
     /* containerChange updates (method ContainerUpdate) or rolls back
@@ -644,6 +720,9 @@
         });
         cockpit.transport.wait(function () {});
     }
+
+    /* What the tests check in the browser without a booted host. */
+    window.HostctlPage = { rebootNotice: rebootNotice, describeError: describeError, describeRecord: describeRecord };
 
     document.addEventListener("DOMContentLoaded", init);
 }());

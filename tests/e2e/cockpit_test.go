@@ -180,7 +180,11 @@ func (p *cockpitPage) waitText(what, sel, want string, d time.Duration) string {
 // TestCockpitPage loads the Host updates page in a real browser through
 // cockpit-ws and checks what it shows and does against hostd: the
 // generation row of the sandbox host, "Check for updates" finding v2 with
-// its package diff, and "Update" ending with v2 as the default.
+// its package diff, "Update" ending with v2 as the default, the rollback
+// and pinned marks as hostd has them, a package added and removed from the
+// page, a refused package whose failure is told in words (after a reload
+// too), "Roll back", and a "Clean up" that removes the unpinned old
+// generation. The fixture sysroot is not booted: no "Reboot to use it".
 func TestCockpitPage(t *testing.T) {
 	e := newEnv(t)
 	p := newCockpitPage(t, e)
@@ -189,6 +193,7 @@ func TestCockpitPage(t *testing.T) {
 	p.run("open the page", time.Minute, chromedp.Navigate(p.url))
 	rows := p.waitText("the generation rows", "#generations tbody", v1.Checksum[:12], time.Minute)
 	p.waitText("the host's settings", "#host-state", "Automatic updates: off · Reboots: off", time.Minute)
+	p.waitText("the offline sysroot", "#host-state", "No generation is booted from this sysroot (offline)", time.Minute)
 	for _, want := range []string{"1", refspec} {
 		if !strings.Contains(rows, want) {
 			t.Fatalf("the generation row does not show %q:\n%s", want, rows)
@@ -196,6 +201,9 @@ func TestCockpitPage(t *testing.T) {
 	}
 	if strings.Contains(rows, "ostree=/ostree/boot") {
 		t.Fatalf("the kernel arguments column shows libostree's own ostree= argument:\n%s", rows)
+	}
+	if got := p.flags(v1.ID); got != "default" {
+		t.Errorf("the only generation's status is %q, want default", got)
 	}
 
 	e.publish("2")
@@ -213,17 +221,24 @@ func TestCockpitPage(t *testing.T) {
 	// Update changes what boots: the page asks first.
 	p.run("confirm", time.Minute, chromedp.WaitVisible("#confirm-yes"), chromedp.Click("#confirm-yes"))
 	p.waitText("the new default generation", "#generations tbody", v2[:12], 3*time.Minute)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if d := e.status().Deployments[0]; d.Checksum == v2 && d.Version == "2" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after Update on the page hostd's default is %+v, want version 2", e.status().Deployments[0])
-		}
-		time.Sleep(500 * time.Millisecond)
+	e.waitDefault(t, "after Update on the page", func(d dbus.Deployment) bool { return d.Checksum == v2 && d.Version == "2" })
+	p.waitText("the update's notice", "#notice", "Deployed generation", time.Minute)
+	// Nothing is booted from the fixture sysroot: the default is what
+	// boots first, there is nothing to reboot into.
+	if p.visible("#reboot") {
+		t.Errorf("the page says %q on a sysroot nothing is booted from", p.text("#reboot"))
 	}
-	p.waitText("the reboot notice", "#reboot", "Reboot", time.Minute)
+	// The rollback mark is hostd's (the generation Roll back makes the
+	// default): v1 now.
+	st = e.status()
+	p.checkMarks(st)
+	if got := p.flags(st.Deployments[1].ID); got != "rollback" {
+		t.Errorf("v1's status after the update is %q, want rollback", got)
+	}
+
+	// A generation pinned with hostctl is marked pinned on the page.
+	e.mustHostctl("pin", "1")
+	p.waitFlags("the pinned generation", v1.ID, "rollback pinned")
 
 	// Add a layered package from the page.
 	srv := e.serveRPMs(nil, nil, nil)
@@ -232,40 +247,348 @@ func TestCockpitPage(t *testing.T) {
 	p.confirmIfAsked()
 	p.waitText("the layered package", "#generations tbody", "hello-layer", 3*time.Minute)
 	e.waitDefault(t, "after Add package", func(d dbus.Deployment) bool { return slices.Contains(d.Packages, "hello-layer") })
+	withPkg := e.status().Deployments[0]
+	p.waitText("the package list", "#packages", "hello-layer", time.Minute)
 
-	// Roll back: the previous generation (v2 without the package) is the default again.
-	before := len(e.status().Deployments)
-	p.run("click Roll back", time.Minute, chromedp.Click("#rollback"))
+	// A package with a %pre script is refused: the page says so in words,
+	// and after a reload the last failure's card says it again, from the
+	// error name hostd keeps in its history.
+	deps := e.ostreeStatus()
+	p.run("add bad-pre", time.Minute, chromedp.SendKeys("#pkg-add-name", "bad-pre"), chromedp.Click("#pkg-add"))
 	p.confirmIfAsked()
+	const refused = "Refused by hostctl's package policy"
+	errText := p.waitText("the refusal", "#error", refused, 3*time.Minute)
+	if !strings.Contains(errText, "bad-pre") || !strings.Contains(errText, "leave that package out") {
+		t.Errorf("the refusal does not name the package and what to do: %q", errText)
+	}
+	if rec := e.lastHistory(); rec.State != "failed" || rec.ErrorName != dbus.ErrUnsupportedScript {
+		t.Fatalf("history records the refused package as %s with error name %q (%s), want failed %s", rec.State, rec.ErrorName, rec.Error, dbus.ErrUnsupportedScript)
+	}
+	if got := e.ostreeStatus(); !slices.Equal(got, deps) {
+		t.Fatalf("the refused package changed the deployments: %v, was %v", got, deps)
+	}
+	p.run("reload the page", time.Minute, chromedp.Reload(), chromedp.WaitVisible(`body[data-loaded="true"]`))
+	p.run("the last failure's card", time.Minute, chromedp.WaitVisible("#last-failure"))
+	failure := p.text("#failure-text")
+	if !strings.HasPrefix(failure, "The package change failed (") || !strings.Contains(failure, refused) || !strings.Contains(failure, "bad-pre") {
+		t.Errorf("after a reload the last failure's card says %q, want the refusal in words", failure)
+	}
+
+	// Remove the package from the page: a new generation without it; the
+	// success supersedes the failure.
+	p.run("click Remove on hello-layer", time.Minute, chromedp.Click(`#packages li.package[data-name="hello-layer"] button.remove-package`))
+	p.run("confirm", time.Minute, chromedp.WaitVisible("#confirm-yes"))
+	if q := p.text("#confirm-text"); !strings.Contains(q, "Remove hello-layer?") || !strings.Contains(q, "without it") {
+		t.Errorf("the page asks %q before removing the package", q)
+	}
+	p.run("confirm", time.Minute, chromedp.Click("#confirm-yes"))
+	e.waitDefault(t, "after Remove", func(d dbus.Deployment) bool { return d.Version == "2" && len(d.Packages) == 0 && d.ID != withPkg.ID })
+	p.waitText("the package list", "#packages", "No layered packages.", time.Minute)
+	p.run("the failure card to go", time.Minute, chromedp.WaitNotVisible("#last-failure"))
+	st = e.status()
+	p.waitText("the new default generation", "#generations tbody tr.generation", st.Deployments[0].Checksum[:12], time.Minute)
+	p.checkMarks(st)
+
+	// Roll back: the generation with the package is the default again.
+	before := len(st.Deployments)
+	rb := -1
+	for i, d := range st.Deployments {
+		if d.Rollback {
+			rb = i
+		}
+	}
+	if rb < 0 || st.Deployments[rb].ID != withPkg.ID {
+		t.Fatalf("hostd's rollback generation is #%d of %v, want %s", rb, st.Deployments, withPkg.ID)
+	}
+	p.run("click Roll back", time.Minute, chromedp.Click("#rollback"))
+	p.run("the question", time.Minute, chromedp.WaitVisible("#confirm-yes"))
+	if q := p.text("#confirm-text"); !strings.Contains(q, deploymentShort(withPkg.ID)) {
+		t.Errorf("the page asks %q before the roll back, naming not the rollback generation %s", q, withPkg.ID)
+	}
+	p.run("confirm", time.Minute, chromedp.Click("#confirm-yes"))
 	p.waitText("the roll-back notice", "#notice", "Rolled back", 3*time.Minute)
-	e.waitDefault(t, "after Roll back", func(d dbus.Deployment) bool { return d.Version == "2" && len(d.Packages) == 0 })
-	if got := len(e.status().Deployments); got != before {
+	e.waitDefault(t, "after Roll back", func(d dbus.Deployment) bool { return d.ID == withPkg.ID })
+	st = e.status()
+	if got := len(st.Deployments); got != before {
 		t.Fatalf("Roll back changed the number of deployments from %d to %d", before, got)
+	}
+	p.waitText("the package list", "#packages", "hello-layer", time.Minute)
+	p.checkMarks(st)
+
+	// Clean up: the unpinned generations after the default go, the pinned
+	// v1 stays.
+	var gone []string
+	for _, d := range st.Deployments[1:] {
+		if !d.Pinned {
+			gone = append(gone, d.ID)
+		}
+	}
+	if len(gone) == 0 {
+		t.Fatalf("no unpinned old generation to clean up: %+v", st.Deployments)
+	}
+	p.run("click Clean up", time.Minute, chromedp.Click("#cleanup"))
+	p.run("the question", time.Minute, chromedp.WaitVisible("#confirm-yes"))
+	if q := p.text("#confirm-text"); !strings.Contains(q, fmt.Sprintf("removes %d older generation", len(gone))) || !strings.Contains(q, "Pinned generations stay") {
+		t.Errorf("the page asks %q before the clean up of %v", q, gone)
+	}
+	p.run("confirm", time.Minute, chromedp.Click("#confirm-yes"))
+	notice := p.waitText("the clean-up notice", "#notice", "Cleaned up: removed", 3*time.Minute)
+	for _, id := range gone {
+		if !strings.Contains(notice, deploymentShort(id)) {
+			t.Errorf("the clean-up notice %q does not name the removed %s", notice, id)
+		}
+	}
+	st = e.status()
+	if got := []string{st.Deployments[0].ID, st.Deployments[len(st.Deployments)-1].ID}; len(st.Deployments) != 2 || got[0] != withPkg.ID || got[1] != v1.ID {
+		t.Fatalf("after Clean up hostd has %v, want the default %s and the pinned %s", st.Deployments, withPkg.ID, v1.ID)
+	}
+	for _, id := range gone {
+		waitUntil(t, time.Minute, "the removed generation's row to go", func() bool {
+			n, _ := chromedp.Run(p.ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('#generations tr.generation[data-id=%q]').length`, id)))
+			return n == 0
+		})
+	}
+	p.checkMarks(st)
+	if p.visible("#error") {
+		t.Errorf("the page shows an error: %q", p.text("#error"))
+	}
+}
+
+// TestCockpitRebootNotice: what the page says about a reboot, from the
+// deployments as hostd gives them, in the browser: the fixture sysroot is
+// never booted, so the booted cases are given to the page's own function.
+// And the words for every error name of the API and for history records
+// (with an error name, from an older hostd without one, interrupted).
+func TestCockpitRebootNotice(t *testing.T) {
+	e := newEnv(t)
+	p := newCockpitPage(t, e)
+	p.run("open the page", time.Minute, chromedp.Navigate(p.url), chromedp.WaitVisible(`body[data-loaded="true"]`))
+	const a, b = "hostos-" + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.0", "hostos-" + "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.0"
+	dep := func(id, version string, booted, staged bool) string {
+		return fmt.Sprintf(`{"id": %q, "version": %q, "booted": %v, "staged": %v}`, id, version, booted, staged)
+	}
+	for _, c := range []struct {
+		name string
+		deps []string
+		want []string // "" for no notice
+	}{
+		{"booted default", []string{dep(a, "1", true, false)}, nil},
+		{"booted default, a rollback after it", []string{dep(a, "2", true, false), dep(b, "1", false, false)}, nil},
+		{"a new default over the booted one", []string{dep(b, "2", false, false), dep(a, "1", true, false)},
+			[]string{"Reboot to use it: generation version 2, hostos bbbbbbbbbbbb.0 is the default at the next boot.", "The host runs version 1, hostos aaaaaaaaaaaa.0."}},
+		{"a staged one", []string{dep(b, "2", false, true), dep(a, "1", true, false)},
+			[]string{"Reboot to use it: generation version 2, hostos bbbbbbbbbbbb.0 is staged"}},
+		{"offline", []string{dep(b, "2", false, false), dep(a, "1", false, false)}, nil},
+		{"none", nil, nil},
+	} {
+		got, err := chromedp.Run(p.ctx, chromedp.Evaluate[string]("HostctlPage.rebootNotice(["+strings.Join(c.deps, ",")+"])"))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if len(c.want) == 0 && got != "" {
+			t.Errorf("%s: the page says %q, want nothing", c.name, got)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: the page says %q, want %q in it", c.name, got, w)
+			}
+		}
+	}
+	// The page renders it from hostd's deployments: none is booted here.
+	if p.visible("#reboot") {
+		t.Errorf("the page says %q on a sysroot nothing is booted from", p.text("#reboot"))
+	}
+	// Every error name the API has is told in words of its own; AccessDenied
+	// never tells a web page's user to use sudo.
+	seen := map[string]string{}
+	for _, name := range []string{dbus.ErrBusy, dbus.ErrAccessDenied, dbus.ErrInvalidArgument, dbus.ErrNotFound, dbus.ErrCancelled,
+		dbus.ErrNotCancellable, dbus.ErrNoTransaction, dbus.ErrUnsupportedScript, dbus.ErrNoSpace, dbus.ErrSignatureInvalid, dbus.ErrFailed} {
+		const msg = "the engine's message; run it with sudo"
+		got, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](fmt.Sprintf("HostctlPage.describeError(%q, %q)", name, msg)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got == msg || got == "" {
+			t.Errorf("%s: the page shows the engine's message as it is: %q", name, got)
+		}
+		if other, dup := seen[got]; dup {
+			t.Errorf("%s and %s are told in the same words: %q", name, other, got)
+		}
+		seen[got] = name
+		if name == dbus.ErrAccessDenied && (strings.Contains(got, "sudo") || !strings.Contains(got, "Not authorized") || !strings.Contains(got, "Turn on administrative access")) {
+			t.Errorf("AccessDenied reads %q: want Not authorized and Turn on administrative access, no sudo", got)
+		}
+	}
+	// A history record: by its error name; one of a hostd before
+	// error-name with its message as it is; an interrupted one in words.
+	for _, c := range []struct{ rec, want string }{
+		{`{"state": "failed", "error": "no space left", "error-name": "` + dbus.ErrNoSpace + `"}`, "Not enough disk space (no space left). Remove old generations (Clean up)"},
+		{`{"state": "failed", "error": "pkg-change: refused"}`, "pkg-change: refused"},
+		{`{"state": "interrupted", "error": "hostd stopped during step \"pull\""}`, "hostd stopped while it ran"},
+	} {
+		got, err := chromedp.Run(p.ctx, chromedp.Evaluate[string]("HostctlPage.describeRecord("+c.rec+")"))
+		if err != nil || !strings.HasPrefix(got, c.want) {
+			t.Errorf("the record %s reads %q (%v), want %q first", c.rec, got, err, c.want)
+		}
 	}
 }
 
 // TestCockpitNotAuthorized: a session of a user who is not root sees the
-// generations, and every change it asks for is refused by hostd, shown as
-// "Not authorized"; nothing changes.
+// generations, the layered package and the container, and every change it
+// asks for is refused by hostd, shown as "Not authorized" with Cockpit's
+// words (never "sudo"): Check for updates (it pulls and records what it
+// found), Update, Roll back, Clean up, add and remove a package, a
+// container's Update and Roll back, and Cancel of root's running update;
+// nothing changes.
 func TestCockpitNotAuthorized(t *testing.T) {
-	e := newEnv(t)
-	p := newCockpitPageAs(t, e, 65534)
-	v1 := e.status().Deployments[0]
+	c := newCtrEnv(t)
+	e := c.env
+	image, err := c.reg.Push(c.ctx, helloImage(t, "latest", "hello"), "latest", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	c.mustHostctl("container", "install", "--name", "web", "--set", fmt.Sprintf("PORT=%d", port), image)
+	c.waitAnswer(port, "hello from web")
+	srv := e.serveRPMs(nil, nil, nil)
+	e.setRepoFile("layer", fixture.YumRepoFile("layer", srv.URL()))
+	e.mustHostctl("pkg-add", "hello-layer")
+	if _, err := c.reg.Push(c.ctx, helloImage(t, "latest", "howdy"), "latest", "web"); err != nil {
+		t.Fatal(err)
+	}
 	e.publish("2")
+	p := newCockpitPageAs(t, e, 65534)
+	st := e.status()
+	ctr := c.list()["web"]
 	p.run("open the page", time.Minute, chromedp.Navigate(p.url))
-	p.waitText("the generation rows", "#generations tbody", v1.Checksum[:12], time.Minute)
+	p.waitText("the generation rows", "#generations tbody", st.Deployments[0].Checksum[:12], time.Minute)
+	p.waitText("the package", "#packages", "hello-layer", time.Minute)
+	const row = `#containers tr.container[data-name="web"]`
+	p.waitText("the container row", row+" td.digest", shortDigest(ctr.Digest), time.Minute)
 	deps := e.ostreeStatus()
-	for _, button := range []string{"#update", "#rollback", "#cleanup"} {
-		p.run("click "+button, time.Minute, chromedp.Click(button))
+	refused := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		p.run(what, time.Minute, actions...)
 		p.confirmIfAsked()
-		p.waitText(button+" as nobody", "#error", "Not authorized", 2*time.Minute)
+		got := p.waitText(what+" as nobody", "#error", "Not authorized", 2*time.Minute)
+		if strings.Contains(got, "sudo") || !strings.Contains(got, "Turn on administrative access") {
+			t.Errorf("%s: the page says %q: want Cockpit's words (Turn on administrative access), no sudo", what, got)
+		}
 		if _, err := chromedp.Run(p.ctx, chromedp.Evaluate[string]("document.getElementById('error').textContent = ''")); err != nil {
 			t.Fatalf("clear the error: %v", err)
 		}
 	}
+	for _, button := range []string{"#check", "#update", "#rollback", "#cleanup"} {
+		refused("click "+button, chromedp.Click(button))
+	}
+	refused("add hello-lib", chromedp.SendKeys("#pkg-add-name", "hello-lib"), chromedp.Click("#pkg-add"))
+	refused("remove hello-layer", chromedp.Click(`#packages li.package[data-name="hello-layer"] button.remove-package`))
+	refused("update the container", chromedp.Click(row+" button.container-update"))
+	refused("roll the container back", chromedp.Click(row+" button.container-rollback"))
+	if p.visible("#available") {
+		t.Errorf("the refused check for updates shows an update: %q", p.text("#available"))
+	}
+
+	// Cancel of root's update, shown running on nobody's page.
+	e.srv.SetRate(16 << 10)
+	t.Cleanup(func() { e.srv.SetRate(0) })
+	cmd, out := e.spawnHostctl("upgrade")
+	e.waitRunning(t)
+	p.waitText("root's running update", "#txn-kind", "upgrade", 30*time.Second)
+	refused("click Cancel", chromedp.Click("#cancel"))
+	if st := e.status(); st.Transaction == nil || st.Transaction.Kind != "upgrade" {
+		t.Fatalf("nobody's refused Cancel ended root's update: %+v", st.Transaction)
+	}
+	e.mustHostctl("cancel")
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("root's update succeeded after hostctl cancel:\n%s", out)
+	}
+
 	if got := e.ostreeStatus(); !slices.Equal(got, deps) {
 		t.Fatalf("the refused changes changed the deployments: %v, was %v", got, deps)
 	}
+	after := e.status()
+	if after.CachedUpdate != nil {
+		t.Errorf("the refused check for updates recorded %+v", after.CachedUpdate)
+	}
+	if !slices.Equal(after.Deployments[0].Packages, st.Deployments[0].Packages) {
+		t.Errorf("the packages changed: %v, were %v", after.Deployments[0].Packages, st.Deployments[0].Packages)
+	}
+	if l := c.list()["web"]; l.Digest != ctr.Digest || l.Slot != ctr.Slot {
+		t.Errorf("the refused container changes changed it: %+v, was %+v", l, ctr)
+	}
+}
+
+// flags is the status column (default, rollback, pinned, staged) of the
+// generation id's row.
+func (p *cockpitPage) flags(id string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	js := fmt.Sprintf(`Array.from(document.querySelectorAll('#generations tr.generation[data-id=%q] td.flags .flag')).map(function (e) { return e.textContent }).join(" ")`, id)
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		p.t.Fatalf("the status of %s's row: %v", id, err)
+	}
+	return got
+}
+
+// waitFlags waits until the generation id's row has the status want.
+func (p *cockpitPage) waitFlags(what, id, want string) {
+	p.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got := p.flags(id)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: the row of %s says %q, want %q", what, id, got, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkMarks checks that every generation row has the marks hostd's
+// status gives it (in the page's order: default, rollback, pinned, staged),
+// once the page shows as many rows.
+func (p *cockpitPage) checkMarks(st dbus.Status) {
+	p.t.Helper()
+	for _, d := range st.Deployments {
+		var want []string
+		for _, m := range []struct {
+			on   bool
+			name string
+		}{{d.Default, "default"}, {d.Rollback, "rollback"}, {d.Pinned, "pinned"}, {d.Staged, "staged"}} {
+			if m.on {
+				want = append(want, m.name)
+			}
+		}
+		p.waitFlags("the marks hostd gives", d.ID, strings.Join(want, " "))
+	}
+}
+
+// visible tells whether the element sel is shown (not hidden, and not in a
+// hidden ancestor).
+func (p *cockpitPage) visible(sel string) bool {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(function(){var e=document.querySelector(%q); return !!e && e.offsetParent !== null})()`, sel)))
+	if err != nil {
+		p.t.Fatalf("is %s visible: %v", sel, err)
+	}
+	return v
+}
+
+// deploymentShort is a deployment id as the page shortens it.
+func deploymentShort(id string) string {
+	i := strings.LastIndex(id, "-")
+	j := strings.LastIndex(id, ".")
+	if i < 0 || j < i || j-i-1 < 12 {
+		return id
+	}
+	return id[:i] + " " + id[i+1:i+13] + id[j:]
 }
 
 // confirmIfAsked presses Continue when the page asks for confirmation.
