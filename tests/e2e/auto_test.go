@@ -383,4 +383,27 @@ func TestAutomaticStageBootedHost(t *testing.T) {
 	if r := e.host.Run(e.ctx, 0, "systemctl", "show", "-p", "Result", "--value", "hostctl-automatic.service"); strings.TrimSpace(r.Stdout) != "success" {
 		t.Fatalf("hostctl-automatic.service after the timer: %+v", r)
 	}
+
+	// Idle exit through the shipped units: hostd.service stops by itself,
+	// and the next client's call starts it again by D-Bus activation
+	// (org.hostctl.Host1.service names hostd.service).
+	conf = "[Daemon]\nAutomaticUpdatePolicy=stage\nIdleExitTimeout=3\n"
+	if r := e.host.Run(e.ctx, 0, "sh", "-c", "printf '"+strings.ReplaceAll(conf, "\n", `\n`)+"' >/etc/hostctl/hostd.conf"); r.Code != 0 {
+		t.Fatalf("write hostd.conf in the machine: %+v", r)
+	}
+	e.mustHostctl("reload")
+	active := func() string {
+		return strings.TrimSpace(e.host.Run(e.ctx, 0, "systemctl", "is-active", "hostd.service").Stdout)
+	}
+	for deadline := time.Now().Add(time.Minute); active() != "inactive"; time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("hostd.service is %s a minute after IdleExitTimeout=3\n%s", active(), e.host.Run(e.ctx, 0, "journalctl", "-u", "hostd.service", "--no-pager", "-n", "30").Stdout)
+		}
+	}
+	if out := e.mustHostctl("status"); !strings.Contains(out, "Staged: yes") {
+		t.Fatalf("status through D-Bus activation after the idle exit:\n%s", out)
+	}
+	if a := active(); a != "active" {
+		t.Fatalf("after a call hostd.service is %s, want active (D-Bus activation)", a)
+	}
 }
