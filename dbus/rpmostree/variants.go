@@ -62,8 +62,9 @@ func RpmDiff(d dbus.PackageDiff) []DiffEntry {
 	return out
 }
 
-// deploymentDict is a deployment in rpm-ostree's a{sv} keys and types.
-func deploymentDict(d dbus.Deployment) map[string]godbus.Variant {
+// deploymentDict is a deployment in rpm-ostree's a{sv} keys and types,
+// with det, the keys read from its commits (details.go).
+func deploymentDict(d dbus.Deployment, det commitDetails) map[string]godbus.Variant {
 	inactive := map[string]bool{}
 	for _, p := range append(append([]string{}, d.Inactive...), d.Missing...) {
 		inactive[p] = true
@@ -91,7 +92,8 @@ func deploymentDict(d dbus.Deployment) map[string]godbus.Variant {
 		"requested-local-packages":          godbus.MakeVariant([]string{}),
 		"requested-base-removals":           godbus.MakeVariant(nonNil(d.RemovedBasePackages)),
 		"requested-base-local-replacements": godbus.MakeVariant([]string{}),
-		"base-removals":                     godbus.MakeVariant(nonNil(d.RemovedBasePackages)),
+		"base-removals":                     godbus.MakeVariant([]godbus.Variant{}),
+		"base-local-replacements":           godbus.MakeVariant([]replacement{}),
 		"regenerate-initramfs":              godbus.MakeVariant(false),
 	}
 	if d.Version == "" {
@@ -99,6 +101,9 @@ func deploymentDict(d dbus.Deployment) map[string]godbus.Variant {
 	}
 	if d.BaseChecksum != "" && d.BaseChecksum != d.Checksum {
 		m["base-checksum"] = godbus.MakeVariant(d.BaseChecksum)
+	}
+	for k, v := range det {
+		m[k] = v
 	}
 	return m
 }
