@@ -167,6 +167,15 @@ func dictOrEmpty(d *dbus.Deployment, det map[string]commitDetails) map[string]go
 	return deploymentDict(*d, det[d.ID])
 }
 
+// gpgEnabled tells whether the remote d follows verifies signatures.
+func gpgEnabled(d *dbus.Deployment, det map[string]commitDetails) bool {
+	if d == nil {
+		return false
+	}
+	b, _ := det[d.ID]["gpg-enabled"].Value().(bool)
+	return b
+}
+
 // activeTxn is the (method, sender, path) tuple of ActiveTransaction.
 type activeTxn struct{ Method, Sender, Path string }
 
@@ -218,7 +227,7 @@ func (s *Server) values(st dbus.Status, det map[string]commitDetails) map[godbus
 			"BootedDeployment":       godbus.MakeVariant(dictOrEmpty(booted, det)),
 			"DefaultDeployment":      godbus.MakeVariant(dictOrEmpty(def, det)),
 			"RollbackDeployment":     godbus.MakeVariant(dictOrEmpty(rollback, det)),
-			"CachedUpdate":           godbus.MakeVariant(cachedUpdateDict(cached, name)),
+			"CachedUpdate":           godbus.MakeVariant(cachedUpdateDict(cached, name, gpgEnabled(def, det))),
 			"HasCachedUpdateRpmDiff": godbus.MakeVariant(cached != nil && cached.Checksum != cached.Base),
 		}}
 	}

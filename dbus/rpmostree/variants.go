@@ -116,8 +116,9 @@ func nonNil(l []string) []string {
 }
 
 // cachedUpdateDict is a cached update in rpm-ostree's keys, empty when
-// there is none for osname.
-func cachedUpdateDict(u *dbus.CachedUpdate, osname string) map[string]godbus.Variant {
+// there is none for osname; gpgEnabled says whether its remote verifies
+// signatures.
+func cachedUpdateDict(u *dbus.CachedUpdate, osname string, gpgEnabled bool) map[string]godbus.Variant {
 	if u == nil || u.Checksum == "" {
 		return map[string]godbus.Variant{}
 	}
@@ -127,7 +128,7 @@ func cachedUpdateDict(u *dbus.CachedUpdate, osname string) map[string]godbus.Var
 		"timestamp":          godbus.MakeVariant(u.Timestamp),
 		"origin":             godbus.MakeVariant(u.Refspec),
 		"ref-has-new-commit": godbus.MakeVariant(u.Checksum != u.Base),
-		"gpg-enabled":        godbus.MakeVariant(false),
+		"gpg-enabled":        godbus.MakeVariant(gpgEnabled),
 	}
 	if u.Version != "" {
 		m["version"] = godbus.MakeVariant(u.Version)
@@ -137,7 +138,7 @@ func cachedUpdateDict(u *dbus.CachedUpdate, osname string) map[string]godbus.Var
 
 // updateDetails are the details GetCachedUpdateRpmDiff returns beside the diff.
 func updateDetails(u *dbus.CachedUpdate, osname string) map[string]godbus.Variant {
-	m := cachedUpdateDict(u, osname)
+	m := cachedUpdateDict(u, osname, false)
 	delete(m, "ref-has-new-commit")
 	delete(m, "gpg-enabled")
 	return m
