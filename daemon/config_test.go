@@ -75,6 +75,12 @@ func TestParseSettings(t *testing.T) {
 		{name: "retry 0", text: "[Fleet]\nRetryInterval=0\n", errLine: 2, errKey: "RetryInterval"},
 		{name: "unknown fleet key", text: "[Fleet]\nServer=x\n", errLine: 2, errKey: "Server"},
 		{name: "fleet key twice", text: "[Fleet]\nGroup=a\nGroup=b\n", errLine: 3, errKey: "Group"},
+		{name: "rpm-ostree compat", text: "[Daemon]\nRpmOstreeCompat=true\n", want: with(func(s *Settings) { s.RpmOstreeCompat = true })},
+		{name: "rpm-ostree compat yes", text: "[Daemon]\nRpmOstreeCompat = Yes\n", want: with(func(s *Settings) { s.RpmOstreeCompat = true })},
+		{name: "rpm-ostree compat off", text: "[Daemon]\nRpmOstreeCompat=false\n", want: DefaultSettings()},
+		{name: "rpm-ostree compat 0", text: "[Daemon]\nRpmOstreeCompat=0\n", want: DefaultSettings()},
+		{name: "bad rpm-ostree compat", text: "[Daemon]\nAutomaticUpdatePolicy=check\nRpmOstreeCompat=maybe\n", errLine: 3, errKey: "RpmOstreeCompat"},
+		{name: "rpm-ostree compat twice", text: "[Daemon]\nRpmOstreeCompat=true\nRpmOstreeCompat=false\n", errLine: 3, errKey: "RpmOstreeCompat"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseSettings("hostd.conf", strings.NewReader(tc.text))
@@ -121,7 +127,7 @@ func TestLoadSettings(t *testing.T) {
 func FuzzParseSettings(f *testing.F) {
 	for _, s := range []string{"", "[Daemon]\nAutomaticUpdatePolicy=check\nIdleExitTimeout=60\n", "[Daemon]\nIdleExitTimeout=-1", "[x]\na=b\n[", "=\n[Daemon]\n=x",
 		"[Daemon]\nRebootStrategy=periodic\n[Periodic]\nWindow=Mon-Fri 22:30 60\nTimeZone=Europe/Berlin\n",
-		"[Daemon]\nRebootStrategy=fleet\n[Fleet]\nEndpoints=http://a:1\nSlots=3\nGroup=g\n"} {
+		"[Daemon]\nRebootStrategy=fleet\n[Fleet]\nEndpoints=http://a:1\nSlots=3\nGroup=g\n", "[Daemon]\nRpmOstreeCompat=true\n", "[Daemon]\nRpmOstreeCompat=\n"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
