@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,25 +16,98 @@ import (
 	"github.com/hostctl/hostctl/tests/fixture"
 )
 
-// decoded is the signature godbus gives a value of signature sig once
-// decoded: it reads every struct as []any, so "(sss)" comes back as "av".
-func decoded(sig string) string {
-	var b strings.Builder
-	depth := 0
-	for _, r := range sig {
-		switch {
-		case r == '(':
-			if depth == 0 {
-				b.WriteString("av")
-			}
-			depth++
-		case r == ')':
-			depth--
-		case depth == 0:
-			b.WriteRune(r)
+// sigRecorder keeps the body signatures of the messages a connection
+// receives, as the wire has them: godbus decodes a struct as []any, whose
+// signature reads "av", so the replies' and signals' own are read from the
+// message headers (WithIncomingInterceptor) instead. Property values and
+// dictionary values are variants, which keep their wire signature as long
+// as they are read from the body as they came (not through godbus.Store,
+// which makes them anew from the decoded values).
+type sigRecorder struct {
+	mu        sync.Mutex
+	lastReply string
+	// signals, when not nil, gets every signal with its signature.
+	signals chan recordedSignal
+}
+
+// recordedSignal is one signal as it came.
+type recordedSignal struct {
+	path, member, sig string
+	body              []any
+}
+
+func (r *sigRecorder) intercept(msg *godbus.Message) {
+	sig := ""
+	if v, ok := msg.Headers[godbus.FieldSignature]; ok {
+		sig = v.Value().(godbus.Signature).String()
+	}
+	switch msg.Type {
+	case godbus.TypeMethodReply:
+		r.mu.Lock()
+		r.lastReply = sig
+		r.mu.Unlock()
+	case godbus.TypeSignal:
+		if r.signals != nil {
+			path, _ := msg.Headers[godbus.FieldPath].Value().(godbus.ObjectPath)
+			member, _ := msg.Headers[godbus.FieldMember].Value().(string)
+			r.signals <- recordedSignal{string(path), member, sig, msg.Body}
 		}
 	}
-	return b.String()
+}
+
+// reply is the signature of the last method reply received.
+func (r *sigRecorder) reply() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastReply
+}
+
+// recConn is a bus connection whose replies' signatures are recorded.
+type recConn struct {
+	*godbus.Conn
+	rec *sigRecorder
+}
+
+// connectRecorded connects to the bus at addr as root, recording.
+func connectRecorded(t *testing.T, addr string) recConn {
+	t.Helper()
+	rec := &sigRecorder{}
+	conn, err := godbus.Connect(addr, godbus.WithIncomingInterceptor(rec.intercept))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return recConn{conn, rec}
+}
+
+// rpmDeploymentKeys are the keys of rpm-ostree's deployment dictionaries
+// and their types (rpm-ostree's rpmostreed-deployment-utils.cxx and
+// rust/src/daemon.rs build them), those every deployment has.
+var rpmDeploymentKeys = map[string]string{"id": "s", "osname": "s", "serial": "i", "checksum": "s", "version": "s", "timestamp": "t",
+	"origin": "s", "booted": "b", "staged": "b", "pinned": "b", "unlocked": "s", "packages": "as", "requested-packages": "as",
+	"requested-local-packages": "as", "requested-base-removals": "as", "requested-base-local-replacements": "as",
+	"base-removals": "av", "base-local-replacements": "a(vv)", "regenerate-initramfs": "b", "base-commit-meta": "a{sv}", "gpg-enabled": "b"}
+
+// rpmLayeredKeys are the keys a layered deployment has besides.
+var rpmLayeredKeys = map[string]string{"base-checksum": "s", "base-version": "s", "base-timestamp": "t"}
+
+// checkDeploymentDict checks d's keys and their types as the wire has
+// them; layered says whether d layers packages on its base.
+func checkDeploymentDict(t *testing.T, d map[string]godbus.Variant, layered bool) {
+	t.Helper()
+	for k, sig := range rpmDeploymentKeys {
+		if got := d[k].Signature().String(); got != sig {
+			t.Errorf("deployment %v key %s: %q, want %s", d["id"], k, got, sig)
+		}
+	}
+	for k, sig := range rpmLayeredKeys {
+		if v, ok := d[k]; ok != layered || ok && v.Signature().String() != sig {
+			t.Errorf("deployment %v (layered %v) key %s: %v, want %s when layered only", d["id"], layered, k, v, sig)
+		}
+	}
+	if _, ok := d["signatures"]; ok {
+		t.Errorf("deployment %v has signatures: hostd does not produce libostree's", d["id"])
+	}
 }
 
 // rpmContract is the checked-in rpm-ostree interface, by interface name.
@@ -84,7 +158,7 @@ func (c rpmContract) checkProps(t *testing.T, iface string, props map[string]god
 			t.Errorf("%s: property %s missing", iface, name)
 			continue
 		}
-		if got := v.Signature().String(); got != decoded(typ) {
+		if got := v.Signature().String(); got != typ {
 			t.Errorf("%s.%s has type %s, the contract says %s", iface, name, got, typ)
 		}
 	}
@@ -95,15 +169,15 @@ func (c rpmContract) checkProps(t *testing.T, iface string, props map[string]god
 	}
 }
 
-// rpmCall calls an rpm-ostree method and checks the reply's signature
-// against the contract.
-func (c rpmContract) call(t *testing.T, conn *godbus.Conn, path godbus.ObjectPath, iface, method string, args ...any) []any {
+// call calls an rpm-ostree method and checks the reply's signature, as
+// the message carries it, against the contract.
+func (c rpmContract) call(t *testing.T, conn recConn, path godbus.ObjectPath, iface, method string, args ...any) []any {
 	t.Helper()
 	call := conn.Object(rpmostree.BusName, path).Call(iface+"."+method, 0, args...)
 	if call.Err != nil {
 		t.Fatalf("%s(%v): %v", method, args, call.Err)
 	}
-	if got, want := godbus.SignatureOf(call.Body...).String(), c.outSig(t, iface, method); got != decoded(want) {
+	if got, want := conn.rec.reply(), c.outSig(t, iface, method); got != want {
 		t.Fatalf("%s replied %s, the contract says %s", method, got, want)
 	}
 	return call.Body
@@ -123,7 +197,8 @@ func (c rpmContract) runPeer(t *testing.T, addr string) []peerSignal {
 	if !strings.HasPrefix(addr, "unix:") {
 		t.Fatalf("transaction address %q is not a unix socket address", addr)
 	}
-	conn, err := godbus.Dial(addr)
+	rec := &sigRecorder{signals: make(chan recordedSignal, 4096)}
+	conn, err := godbus.Dial(addr, godbus.WithIncomingInterceptor(rec.intercept))
 	if err != nil {
 		t.Fatalf("connect to %s: %v", addr, err)
 	}
@@ -131,8 +206,6 @@ func (c rpmContract) runPeer(t *testing.T, addr string) []peerSignal {
 	if err := conn.Auth([]godbus.Auth{godbus.AuthExternal("0")}); err != nil {
 		t.Fatalf("authenticate on %s: %v", addr, err)
 	}
-	sigs := make(chan *godbus.Signal, 1024)
-	conn.Signal(sigs)
 	want := map[string]string{}
 	for _, s := range c[rpmostree.TransactionInterface].Signals {
 		var sig string
@@ -153,16 +226,16 @@ func (c rpmContract) runPeer(t *testing.T, addr string) []peerSignal {
 	deadline := time.After(3 * time.Minute) // liveness bound only
 	for {
 		select {
-		case s := <-sigs:
-			name := strings.TrimPrefix(s.Name, rpmostree.TransactionInterface+".")
+		case s := <-rec.signals:
+			name := s.member
 			sig, ok := want[name]
-			if !ok || s.Path != "/" {
-				t.Fatalf("signal %s at %s is not in the contract", s.Name, s.Path)
+			if !ok || s.path != "/" {
+				t.Fatalf("signal %s at %s is not in the contract", s.member, s.path)
 			}
-			if g := godbus.SignatureOf(s.Body...).String(); g != decoded(sig) {
-				t.Fatalf("signal %s has %s, the contract says %s", name, g, sig)
+			if s.sig != sig {
+				t.Fatalf("signal %s has %s, the contract says %s", name, s.sig, sig)
 			}
-			got = append(got, peerSignal{name, s.Body})
+			got = append(got, peerSignal{name, s.body})
 			if name == "Finished" {
 				return got
 			}
@@ -187,24 +260,31 @@ func finishedOK(t *testing.T, what string, sigs []peerSignal) {
 	}
 }
 
-// diffNames turns a(sua{sv}) into "TYPE NAME PREV NEW" lines.
+// diffLines turns a(sua{sv}) into "TYPE NAME PREV NEW" lines, reading the
+// body as it came so that PreviousPackage and NewPackage keep their wire
+// signature, which must be (sss).
 func diffLines(t *testing.T, v any) []string {
 	t.Helper()
-	var entries []struct {
-		Name    string
-		Type    uint32
-		Details map[string]godbus.Variant
-	}
-	if err := godbus.Store([]any{v}, &entries); err != nil {
-		t.Fatalf("read a(sua{sv}): %v", err)
+	entries, ok := v.([][]any)
+	if !ok {
+		t.Fatalf("a(sua{sv}) decoded as %T", v)
 	}
 	var out []string
 	for _, e := range entries {
-		line := []string{[]string{"added", "removed", "upgraded", "downgraded"}[e.Type], e.Name}
+		if len(e) != 3 {
+			t.Fatalf("diff entry %v is not (sua{sv})", e)
+		}
+		name, okName := e[0].(string)
+		typ, okType := e[1].(uint32)
+		details, okDetails := e[2].(map[string]godbus.Variant)
+		if !okName || !okType || !okDetails || typ > 3 {
+			t.Fatalf("diff entry %v is not (sua{sv}) with a type from 0 to 3", e)
+		}
+		line := []string{[]string{"added", "removed", "upgraded", "downgraded"}[typ], name}
 		for _, k := range []string{"PreviousPackage", "NewPackage"} {
-			if d, ok := e.Details[k]; ok {
-				if d.Signature().String() != decoded("(sss)") {
-					t.Fatalf("%s of %s is %s, want (sss)", k, e.Name, d.Signature())
+			if d, ok := details[k]; ok {
+				if d.Signature().String() != "(sss)" {
+					t.Fatalf("%s of %s is %s, want (sss)", k, name, d.Signature())
 				}
 				var p struct{ Name, EVR, Arch string }
 				if err := d.Store(&p); err != nil {
@@ -226,11 +306,7 @@ func TestRPMOstreeAPI(t *testing.T) {
 	e.hostd.Stop()
 	e.startHostd("--rpm-ostree-compat")
 	c := loadRPMContract(t)
-	conn, err := godbus.Connect(e.bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := connectRecorded(t, e.bus.Address)
 	waitUntil(t, 30*time.Second, "hostd to own "+rpmostree.BusName, func() bool {
 		var has bool
 		return conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, rpmostree.BusName).Store(&has) == nil && has
@@ -251,12 +327,12 @@ func TestRPMOstreeAPI(t *testing.T) {
 		if call.Err != nil {
 			t.Fatal(call.Err)
 		}
-		if sig := godbus.SignatureOf(call.Body...).String(); sig != "a{oa{sa{sv}}}" {
+		if sig := conn.rec.reply(); sig != "a{oa{sa{sv}}}" {
 			t.Fatalf("GetManagedObjects replied %s", sig)
 		}
-		var objs map[godbus.ObjectPath]map[string]map[string]godbus.Variant
-		if err := godbus.Store(call.Body, &objs); err != nil {
-			t.Fatal(err)
+		objs, ok := call.Body[0].(map[godbus.ObjectPath]map[string]map[string]godbus.Variant)
+		if !ok {
+			t.Fatalf("GetManagedObjects decoded as %T", call.Body[0])
 		}
 		return objs
 	}
@@ -276,11 +352,12 @@ func TestRPMOstreeAPI(t *testing.T) {
 		deps[0]["version"].Value() != "1" || deps[0]["origin"].Value() != refspec || deps[0]["booted"].Value() != false {
 		t.Fatalf("Deployments: %v", deps)
 	}
-	for k, sig := range map[string]string{"id": "s", "osname": "s", "serial": "i", "checksum": "s", "version": "s", "timestamp": "t", "origin": "s",
-		"booted": "b", "staged": "b", "pinned": "b", "unlocked": "s", "packages": "as", "requested-packages": "as", "requested-base-removals": "as", "base-removals": "as"} {
-		if got := deps[0][k].Signature().String(); got != sig {
-			t.Errorf("deployment key %s: %q, want %s", k, got, sig)
-		}
+	checkDeploymentDict(t, deps[0], false)
+	if meta := deps[0]["base-commit-meta"].Value().(map[string]godbus.Variant); meta["version"].Value() != "1" {
+		t.Errorf("base-commit-meta of version 1: %v", meta)
+	}
+	if deps[0]["gpg-enabled"].Value() != false {
+		t.Errorf("gpg-enabled %v: the fixture's remote does not verify signatures", deps[0]["gpg-enabled"])
 	}
 	if def := osp["DefaultDeployment"].Value().(map[string]godbus.Variant); def["checksum"].Value() != v1 {
 		t.Fatalf("DefaultDeployment %v", def)
@@ -387,7 +464,7 @@ func TestRPMOstreeAPI(t *testing.T) {
 	}{
 		{"Deploy", []any{v2, noOpts}}, {"Upgrade", []any{noOpts}}, {"Rollback", []any{noOpts}}, {"DownloadUpdateRpmDiff", nil},
 		{"Rebase", []any{noOpts, refspec, []string{}}}, {"PkgChange", []any{noOpts, []string{"hello-layer"}, []string{}}},
-		{"Cleanup", []any{[]string{"rollback-deployment"}}}, {"RefreshMd", []any{noOpts}},
+		{"Cleanup", []any{[]string{"rollback-deploy"}}}, {"RefreshMd", []any{noOpts}},
 		{"KernelArgs", []any{"", []string{"quiet"}, []string{}, []string{}, noOpts}},
 		{"UpdateDeployment", []any{map[string]godbus.Variant{"set-revision": godbus.MakeVariant(v2)}, noOpts}},
 		{"DownloadRebaseRpmDiff", []any{refspec, []string{}}},
@@ -397,10 +474,6 @@ func TestRPMOstreeAPI(t *testing.T) {
 		if !dbus.IsError(err, dbus.ErrAccessDenied) {
 			t.Fatalf("%s as nobody: %v, want %s", tc.method, err, dbus.ErrAccessDenied)
 		}
-	}
-	// reboot: hostd does not reboot.
-	if err := conn.Object(rpmostree.BusName, osPath).Call(rpmostree.OSInterface+".Deploy", 0, v2, map[string]godbus.Variant{"reboot": godbus.MakeVariant(true)}).Err; !dbus.IsError(err, dbus.ErrInvalidArgument) {
-		t.Fatalf("Deploy with reboot true: %v", err)
 	}
 
 	// Deploy(checksum, {reboot: false}).
@@ -418,6 +491,15 @@ func TestRPMOstreeAPI(t *testing.T) {
 	}
 	sigs := c.runPeer(t, addr)
 	finishedOK(t, "Deploy", sigs)
+	// The pull reported its progress: DownloadProgress, whose six tuples
+	// runPeer checked against the contract as the wire has them.
+	progress := false
+	for _, s := range sigs {
+		progress = progress || s.name == "DownloadProgress"
+	}
+	if !progress {
+		t.Fatalf("Deploy of a commit to pull sent no DownloadProgress: %v", sigs)
+	}
 	if v := e.ostreeStatus(); len(v) != 2 || v[0] != v2 || v[1] != v1 {
 		t.Fatalf("after Deploy, ostree admin status: %v", v)
 	}
