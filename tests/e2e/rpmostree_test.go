@@ -559,3 +559,260 @@ func rpmQAChanges(from, to map[string]string) []string {
 	}
 	return out
 }
+
+// rpmClient is an rpm-ostree client of one env: the recorded connection,
+// the contract and the OS object.
+type rpmClient struct {
+	t      *testing.T
+	e      *env
+	c      rpmContract
+	conn   recConn
+	osPath godbus.ObjectPath
+}
+
+// newRPMClient restarts e's hostd with flags and connects once it owns
+// rpm-ostree's name.
+func newRPMClient(t *testing.T, e *env, flags ...string) *rpmClient {
+	t.Helper()
+	e.hostd.Stop()
+	e.startHostd(flags...)
+	conn := connectRecorded(t, e.bus.Address)
+	waitUntil(t, 30*time.Second, "hostd to own "+rpmostree.BusName, func() bool {
+		var has bool
+		return conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, rpmostree.BusName).Store(&has) == nil && has
+	})
+	return &rpmClient{t: t, e: e, c: loadRPMContract(t), conn: conn,
+		osPath: godbus.ObjectPath("/org/projectatomic/rpmostree1/" + strings.ReplaceAll(fixture.OSName, "-", "_"))}
+}
+
+// call calls an OS method, checking the reply against the contract.
+func (r *rpmClient) call(method string, args ...any) []any {
+	r.t.Helper()
+	return r.c.call(r.t, r.conn, r.osPath, rpmostree.OSInterface, method, args...)
+}
+
+// run calls a changing OS method and runs its transaction to Finished.
+func (r *rpmClient) run(method string, args ...any) []peerSignal {
+	r.t.Helper()
+	return r.c.runPeer(r.t, r.call(method, args...)[0].(string))
+}
+
+// refused calls an OS method and wants it refused with InvalidArgument
+// naming what.
+func (r *rpmClient) refused(what string, method string, args ...any) {
+	r.t.Helper()
+	err := r.conn.Object(rpmostree.BusName, r.osPath).Call(rpmostree.OSInterface+"."+method, 0, args...).Err
+	if !dbus.IsError(err, dbus.ErrInvalidArgument) || !strings.Contains(err.Error(), what) {
+		r.t.Fatalf("%s(%v): %v, want %s naming %q", method, args, err, dbus.ErrInvalidArgument, what)
+	}
+}
+
+// defaultDict is the OS object's DefaultDeployment, read after a Reload.
+func (r *rpmClient) defaultDict() map[string]godbus.Variant {
+	r.t.Helper()
+	r.c.call(r.t, r.conn, rpmostree.SysrootPath, rpmostree.SysrootInterface, "Reload")
+	call := r.conn.Object(rpmostree.BusName, r.osPath).Call("org.freedesktop.DBus.Properties.Get", 0, rpmostree.OSInterface, "DefaultDeployment")
+	if call.Err != nil {
+		r.t.Fatal(call.Err)
+	}
+	v := call.Body[0].(godbus.Variant)
+	if v.Signature().String() != "a{sv}" {
+		r.t.Fatalf("DefaultDeployment is %s", v.Signature())
+	}
+	return v.Value().(map[string]godbus.Variant)
+}
+
+// finishedFailing wants the transaction to have failed with a message
+// containing each of want, and returns the message.
+func finishedFailing(t *testing.T, what string, sigs []peerSignal, want ...string) string {
+	t.Helper()
+	last := sigs[len(sigs)-1]
+	ok, msg := last.body[0].(bool), last.body[1].(string)
+	if ok {
+		t.Fatalf("%s succeeded, want a failure saying %q (signals %v)", what, want, sigs)
+	}
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Fatalf("%s failed with %q, want it to say %q", what, msg, w)
+		}
+	}
+	return msg
+}
+
+// peerTitle reads a transaction's Title before anyone starts it.
+func peerTitle(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := godbus.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Auth([]godbus.Auth{godbus.AuthExternal("0")}); err != nil {
+		t.Fatal(err)
+	}
+	var title string
+	if err := conn.Object("", "/").Call("org.freedesktop.DBus.Properties.Get", 0, rpmostree.TransactionInterface, "Title").Store(&title); err != nil {
+		t.Fatal(err)
+	}
+	return title
+}
+
+// variantNEVRA reads one of rpm-ostree's package variants, (sstsss).
+func variantNEVRA(t *testing.T, v godbus.Variant) []any {
+	t.Helper()
+	if v.Signature().String() != "(sstsss)" {
+		t.Fatalf("package variant %v is %s, want (sstsss)", v, v.Signature())
+	}
+	return v.Value().([]any)
+}
+
+// TestRPMOstreeChanges: the changes GNOME Software, cockpit-ostree and
+// `rpm-ostree` make through UpdateDeployment, Rebase, Rollback, Deploy and
+// KernelArgs, with the options they send: what hostd can do is done, what
+// it cannot is refused naming the option; the deployment dictionaries of
+// layered deployments; reboot on a sysroot that is not booted.
+func TestRPMOstreeChanges(t *testing.T) {
+	e := newEnv(t)
+	r := newRPMClient(t, e, "--rpm-ostree-compat")
+	v1, v2, v10 := e.os.Commit("1"), e.os.Commit("2"), e.os.Commit("10")
+	no := godbus.MakeVariant(false)
+	testingRef := remote + ":" + fixture.TestingRef
+
+	// What hostd cannot do is refused at the call, naming the option;
+	// nothing starts.
+	r.refused("download-only", "UpdateDeployment", map[string]godbus.Variant{"set-revision": godbus.MakeVariant(v2)}, map[string]godbus.Variant{"download-only": godbus.MakeVariant(true)})
+	r.refused("cache-only", "UpdateDeployment", map[string]godbus.Variant{"install-packages": godbus.MakeVariant([]string{"hello-layer"})}, map[string]godbus.Variant{"cache-only": godbus.MakeVariant(true)})
+	r.refused("no-pull-base", "UpdateDeployment", map[string]godbus.Variant{}, map[string]godbus.Variant{"no-pull-base": godbus.MakeVariant(true)})
+	r.refused("lock-finalization", "KernelArgs", "", []string{"quiet"}, []string{}, []string{}, map[string]godbus.Variant{"lock-finalization": godbus.MakeVariant(true)})
+	r.refused("reboot", "Deploy", v2, map[string]godbus.Variant{"reboot": godbus.MakeVariant("yes")})
+	r.refused("apply-live", "UpdateDeployment", map[string]godbus.Variant{}, map[string]godbus.Variant{"apply-live": godbus.MakeVariant(true)})
+	r.refused("rollback-deployment", "Cleanup", []string{"rollback-deployment"})
+	if v := e.ostreeStatus(); len(v) != 1 || v[0] != v1 {
+		t.Fatalf("a refused call changed the deployments: %v", v)
+	}
+
+	// `rpm-ostree override remove` sends UpdateDeployment with every
+	// deployment option, false unless asked for: all accepted.
+	cmdline := "rpm-ostree override remove hostos-tools"
+	addr := r.call("UpdateDeployment", map[string]godbus.Variant{"override-remove-packages": godbus.MakeVariant([]string{"hostos-tools"})},
+		map[string]godbus.Variant{"reboot": no, "allow-downgrade": no, "cache-only": no, "download-only": no, "dry-run": no, "no-pull-base": godbus.MakeVariant(true),
+			"skip-purge": no, "no-initramfs": no, "idempotent-layering": no, "allow-inactive": no, "allow-inactive-requests": no,
+			"lock-finalization": no, "initiating-command-line": godbus.MakeVariant(cmdline)})[0].(string)
+	if title := peerTitle(t, addr); title != cmdline {
+		t.Fatalf("transaction title %q, want the initiating command line %q", title, cmdline)
+	}
+	finishedOK(t, "UpdateDeployment override-remove-packages", r.c.runPeer(t, addr))
+	def := r.defaultDict()
+	checkDeploymentDict(t, def, true)
+	if def["base-checksum"].Value() != v1 || def["base-version"].Value() != "1" || def["base-timestamp"].Value().(uint64) == 0 || def["checksum"].Value() == v1 {
+		t.Fatalf("layered deployment: %v", def)
+	}
+	removals := def["base-removals"].Value().([]godbus.Variant)
+	if len(removals) != 1 {
+		t.Fatalf("base-removals %v, want hostos-tools", removals)
+	}
+	if n := variantNEVRA(t, removals[0]); n[1] != "hostos-tools" || !strings.HasPrefix(n[0].(string), "hostos-tools-") || n[5] != "noarch" {
+		t.Fatalf("base-removals %v, want hostos-tools", n)
+	}
+	if rq := def["requested-base-removals"].Value().([]string); len(rq) != 1 || rq[0] != "hostos-tools" {
+		t.Fatalf("requested-base-removals %v", rq)
+	}
+	if meta := def["base-commit-meta"].Value().(map[string]godbus.Variant); meta["version"].Value() != "1" {
+		t.Fatalf("base-commit-meta %v, want version 1's", meta)
+	}
+
+	// no-overrides alone is a reset; cache-only is what a reset does anyway.
+	finishedOK(t, "UpdateDeployment no-overrides", r.run("UpdateDeployment", map[string]godbus.Variant{},
+		map[string]godbus.Variant{"no-overrides": godbus.MakeVariant(true), "cache-only": godbus.MakeVariant(true)}))
+	def = r.defaultDict()
+	checkDeploymentDict(t, def, false)
+	if def["checksum"].Value() != v1 || len(def["base-removals"].Value().([]godbus.Variant)) != 0 {
+		t.Fatalf("after the reset: %v", def)
+	}
+
+	// A local RPM replacing a base package (hostctl override replace FILE):
+	// base-local-replacements has (new, old).
+	srv, localRPM := e.replaceRPMs()
+	e.setRepoFile("replace", fixture.YumRepoFile("replace", srv.URL()))
+	e.mustHostctl("override", "replace", localRPM)
+	def = r.defaultDict()
+	checkDeploymentDict(t, def, true)
+	repl := def["base-local-replacements"].Value().([][]any)
+	if len(repl) != 1 || len(repl[0]) != 2 {
+		t.Fatalf("base-local-replacements %v, want one (new, old)", repl)
+	}
+	newPkg, oldPkg := variantNEVRA(t, repl[0][0].(godbus.Variant)), variantNEVRA(t, repl[0][1].(godbus.Variant))
+	if newPkg[1] != "hostos-tools" || newPkg[3] != "1.7" || oldPkg[1] != "hostos-tools" || oldPkg[3] == "1.7" {
+		t.Fatalf("base-local-replacements: new %v old %v, want hostos-tools 1.7 for the base's", newPkg, oldPkg)
+	}
+	e.mustHostctl("reset", "--overrides")
+
+	// KernelArgs with the arguments as the client read them: refused when
+	// they changed meanwhile, applied when they did not.
+	kargs := e.status().Deployments[0].Kargs
+	before := e.ostreeStatus()
+	finishedFailing(t, "KernelArgs from stale arguments", r.run("KernelArgs", kargs+" hostctl.gone=1", []string{"hostctl.test=1"}, []string{}, []string{}, map[string]godbus.Variant{}),
+		"changed since they were read")
+	if after := e.ostreeStatus(); strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Fatalf("a refused KernelArgs changed the deployments: %v -> %v", before, after)
+	}
+	finishedOK(t, "KernelArgs", r.run("KernelArgs", kargs, []string{"hostctl.test=1"}, []string{}, []string{},
+		map[string]godbus.Variant{"initiating-command-line": godbus.MakeVariant("rpm-ostree kargs --append=hostctl.test=1"), "reboot": no}))
+	if k := e.status().Deployments[0].Kargs; !strings.Contains(" "+k+" ", " hostctl.test=1 ") {
+		t.Fatalf("kernel arguments after KernelArgs: %q", k)
+	}
+
+	// set-refspec with set-revision: that revision of the new ref. Rebase's
+	// revision: a version in the new ref's history, not its tip.
+	e.publish("3")
+	finishedOK(t, "UpdateDeployment set-refspec set-revision", r.run("UpdateDeployment",
+		map[string]godbus.Variant{"set-refspec": godbus.MakeVariant(testingRef), "set-revision": godbus.MakeVariant(v10)}, map[string]godbus.Variant{}))
+	if d := e.status().Deployments[0]; d.Checksum != v10 || d.Origin != testingRef || !strings.Contains(e.originOf(d), "override-commit="+v10) {
+		t.Fatalf("after set-refspec %s set-revision %s: %s %s\n%s", testingRef, v10, d.Checksum, d.Origin, e.originOf(d))
+	}
+	finishedOK(t, "Rebase with revision", r.run("Rebase", map[string]godbus.Variant{"revision": godbus.MakeVariant("2"), "reboot": no}, refspec, []string{}))
+	d := e.status().Deployments[0]
+	if d.Checksum != v2 || d.Origin != refspec || !strings.Contains(e.originOf(d), "override-commit="+v2) {
+		t.Fatalf("Rebase to %s revision 2: %s (version %s) %s, want %s (the tip is 3)\n%s", refspec, d.Checksum, d.Version, d.Origin, v2, e.originOf(d))
+	}
+	if !strings.Contains(d.Kargs, "hostctl.test=1") {
+		t.Fatalf("the kernel arguments were not carried over: %q", d.Kargs)
+	}
+
+	// reboot: the change is written; this sysroot is not booted, so the
+	// reboot part is refused and the transaction says so.
+	msg := finishedFailing(t, "Rollback with reboot", r.run("Rollback", map[string]godbus.Variant{"reboot": godbus.MakeVariant(true)}),
+		"is written, but the reboot was refused", "not the booted host's")
+	if v := e.ostreeStatus(); len(v) < 2 || v[0] != v10 {
+		t.Fatalf("Rollback with reboot (%q): the rollback was not written: %v", msg, v)
+	}
+	// A change that changes nothing does not reboot, and succeeds.
+	sigs := r.run("Deploy", v10, map[string]godbus.Variant{"reboot": godbus.MakeVariant(true)})
+	if last := sigs[len(sigs)-1]; last.body[0] != true {
+		t.Fatalf("Deploy of what runs, with reboot: %v", sigs)
+	}
+	said := false
+	for _, s := range sigs {
+		said = said || s.name == "Message" && strings.Contains(s.body[0].(string), "not rebooting")
+	}
+	if !said {
+		t.Fatalf("Deploy that changed nothing with reboot: no message that it does not reboot: %v", sigs)
+	}
+
+	// Cleanup with rpm-ostree's element names.
+	finishedOK(t, "Cleanup rollback-deploy", r.run("Cleanup", []string{"rollback-deploy"}))
+	if v := e.ostreeStatus(); len(v) != 1 || v[0] != v10 {
+		t.Fatalf("after Cleanup rollback-deploy: %v", v)
+	}
+
+	// AutomaticUpdateTrigger's mode auto is the configured policy (none
+	// here); check overrides it.
+	if res := r.call("AutomaticUpdateTrigger", map[string]godbus.Variant{"mode": godbus.MakeVariant("auto"), "output-to-self": no}); res[0] != false || res[1] != "" {
+		t.Fatalf("AutomaticUpdateTrigger auto under none: %v", res)
+	}
+	res := r.call("AutomaticUpdateTrigger", map[string]godbus.Variant{"mode": godbus.MakeVariant("check")})
+	if res[0] != true || res[1] == "" {
+		t.Fatalf("AutomaticUpdateTrigger check: %v", res)
+	}
+	finishedOK(t, "AutomaticUpdateTrigger check", r.c.runPeer(t, res[1].(string)))
+}
