@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"encoding/xml"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/hostctl/hostctl/dbus"
 	"github.com/hostctl/hostctl/dbus/rpmostree"
 	"github.com/hostctl/hostctl/tests/fixture"
+	"github.com/hostctl/hostctl/tests/harness"
 )
 
 // sigRecorder keeps the body signatures of the messages a connection
@@ -815,4 +820,88 @@ func TestRPMOstreeChanges(t *testing.T) {
 		t.Fatalf("AutomaticUpdateTrigger check: %v", res)
 	}
 	finishedOK(t, "AutomaticUpdateTrigger check", r.c.runPeer(t, res[1].(string)))
+}
+
+// TestRPMOstreeActivation: hostd.conf's RpmOstreeCompat=true serves
+// rpm-ostree's API without the flag, and a call to the name starts hostd
+// through the bus's activation as packaging/org.projectatomic.rpmostree1.service
+// describes it; RpmOstreeCompat=false leaves the name alone.
+func TestRPMOstreeActivation(t *testing.T) {
+	// The packaged activation file: rpm-ostree's name, hostd's unit.
+	text := readFile(t, "../../packaging/org.projectatomic.rpmostree1.service")
+	for _, line := range []string{"[D-BUS Service]", "Name=" + rpmostree.BusName, "SystemdService=hostd.service", "User=root"} {
+		if !strings.Contains("\n"+text+"\n", "\n"+line+"\n") {
+			t.Fatalf("packaging/org.projectatomic.rpmostree1.service lacks %q:\n%s", line, text)
+		}
+	}
+	if unit := readFile(t, "../../packaging/hostd.service"); !strings.Contains(unit, "ExecStart=/usr/libexec/hostd ") {
+		t.Fatalf("packaging/hostd.service does not start hostd:\n%s", unit)
+	}
+
+	e := newEnv(t)
+	work := t.TempDir()
+	off := filepath.Join(work, "off.conf")
+	writeConf(t, off, "[Daemon]\nRpmOstreeCompat=false\n")
+	e.hostd.Stop()
+	e.startHostd("--config", off)
+	conn := connectRecorded(t, e.bus.Address)
+	if err := conn.Object(dbus.BusName, dbus.HostPath).Call("org.freedesktop.DBus.Peer.Ping", 0).Err; err != nil {
+		t.Fatal(err)
+	}
+	var has bool
+	if err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, rpmostree.BusName).Store(&has); err != nil || has {
+		t.Fatalf("RpmOstreeCompat=false: %s owned %v (%v)", rpmostree.BusName, has, err)
+	}
+	e.hostd.Stop()
+	e.hostd = nil
+
+	// No systemd runs this bus: the test's activation file has the
+	// packaged Name and runs hostd itself where the packaged one names
+	// hostd.service.
+	on := filepath.Join(work, "on.conf")
+	writeConf(t, on, "[Daemon]\nRpmOstreeCompat=true\n")
+	busDir, err := os.MkdirTemp("", "hostctl-bus-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(busDir) })
+	sock := filepath.Join(busDir, "system_bus_socket")
+	services := filepath.Join(work, "services")
+	if err := os.MkdirAll(services, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log, pidFile := filepath.Join(work, "hostd.log"), filepath.Join(work, "hostd.pid")
+	script := fmt.Sprintf("DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s exec %s --sysroot %s --service-manager direct --config %s >>%s 2>&1 & echo $! >%s; wait",
+		sock, hostdBin, e.sysroot, on, log, pidFile)
+	service := strings.Replace(text, "SystemdService=hostd.service", "", 1)
+	service = strings.Replace(service, "Exec=/bin/false", fmt.Sprintf("Exec=/bin/sh -c '%s'", script), 1)
+	writeConf(t, filepath.Join(services, rpmostree.BusName+".service"), service)
+	servicedir := filepath.Join(work, "servicedir.conf")
+	writeConf(t, servicedir, fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><servicedir>%s</servicedir></busconfig>
+`, services))
+	e.bus.Stop()
+	bus, err := harness.StartBus(e.ctx, busDir, "../../packaging/org.hostctl.Host1.conf", servicedir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bus.Stop)
+	e.bus = bus
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	})
+	c := loadRPMContract(t)
+	conn = connectRecorded(t, bus.Address)
+	if p := c.call(t, conn, rpmostree.SysrootPath, rpmostree.SysrootInterface, "GetOS", ""); p[0] == godbus.ObjectPath("/") {
+		t.Fatalf("GetOS through activation: %v", p)
+	}
+	b, _ := os.ReadFile(log)
+	if !strings.Contains(string(b), "serving name="+rpmostree.BusName) {
+		t.Fatalf("the activated hostd's log does not say it serves %s:\n%s", rpmostree.BusName, b)
+	}
 }
