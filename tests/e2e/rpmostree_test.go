@@ -199,6 +199,17 @@ type peerSignal struct {
 // each checked against the contract.
 func (c rpmContract) runPeer(t *testing.T, addr string) []peerSignal {
 	t.Helper()
+	got, finished := c.peerSignals(t, addr)
+	if !finished {
+		t.Fatalf("the connection to %s closed before Finished; heard %v", addr, got)
+	}
+	return got
+}
+
+// peerSignals is runPeer up to Finished or until hostd closes the
+// connection (finished false then), as a reboot does.
+func (c rpmContract) peerSignals(t *testing.T, addr string) (got []peerSignal, finished bool) {
+	t.Helper()
 	if !strings.HasPrefix(addr, "unix:") {
 		t.Fatalf("transaction address %q is not a unix socket address", addr)
 	}
@@ -227,22 +238,35 @@ func (c rpmContract) runPeer(t *testing.T, addr string) []peerSignal {
 	if err := conn.Object("", "/").Call(rpmostree.TransactionInterface+".Start", 0).Store(&started); err != nil || !started {
 		t.Fatalf("Start: %v %v", started, err)
 	}
-	var got []peerSignal
+	take := func(s recordedSignal) bool {
+		name := s.member
+		sig, ok := want[name]
+		if !ok || s.path != "/" {
+			t.Fatalf("signal %s at %s is not in the contract", s.member, s.path)
+		}
+		if s.sig != sig {
+			t.Fatalf("signal %s has %s, the contract says %s", name, s.sig, sig)
+		}
+		got = append(got, peerSignal{name, s.body})
+		return name == "Finished"
+	}
 	deadline := time.After(3 * time.Minute) // liveness bound only
 	for {
 		select {
 		case s := <-rec.signals:
-			name := s.member
-			sig, ok := want[name]
-			if !ok || s.path != "/" {
-				t.Fatalf("signal %s at %s is not in the contract", s.member, s.path)
+			if take(s) {
+				return got, true
 			}
-			if s.sig != sig {
-				t.Fatalf("signal %s has %s, the contract says %s", name, s.sig, sig)
-			}
-			got = append(got, peerSignal{name, s.body})
-			if name == "Finished" {
-				return got
+		case <-conn.Context().Done():
+			for {
+				select {
+				case s := <-rec.signals:
+					if take(s) {
+						return got, true
+					}
+				default:
+					return got, false
+				}
 			}
 		case <-deadline:
 			t.Fatalf("no Finished on %s; heard %v", addr, got)
@@ -904,4 +928,46 @@ func TestRPMOstreeActivation(t *testing.T) {
 	if !strings.Contains(string(b), "serving name="+rpmostree.BusName) {
 		t.Fatalf("the activated hostd's log does not say it serves %s:\n%s", rpmostree.BusName, b)
 	}
+}
+
+// TestRPMOstreeRebootBootedHost: on the booted test host, with
+// RpmOstreeCompat=true in its hostd.conf, a client of rpm-ostree's name
+// (which starts hostd through the packaged activation file and
+// hostd.service) deploys version 2 with reboot true: the host reboots into
+// it by itself, through systemd, as `hostctl finalize --reboot` does.
+func TestRPMOstreeRebootBootedHost(t *testing.T) {
+	e := newBootedEnv(t)
+	e.publish("2")
+	conf := "[Daemon]\nRpmOstreeCompat=true\n"
+	if r := e.host.Run(e.ctx, 0, "sh", "-c", "mkdir -p /etc/hostctl && printf '"+strings.ReplaceAll(conf, "\n", `\n`)+"' >/etc/hostctl/hostd.conf && systemctl stop hostd.service"); r.Code != 0 {
+		t.Fatalf("write hostd.conf in the machine: %+v", r)
+	}
+	if r := e.host.Run(e.ctx, 0, "test", "-f", "/usr/share/dbus-1/system-services/"+rpmostree.BusName+".service"); r.Code != 0 {
+		t.Fatalf("make install did not install the activation file of %s: %+v", rpmostree.BusName, r)
+	}
+	// The machine shares the host's network namespace (abstract sockets
+	// too) and runs as the host's uids: the test talks to its system bus
+	// from outside, as a client inside would.
+	c := loadRPMContract(t)
+	conn := connectRecorded(t, fmt.Sprintf("unix:path=/proc/%d/root/run/dbus/system_bus_socket", e.host.Machine.Leader))
+	osPath := c.call(t, conn, rpmostree.SysrootPath, rpmostree.SysrootInterface, "GetOS", "")[0].(godbus.ObjectPath)
+	addr := c.call(t, conn, osPath, rpmostree.OSInterface, "Deploy", e.os.Commits["2"], map[string]godbus.Variant{"reboot": godbus.MakeVariant(true)})[0].(string)
+	sigs, finished := c.peerSignals(t, addr)
+	t.Logf("Deploy with reboot: finished %v, signals %v", finished, sigs)
+	if finished {
+		if last := sigs[len(sigs)-1]; last.body[0] != true {
+			t.Fatalf("Deploy with reboot failed: %v\nhostd's journal:\n%s", last.body, e.host.Machine.Journal(e.ctx, "hostd.service"))
+		}
+	}
+	rebooting := false
+	for _, s := range sigs {
+		rebooting = rebooting || s.name == "TaskBegin" && strings.Contains(s.body[0].(string), "Rebooting")
+	}
+	if !rebooting {
+		t.Fatalf("Deploy with reboot: no Rebooting task among %v", sigs)
+	}
+	if err := e.host.AwaitReboot(e.ctx, 2*time.Minute); err != nil {
+		t.Fatalf("after Deploy with reboot: %v", err)
+	}
+	e.expectBooted("2")
 }
