@@ -88,6 +88,13 @@ install: build
 	install -D -m 0644 packaging/hostctl-automatic.timer $(DESTDIR)/usr/lib/systemd/system/hostctl-automatic.timer
 	install -D -m 0644 packaging/org.hostctl.Host1.conf $(DESTDIR)/usr/share/dbus-1/system.d/org.hostctl.Host1.conf
 	install -D -m 0644 packaging/org.hostctl.Host1.service $(DESTDIR)/usr/share/dbus-1/system-services/org.hostctl.Host1.service
+	@# rpm-ostree's own activation file, when there, stays: rpm-ostreed keeps its name.
+	@f=$(DESTDIR)/usr/share/dbus-1/system-services/org.projectatomic.rpmostree1.service; \
+	if [ -e "$$f" ] && ! grep -q '^SystemdService=hostd.service$$' "$$f"; then \
+		echo "install: $$f is rpm-ostree's: left as it is (rpm-ostreed serves that name here)"; \
+	else \
+		install -D -m 0644 packaging/org.projectatomic.rpmostree1.service "$$f"; \
+	fi
 	install -D -m 0644 dbus/org.hostctl.Host1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Host1.xml
 	install -D -m 0644 dbus/org.hostctl.Transaction1.xml $(DESTDIR)/usr/share/dbus-1/interfaces/org.hostctl.Transaction1.xml
 	install -D -m 0644 packaging/org.hostctl.host.policy $(DESTDIR)/usr/share/polkit-1/actions/org.hostctl.host.policy

@@ -54,6 +54,12 @@ type Settings struct {
 	Periodic *fleet.Schedule
 	// Fleet is the fleet lock of RebootStrategy=fleet ([Fleet]).
 	Fleet FleetSettings
+	// RpmOstreeCompat: hostd also serves rpm-ostree's D-Bus API
+	// (org.projectatomic.rpmostree1) for cockpit-ostree, GNOME Software
+	// and KDE Discover, as hostd --rpm-ostree-compat does. Off by default:
+	// on a host that has rpm-ostree, its rpm-ostreed owns that name. Read
+	// when hostd starts; a reload does not add or drop the name.
+	RpmOstreeCompat bool
 }
 
 // FleetSettings are hostd.conf's [Fleet] section.
@@ -134,8 +140,9 @@ func (e *ConfigError) Error() string {
 // ParseSettings reads hostd.conf text: an INI file (a GKeyFile, like
 // rpm-ostreed.conf). Its [Daemon] section may set AutomaticUpdatePolicy
 // (none, check or stage, case-insensitive; "off" means none),
-// IdleExitTimeout (seconds, 0 for never) and RebootStrategy (off,
-// immediate, periodic or fleet); [Periodic] the maintenance windows
+// IdleExitTimeout (seconds, 0 for never), RebootStrategy (off,
+// immediate, periodic or fleet) and RpmOstreeCompat (true or false; also
+// yes, no, 1, 0); [Periodic] the maintenance windows
 // (Window=DAYS HH:MM MINUTES, one per line, as many lines as windows) and
 // TimeZone=; [Fleet] the fleet lock (Backend=etcd|fleetlock,
 // Endpoints=URL[,URL...], URL=, Group=, Slots=, Prefix=, CAFile=,
@@ -209,6 +216,15 @@ func ParseSettings(path string, r io.Reader) (Settings, error) {
 			}
 		case "Daemon/IdleExitTimeout":
 			s.IdleExitTimeout, err = parseSeconds(val, 0)
+		case "Daemon/RpmOstreeCompat":
+			switch strings.ToLower(val) {
+			case "true", "yes", "1":
+				s.RpmOstreeCompat = true
+			case "false", "no", "0":
+				s.RpmOstreeCompat = false
+			default:
+				return s, bad("%q is not a boolean: use true or false", val)
+			}
 		case "Daemon/RebootStrategy":
 			switch r := strings.ToLower(val); r {
 			case RebootOff, RebootImmediate, RebootPeriodic, RebootFleet:
@@ -354,7 +370,7 @@ func checkFleetTLS(path string, f FleetSettings, seen map[string]int) error {
 
 // sectionKeys are the keys each known section may set.
 var sectionKeys = map[string][]string{
-	"Daemon":   {"AutomaticUpdatePolicy", "IdleExitTimeout", "RebootStrategy"},
+	"Daemon":   {"AutomaticUpdatePolicy", "IdleExitTimeout", "RebootStrategy", "RpmOstreeCompat"},
 	"Periodic": {"Window", "TimeZone"},
 	"Fleet": {"Backend", "Endpoints", "URL", "Group", "Slots", "Prefix", "CAFile", "CertFile", "KeyFile",
 		"Username", "Password", "RetryInterval"},

@@ -109,6 +109,12 @@ func TestParseSettings(t *testing.T) {
 		{name: "client certificate for http endpoints", text: "[Fleet]\nCertFile=/c.pem\nKeyFile=/k.pem\nEndpoints=http://a:2379\n", errLine: 2, errKey: "CertFile", errSays: "no etcd endpoint is https://"},
 		{name: "TLS files for an http FleetLock URL", text: "[Fleet]\nBackend=fleetlock\nURL=http://fl:3333\nCAFile=/ca.pem\n", errLine: 4, errKey: "CAFile", errSays: "write URL=https://"},
 		{name: "TLS files checked against the backend in use", text: "[Fleet]\nBackend=fleetlock\nEndpoints=https://a:2379\nURL=http://fl:3333\nCAFile=/ca.pem\n", errLine: 5, errKey: "CAFile", errSays: "URL=http://fl:3333 is http://"},
+		{name: "rpm-ostree compat", text: "[Daemon]\nRpmOstreeCompat=true\n", want: with(func(s *Settings) { s.RpmOstreeCompat = true })},
+		{name: "rpm-ostree compat yes", text: "[Daemon]\nRpmOstreeCompat = Yes\n", want: with(func(s *Settings) { s.RpmOstreeCompat = true })},
+		{name: "rpm-ostree compat off", text: "[Daemon]\nRpmOstreeCompat=false\n", want: DefaultSettings()},
+		{name: "rpm-ostree compat 0", text: "[Daemon]\nRpmOstreeCompat=0\n", want: DefaultSettings()},
+		{name: "bad rpm-ostree compat", text: "[Daemon]\nAutomaticUpdatePolicy=check\nRpmOstreeCompat=maybe\n", errLine: 3, errKey: "RpmOstreeCompat"},
+		{name: "rpm-ostree compat twice", text: "[Daemon]\nRpmOstreeCompat=true\nRpmOstreeCompat=false\n", errLine: 3, errKey: "RpmOstreeCompat"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseSettings("hostd.conf", strings.NewReader(tc.text))
@@ -158,7 +164,7 @@ func TestLoadSettings(t *testing.T) {
 func FuzzParseSettings(f *testing.F) {
 	for _, s := range []string{"", "[Daemon]\nAutomaticUpdatePolicy=check\nIdleExitTimeout=60\n", "[Daemon]\nIdleExitTimeout=-1", "[x]\na=b\n[", "=\n[Daemon]\n=x",
 		"[Daemon]\nRebootStrategy=periodic\n[Periodic]\nWindow=Mon-Fri 22:30 60\nTimeZone=Europe/Berlin\n",
-		"[Daemon]\nRebootStrategy=fleet\n[Fleet]\nEndpoints=http://a:1\nSlots=3\nGroup=g\n"} {
+		"[Daemon]\nRebootStrategy=fleet\n[Fleet]\nEndpoints=http://a:1\nSlots=3\nGroup=g\n", "[Daemon]\nRpmOstreeCompat=true\n", "[Daemon]\nRpmOstreeCompat=\n"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {

@@ -374,20 +374,20 @@ type operation struct {
 // operations maps each transaction kind to its operation.
 func (e *Engine) operations() map[string]operation {
 	return map[string]operation{
-		"upgrade": {options: withStageOptions(dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"}), run: e.recordingChecks(e.upgrade)},
-		"deploy": {options: stageOptions, validate: needArg("deploy needs a revision: a commit checksum or a version"),
-			run: func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
+		"upgrade": {options: withReboot(withStageOptions(dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"})), run: e.rebootingAfter(e.recordingChecks(e.upgrade))},
+		"deploy": {options: withReboot(stageOptions), validate: needArg("deploy needs a revision: a commit checksum or a version"),
+			run: e.rebootingAfter(func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 				return e.deployRevision(ctx, t, t.rec.Arg, opts)
-			}},
-		"rebase": {options: withStageOptions(dbus.OptionSpec{"preview": "b"}), validate: validRefspec, run: func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
+			})},
+		"rebase": {options: withReboot(withStageOptions(dbus.OptionSpec{"preview": "b", "revision": "s"})), validate: validRefspec, run: e.rebootingAfter(func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 			return e.rebase(ctx, t, t.rec.Arg, opts)
-		}},
-		"rollback": {run: func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) }},
+		})},
+		"rollback": {options: rebootOption, run: e.rebootingAfter(func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) })},
 		"cleanup":  {options: dbus.OptionSpec{"pending": "b", "rollback": "b", "repomd": "b"}, run: e.cleanup},
-		"kargs":    {options: dbus.OptionSpec{"edits": "as"}, validate: validKargs, run: e.kargs},
+		"kargs":    {options: withReboot(dbus.OptionSpec{"edits": "as", "expect": "s"}), validate: validKargs, run: e.rebootingAfter(e.kargs)},
 		"pin":      {options: dbus.OptionSpec{"unpin": "b"}, validate: validPin, run: e.pin},
 		"finalize": {options: finalizeOptions, validate: validFinalize, run: e.finalize},
-		"reset":    {options: dbus.OptionSpec{"overlays": "b", "overrides": "b", "kargs": "b"}, run: e.reset},
+		"reset":    {options: withReboot(dbus.OptionSpec{"overlays": "b", "overrides": "b", "kargs": "b"}), run: e.rebootingAfter(e.reset)},
 
 		"automatic-update": {options: automaticOptions, validate: validAutomatic, run: e.automaticUpdate},
 
@@ -396,7 +396,7 @@ func (e *Engine) operations() map[string]operation {
 
 		"pkg-change": {options: dbus.OptionSpec{"add": "as", "remove": "as", "dry-run": "b", "idempotent": "b", "allow-inactive": "b",
 			"override-remove": "as", "override-reset": "as", "override-reset-all": "b",
-			"override-replace": "as", "override-replace-local": "as"}, validate: validPkgChange, run: e.pkgChange},
+			"override-replace": "as", "override-replace-local": "as", "reboot": "b"}, validate: validPkgChange, run: e.rebootingAfter(e.pkgChange)},
 		"refresh-md": {run: e.refreshMetadata},
 
 		"image-pull":          {validate: needImage("image pull", false), run: e.imagePull},

@@ -152,6 +152,12 @@ func (e *Engine) kargs(ctx context.Context, t *txn, opts dbus.Options) (map[stri
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := opts["expect"]; ok && userKargs(opts.String("expect")) != userKargs(st.def.Kargs) {
+		// The caller edits what it read (rpm-ostree's existing_kernel_arg_string),
+		// and the arguments changed since: its edit would undo that change.
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "kargs: the kernel arguments of %s changed since they were read: they are %q, the caller expected %q; read them again and redo the edit",
+			st.def.ID(), userKargs(st.def.Kargs), userKargs(opts.String("expect")))
+	}
 	next, err := applyKargsEdits(st.def.Kargs, edits)
 	if err != nil {
 		if errors.Is(err, bootloader.ErrKargAmbiguous) || errors.Is(err, bootloader.ErrKargNotFound) {

@@ -337,42 +337,16 @@ func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string, op
 	st.stage, st.lockFinalization = stage, lock
 	cur := st.def
 	refspec := cur.Refspec()
-	rev := strings.TrimPrefix(strings.TrimPrefix(revision, "revision="), "version=")
-	var csum string
-	if checksumRe.MatchString(rev) && !strings.HasPrefix(revision, "version=") {
-		csum = rev
-	} else {
-		t.step("pull-metadata", "Searching the history of "+refspec+" for version "+rev)
-		tip, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{CommitOnly: true, Depth: -1, Progress: pullProgress(t)})
-		if err != nil {
-			return nil, err
-		}
-		for c := tip; c != ""; {
-			info, err := e.sr.CommitInfo(c)
-			if err != nil {
-				break // history beyond here is not on the remote
-			}
-			if info.Version == rev || strings.HasPrefix(c, rev) && len(rev) >= 8 {
-				csum = c
-				break
-			}
-			c = info.Parent
-		}
-		if csum == "" {
-			return nil, errdefs.Errorf(errdefs.ErrNotFound, "no commit with version or checksum %q in the history of %s: `hostctl upgrade --check` shows the latest", rev, refspec)
-		}
+	csum, err := e.findRevision(ctx, t, refspec, revision)
+	if err != nil {
+		return nil, err
 	}
 	if csum == baseOf(cur) {
 		t.message(fmt.Sprintf("Commit %s is what the default deployment %s already runs. No change.", short(csum), cur.ID()))
 		return map[string]any{"changed": false, "checksum": csum, "deployment": cur.ID()}, nil
 	}
-	if e.sr.Repo().HasCompleteCommit(csum) {
-		t.message("Commit " + csum[:12] + " is already here; nothing to download.")
-	} else {
-		t.step("pull", "Pulling "+csum[:12])
-		if _, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Commit: csum, Progress: pullProgress(t)}); err != nil {
-			return nil, err
-		}
+	if err := e.pullRevision(ctx, t, refspec, csum); err != nil {
+		return nil, err
 	}
 	origin := cur.Origin.Clone()
 	origin.SetOverrideCommit(csum)
@@ -383,7 +357,48 @@ func (e *Engine) deployRevision(ctx context.Context, t *txn, revision string, op
 	return e.deployCommit(ctx, t, st, target, origin, nil)
 }
 
-// rebase switches the followed refspec and deploys its tip.
+// findRevision resolves revision in the history of refspec: a full commit
+// checksum (with or without the prefix "revision="), else a version
+// ("version=" prefix accepted) or a checksum prefix of 8 digits or more,
+// searched from the tip down (only the commit objects are pulled).
+func (e *Engine) findRevision(ctx context.Context, t *txn, refspec, revision string) (string, error) {
+	rev := strings.TrimPrefix(strings.TrimPrefix(revision, "revision="), "version=")
+	if checksumRe.MatchString(rev) && !strings.HasPrefix(revision, "version=") {
+		return rev, nil
+	}
+	t.step("pull-metadata", "Searching the history of "+refspec+" for version "+rev)
+	tip, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{CommitOnly: true, Depth: -1, Progress: pullProgress(t)})
+	if err != nil {
+		return "", err
+	}
+	for c := tip; c != ""; {
+		info, err := e.sr.CommitInfo(c)
+		if err != nil {
+			break // history beyond here is not on the remote
+		}
+		if info.Version == rev || strings.HasPrefix(c, rev) && len(rev) >= 8 {
+			return c, nil
+		}
+		c = info.Parent
+	}
+	return "", errdefs.Errorf(errdefs.ErrNotFound, "no commit with version or checksum %q in the history of %s: `hostctl upgrade --check` shows the latest", rev, refspec)
+}
+
+// pullRevision pulls commit csum of refspec unless it is here complete.
+func (e *Engine) pullRevision(ctx context.Context, t *txn, refspec, csum string) error {
+	if e.sr.Repo().HasCompleteCommit(csum) {
+		t.message("Commit " + csum[:12] + " is already here; nothing to download.")
+		return nil
+	}
+	t.step("pull", "Pulling "+csum[:12])
+	_, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Commit: csum, Progress: pullProgress(t)})
+	return err
+}
+
+// rebase switches the followed refspec and deploys its tip, or with the
+// option revision that revision of the new refspec (as `rpm-ostree rebase
+// REFSPEC REVISION`): the origin then pins it (override-commit), as deploy
+// does, until the next upgrade.
 func (e *Engine) rebase(ctx context.Context, t *txn, refspec string, opts dbus.Options) (map[string]any, error) {
 	stage, lock, err := e.staging(ctx, opts)
 	if err != nil {
@@ -403,17 +418,33 @@ func (e *Engine) rebase(ctx context.Context, t *txn, refspec string, opts dbus.O
 		curRemote, _, _ := deploy.SplitRefspec(cur.Refspec())
 		refspec = curRemote + ":" + ref
 	}
+	revision := opts.String("revision")
 	if opts.Bool("preview") {
+		if revision != "" {
+			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "rebase: preview shows the tip of %s; leave out revision, or rebase to the revision without preview", refspec)
+		}
 		return e.rebasePreview(ctx, t, cur, refspec)
 	}
-	t.step("pull", "Pulling "+refspec)
-	csum, err := e.sr.Pull(ctx, refspec, deploy.PullOptions{Progress: pullProgress(t)})
-	if err != nil {
-		return nil, err
+	var csum string
+	if revision != "" {
+		if csum, err = e.findRevision(ctx, t, refspec, revision); err != nil {
+			return nil, err
+		}
+		if err := e.pullRevision(ctx, t, refspec, csum); err != nil {
+			return nil, err
+		}
+	} else {
+		t.step("pull", "Pulling "+refspec)
+		if csum, err = e.sr.Pull(ctx, refspec, deploy.PullOptions{Progress: pullProgress(t)}); err != nil {
+			return nil, err
+		}
 	}
 	origin := cur.Origin.Clone()
 	origin.SetRefspec(refspec)
 	origin.SetOverrideCommit("")
+	if revision != "" {
+		origin.SetOverrideCommit(csum)
+	}
 	target, err := e.relayer(ctx, t, st, csum)
 	if err != nil {
 		return nil, err

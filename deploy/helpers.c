@@ -99,6 +99,26 @@ hc_commit_info (OstreeRepo *repo, const char *commit, char **out_version,
 }
 
 gboolean
+hc_commit_meta_blob (OstreeRepo *repo, const char *commit, guchar **out_blob,
+                     gsize *out_size, GError **error)
+{
+  GVariant *v = NULL;
+  *out_blob = NULL;
+  *out_size = 0;
+  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, error))
+    return FALSE;
+  GVariant *meta = g_variant_get_child_value (v, 0);
+  GDBusMessage *msg = g_dbus_message_new_signal ("/", "org.hostctl.Commit", "Metadata");
+  g_dbus_message_set_byte_order (msg, G_DBUS_MESSAGE_BYTE_ORDER_LITTLE_ENDIAN);
+  g_dbus_message_set_body (msg, g_variant_new_tuple (&meta, 1));
+  *out_blob = g_dbus_message_to_blob (msg, out_size, G_DBUS_CAPABILITY_FLAGS_NONE, error);
+  g_object_unref (msg);
+  g_variant_unref (meta);
+  g_variant_unref (v);
+  return *out_blob != NULL;
+}
+
+gboolean
 hc_remote_add (OstreeRepo *repo, const char *name, const char *url,
                gboolean gpg_verify, gboolean replace,
                GCancellable *cancellable, GError **error)

@@ -26,6 +26,12 @@ gboolean hc_commit_info (OstreeRepo *repo, const char *commit, char **out_versio
                          guint64 *out_timestamp, char **out_parent,
                          const char *key2, char **out_value2, GError **error);
 
+/* hc_commit_meta_blob loads COMMIT and returns a D-Bus message (GDBus's
+ * encoding, little-endian) whose body is the commit's a{sv} metadata, in
+ * OUT_BLOB (g_free it) of OUT_SIZE bytes: D-Bus is how Go reads GVariants. */
+gboolean hc_commit_meta_blob (OstreeRepo *repo, const char *commit, guchar **out_blob,
+                              gsize *out_size, GError **error);
+
 /* hc_remote_add adds (or, when REPLACE, replaces) a remote with gpg-verify set as given. */
 gboolean hc_remote_add (OstreeRepo *repo, const char *name, const char *url,
                         gboolean gpg_verify, gboolean replace,

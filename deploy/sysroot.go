@@ -5,6 +5,7 @@ package deploy
 import "C"
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	godbus "github.com/godbus/dbus/v5"
 )
 
 var (
@@ -307,6 +310,32 @@ func (s *Sysroot) CommitInfo(checksum string) (CommitInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.commitInfoLocked(checksum)
+}
+
+// CommitMetadata reads a commit's metadata (its a{sv}) as D-Bus values:
+// libostree's GVariants, encoded by GDBus and decoded by godbus.
+func (s *Sysroot) CommitMetadata(checksum string) (map[string]godbus.Variant, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ccsum := C.CString(checksum)
+	defer cfree(ccsum)
+	var blob *C.guchar
+	var size C.gsize
+	var gerr *C.GError
+	if C.hc_commit_meta_blob(s.repo, ccsum, &blob, &size, &gerr) == 0 {
+		return nil, fmt.Errorf("read the metadata of commit %s: %w", checksum, gerror(gerr))
+	}
+	data := C.GoBytes(unsafe.Pointer(blob), C.int(size))
+	C.g_free(C.gpointer(blob))
+	msg, err := godbus.DecodeMessage(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("decode the metadata of commit %s: %w", checksum, err)
+	}
+	var meta map[string]godbus.Variant
+	if err := godbus.Store(msg.Body, &meta); err != nil {
+		return nil, fmt.Errorf("decode the metadata of commit %s: %w", checksum, err)
+	}
+	return meta, nil
 }
 
 func (s *Sysroot) commitInfoLocked(checksum string) (CommitInfo, error) {

@@ -2,7 +2,6 @@ package rpmostree
 
 import (
 	"fmt"
-	"strings"
 
 	godbus "github.com/godbus/dbus/v5"
 
@@ -16,48 +15,15 @@ type osObject struct {
 	name string
 }
 
-// optMap says what becomes of each rpm-ostree option a method accepts:
-// the hostctl option of the same meaning, or "" to drop it. "reboot" is
-// always accepted (false only).
-type optMap map[string]string
-
-// translate checks rpm-ostree options and turns them into hostctl's.
-func translate(method string, opts map[string]godbus.Variant, known optMap) (map[string]godbus.Variant, error) {
-	out := map[string]godbus.Variant{}
-	for k, v := range opts {
-		if k == "reboot" {
-			b, ok := v.Value().(bool)
-			if !ok {
-				return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "%s: option \"reboot\" must be a boolean (b), got %s", method, v.Signature())
-			}
-			if b {
-				return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "%s: hostd does not reboot the host; leave \"reboot\" out and reboot once the transaction has finished", method)
-			}
-			continue
-		}
-		to, ok := known[k]
-		if !ok {
-			names := []string{"reboot"}
-			for n := range known {
-				names = append(names, n)
-			}
-			return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "%s: option %q is not supported by hostd (supported: %s)", method, k, strings.Join(names, ", "))
-		}
-		if to != "" {
-			out[to] = v
-		}
-	}
-	return out, nil
-}
-
 // begin starts an engine transaction for a method and returns the address
 // of its peer-to-peer socket.
 func (o *osObject) begin(sender godbus.Sender, method, kind, arg string, opts map[string]godbus.Variant) (string, *godbus.Error) {
-	return o.beginThen(sender, method, kind, arg, opts, nil)
+	return o.beginThen(sender, method, kind, arg, titleOf(method, arg, nil), opts, nil)
 }
 
-// beginThen is begin with a function told how the transaction ended.
-func (o *osObject) beginThen(sender godbus.Sender, method, kind, arg string, opts map[string]godbus.Variant, onFinish func(*dbus.Result)) (string, *godbus.Error) {
+// beginThen is begin with the transaction's title and a function told how
+// the transaction ended.
+func (o *osObject) beginThen(sender godbus.Sender, method, kind, arg, title string, opts map[string]godbus.Variant, onFinish func(*dbus.Result)) (string, *godbus.Error) {
 	uid, err := o.s.callerUID(sender)
 	if err != nil {
 		return "", busError(err)
@@ -65,10 +31,6 @@ func (o *osObject) beginThen(sender godbus.Sender, method, kind, arg string, opt
 	txn, err := o.s.eng.Begin(dbus.Request{Kind: kind, Arg: arg, Options: dbus.Options(opts), Caller: uid, Sender: string(sender)})
 	if err != nil {
 		return "", busError(err)
-	}
-	title := method
-	if arg != "" {
-		title += " " + arg
 	}
 	addr, err := o.s.servePeer(txn, method, title, string(sender), uid, onFinish)
 	if err != nil {
@@ -87,19 +49,26 @@ func (s *Server) callerUID(sender godbus.Sender) (uint32, error) {
 	return uid, nil
 }
 
-func (o *osObject) beginOpts(sender godbus.Sender, method, kind, arg string, opts map[string]godbus.Variant, known optMap) (string, *godbus.Error) {
-	t, err := translate(method, opts, known)
+// beginOpts translates a method's rpm-ostree options with rules into
+// kind's and begins; the title is the client's initiating-command-line when
+// it gave one.
+func (o *osObject) beginOpts(sender godbus.Sender, method, kind, arg string, opts map[string]godbus.Variant, rules optRules) (string, *godbus.Error) {
+	t, err := translate(method, kind, opts, rules)
 	if err != nil {
 		return "", busError(err)
 	}
-	return o.begin(sender, method, kind, arg, t)
+	return o.beginThen(sender, method, kind, arg, titleOf(method, arg, opts), t, nil)
 }
 
 // AutomaticUpdateTrigger runs hostd's automatic update policy (or the
 // option mode) as Host1's AutomaticUpdateTrigger does: (false, "") under
 // none, else (true, the transaction's address).
 func (o *osObject) AutomaticUpdateTrigger(sender godbus.Sender, opts map[string]godbus.Variant) (bool, string, *godbus.Error) {
-	t, err := translate("AutomaticUpdateTrigger", opts, optMap{"mode": "mode", "output-to-self": ""})
+	t, err := translate("AutomaticUpdateTrigger", dbus.AutomaticUpdateKind, opts, optRules{
+		"mode": {sig: "s", to: every([]string{dbus.AutomaticUpdateKind}, "mode")},
+		// hostd's transactions report to their socket and its journal both.
+		"output-to-self": {sig: "b", to: every([]string{dbus.AutomaticUpdateKind})},
+	})
 	if err != nil {
 		return false, "", busError(err)
 	}
@@ -107,12 +76,9 @@ func (o *osObject) AutomaticUpdateTrigger(sender godbus.Sender, opts map[string]
 	if !ok {
 		return false, "", nil
 	}
-	mode, isString := "", true
-	if v, set := t["mode"]; set {
-		mode, isString = v.Value().(string)
-	}
-	if !isString {
-		return false, "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "AutomaticUpdateTrigger: option \"mode\" must be a string (s)"))
+	mode, _ := t["mode"].Value().(string)
+	if mode == "auto" {
+		mode = "" // rpm-ostree's default: the configured AutomaticUpdatePolicy
 	}
 	uid, err := o.s.callerUID(sender)
 	if err != nil {
@@ -146,12 +112,12 @@ func (o *osObject) GetDeploymentsRpmDiff(from, to string) ([]DiffEntry, *godbus.
 
 // Upgrade starts an upgrade.
 func (o *osObject) Upgrade(sender godbus.Sender, opts map[string]godbus.Variant) (string, *godbus.Error) {
-	return o.beginOpts(sender, "Upgrade", "upgrade", "", opts, optMap{"allow-downgrade": "allow-downgrade"})
+	return o.beginOpts(sender, "Upgrade", kindUpgrade, "", opts, deployRules)
 }
 
 // Deploy starts deploying a revision.
 func (o *osObject) Deploy(sender godbus.Sender, revision string, opts map[string]godbus.Variant) (string, *godbus.Error) {
-	return o.beginOpts(sender, "Deploy", "deploy", revision, opts, optMap{})
+	return o.beginOpts(sender, "Deploy", kindDeploy, revision, opts, deployRules)
 }
 
 // Rebase starts switching to another refspec.
@@ -159,12 +125,12 @@ func (o *osObject) Rebase(sender godbus.Sender, opts map[string]godbus.Variant, 
 	if len(packages) > 0 {
 		return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "Rebase: layering packages in the same call is not supported by hostd; rebase, then PkgChange"))
 	}
-	return o.beginOpts(sender, "Rebase", "rebase", refspec, opts, optMap{"skip-purge": ""})
+	return o.beginOpts(sender, "Rebase", kindRebase, refspec, opts, rebaseRules)
 }
 
 // Rollback starts a rollback.
 func (o *osObject) Rollback(sender godbus.Sender, opts map[string]godbus.Variant) (string, *godbus.Error) {
-	return o.beginOpts(sender, "Rollback", "rollback", "", opts, optMap{})
+	return o.beginOpts(sender, "Rollback", "rollback", "", opts, rollbackRules)
 }
 
 // Cleanup starts removing what elements name.
@@ -173,14 +139,14 @@ func (o *osObject) Cleanup(sender godbus.Sender, elements []string) (string, *go
 	for _, e := range elements {
 		switch e {
 		case "base":
-		case "pending-deployment":
+		case "pending-deploy":
 			opts["pending"] = godbus.MakeVariant(true)
-		case "rollback-deployment":
+		case "rollback-deploy":
 			opts["rollback"] = godbus.MakeVariant(true)
 		case "repomd":
 			opts["repomd"] = godbus.MakeVariant(true)
 		default:
-			return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "Cleanup: unknown element %q (known: base, pending-deployment, rollback-deployment, repomd)", e))
+			return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "Cleanup: unknown element %q (known: base, pending-deploy, rollback-deploy, repomd)", e))
 		}
 	}
 	return o.begin(sender, "Cleanup", "cleanup", "", opts)
@@ -188,11 +154,11 @@ func (o *osObject) Cleanup(sender godbus.Sender, elements []string) (string, *go
 
 // PkgChange starts layering and removing packages.
 func (o *osObject) PkgChange(sender godbus.Sender, opts map[string]godbus.Variant, add, remove []string) (string, *godbus.Error) {
-	t, err := translate("PkgChange", opts, optMap{"dry-run": "dry-run", "idempotent-layering": "idempotent", "allow-inactive-requests": "allow-inactive"})
+	t, err := translate("PkgChange", kindPkgChange, opts, deployRules)
 	if err != nil {
 		return "", busError(err)
 	}
-	return o.begin(sender, "PkgChange", "pkg-change", "", withPackages(t, add, remove))
+	return o.beginThen(sender, "PkgChange", kindPkgChange, "", titleOf("PkgChange", "", opts), withPackages(t, add, remove), nil)
 }
 
 func withPackages(opts map[string]godbus.Variant, add, remove []string) map[string]godbus.Variant {
@@ -208,9 +174,14 @@ func withPackages(opts map[string]godbus.Variant, add, remove []string) map[stri
 // KernelArgs starts editing the default deployment's kernel arguments.
 func (o *osObject) KernelArgs(sender godbus.Sender, existing string, added, replaced, removed []string, opts map[string]godbus.Variant) (string, *godbus.Error) {
 	var edits []string
-	t, err := translate("KernelArgs", opts, optMap{"append-if-missing": "", "delete-if-present": "", "final-kernel-args": "", "initiating-command-line": "", "lock-finalization": ""})
+	t, err := translate("KernelArgs", "kargs", opts, kargsRules)
 	if err != nil {
 		return "", busError(err)
+	}
+	if existing != "" {
+		// What the client read and edited: the engine refuses the edit when
+		// the arguments changed since.
+		t["expect"] = godbus.MakeVariant(existing)
 	}
 	if v, ok := opts["final-kernel-args"]; ok {
 		s, _ := v.Value().(string)
@@ -237,12 +208,13 @@ func (o *osObject) KernelArgs(sender godbus.Sender, existing string, added, repl
 		}
 	}
 	t["edits"] = godbus.MakeVariant(edits)
-	return o.begin(sender, "KernelArgs", "kargs", "", t)
+	return o.beginThen(sender, "KernelArgs", "kargs", "", titleOf("KernelArgs", "", opts), t, nil)
 }
 
 // RefreshMd starts refreshing the rpm-md metadata.
 func (o *osObject) RefreshMd(sender godbus.Sender, opts map[string]godbus.Variant) (string, *godbus.Error) {
-	return o.beginOpts(sender, "RefreshMd", "refresh-md", "", opts, optMap{"force": ""})
+	// force: hostd's refresh downloads the metadata again in any case.
+	return o.beginOpts(sender, "RefreshMd", "refresh-md", "", opts, optRules{"force": {sig: "b", to: every([]string{"refresh-md"})}})
 }
 
 // GetCachedUpdateRpmDiff returns the package diff of the cached update
@@ -313,7 +285,7 @@ func (o *osObject) DownloadRebaseRpmDiff(sender godbus.Sender, refspec string, p
 	if len(packages) > 0 {
 		return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "DownloadRebaseRpmDiff: packages layered in the same rebase are not supported by hostd; rebase, then PkgChange"))
 	}
-	return o.beginThen(sender, "DownloadRebaseRpmDiff", "rebase", refspec, map[string]godbus.Variant{"preview": godbus.MakeVariant(true)}, func(r *dbus.Result) {
+	return o.beginThen(sender, "DownloadRebaseRpmDiff", "rebase", refspec, titleOf("DownloadRebaseRpmDiff", refspec, nil), map[string]godbus.Variant{"preview": godbus.MakeVariant(true)}, func(r *dbus.Result) {
 		csum, _ := r.Data["checksum"].(string)
 		if r.Err != nil || csum == "" {
 			return
@@ -347,22 +319,34 @@ func (o *osObject) DownloadRebaseRpmDiff(sender godbus.Sender, refspec string, p
 	})
 }
 
-// UpdateDeployment makes one kind of change: a rebase (set-refspec), a
-// deploy (set-revision), a package change, a reset (no-layering,
-// no-overrides), or else an upgrade.
+// UpdateDeployment makes one kind of change: a rebase (set-refspec, with
+// set-revision that revision of it, as Rebase's revision), a deploy
+// (set-revision), a package change, a reset (no-layering, no-overrides), or
+// else an upgrade. The options are the deployment options (deployRules).
 func (o *osObject) UpdateDeployment(sender godbus.Sender, modifiers, opts map[string]godbus.Variant) (string, *godbus.Error) {
 	mod := dbus.Options(modifiers)
 	if err := mod.Check(dbus.OptionSpec{"set-refspec": "s", "set-revision": "s", "install-packages": "as", "uninstall-packages": "as",
 		"override-remove-packages": "as", "override-reset-packages": "as"}); err != nil {
 		return "", busError(fmt.Errorf("UpdateDeployment modifiers: %w", err))
 	}
-	o2 := dbus.Options(opts)
+	rest := map[string]godbus.Variant{}
+	for k, v := range opts {
+		rest[k] = v
+	}
+	reset := dbus.OptionSpec{"no-layering": "b", "no-overrides": "b"}
+	for k, sig := range reset {
+		if v, ok := rest[k]; ok && v.Signature().String() != sig {
+			return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "UpdateDeployment: option %q must have type %s, got %s", k, sig, v.Signature()))
+		}
+	}
+	o2 := dbus.Options(rest)
 	noLayering, noOverrides := o2.Bool("no-layering"), o2.Bool("no-overrides")
-	delete(opts, "no-layering")
-	delete(opts, "no-overrides")
+	delete(rest, "no-layering")
+	delete(rest, "no-overrides")
+	refspec, revision := mod.String("set-refspec"), mod.String("set-revision")
 	pkgs := len(mod.Strings("install-packages"))+len(mod.Strings("uninstall-packages"))+len(mod.Strings("override-remove-packages"))+len(mod.Strings("override-reset-packages")) > 0
 	kinds := 0
-	for _, b := range []bool{mod.String("set-refspec") != "", mod.String("set-revision") != "", pkgs, noLayering || noOverrides} {
+	for _, b := range []bool{refspec != "" || revision != "", pkgs, noLayering || noOverrides} {
 		if b {
 			kinds++
 		}
@@ -370,16 +354,30 @@ func (o *osObject) UpdateDeployment(sender godbus.Sender, modifiers, opts map[st
 	if kinds > 1 {
 		return "", busError(errdefs.Errorf(errdefs.ErrInvalidArgument, "UpdateDeployment: hostd makes one kind of change per call (a rebase, a revision, a package change, or no-layering/no-overrides); split it into several calls"))
 	}
+	title := titleOf("UpdateDeployment", "", rest)
+	var kind, arg string
 	switch {
-	case mod.String("set-refspec") != "":
-		return o.beginOpts(sender, "UpdateDeployment", "rebase", mod.String("set-refspec"), opts, optMap{"skip-purge": "", "allow-downgrade": ""})
-	case mod.String("set-revision") != "":
-		return o.beginOpts(sender, "UpdateDeployment", "deploy", mod.String("set-revision"), opts, optMap{"allow-downgrade": "", "skip-branch-check": ""})
+	case refspec != "":
+		kind, arg = kindRebase, refspec
+	case revision != "":
+		kind, arg = kindDeploy, revision
 	case pkgs:
-		t, err := translate("UpdateDeployment", opts, optMap{"dry-run": "dry-run", "idempotent-layering": "idempotent", "allow-inactive-requests": "allow-inactive"})
-		if err != nil {
-			return "", busError(err)
+		kind = kindPkgChange
+	case noLayering || noOverrides:
+		kind = kindReset
+	default:
+		kind = kindUpgrade
+	}
+	t, err := translate("UpdateDeployment", kind, rest, deployRules)
+	if err != nil {
+		return "", busError(err)
+	}
+	switch kind {
+	case kindRebase:
+		if revision != "" {
+			t["revision"] = godbus.MakeVariant(revision)
 		}
+	case kindPkgChange:
 		t = withPackages(t, mod.Strings("install-packages"), mod.Strings("uninstall-packages"))
 		if l := mod.Strings("override-remove-packages"); len(l) > 0 {
 			t["override-remove"] = godbus.MakeVariant(l)
@@ -387,21 +385,15 @@ func (o *osObject) UpdateDeployment(sender godbus.Sender, modifiers, opts map[st
 		if l := mod.Strings("override-reset-packages"); len(l) > 0 {
 			t["override-reset"] = godbus.MakeVariant(l)
 		}
-		return o.begin(sender, "UpdateDeployment", "pkg-change", "", t)
-	case noLayering || noOverrides:
-		t, err := translate("UpdateDeployment", opts, optMap{})
-		if err != nil {
-			return "", busError(err)
-		}
+	case kindReset:
 		if noLayering {
 			t["overlays"] = godbus.MakeVariant(true)
 		}
 		if noOverrides {
 			t["overrides"] = godbus.MakeVariant(true)
 		}
-		return o.begin(sender, "UpdateDeployment", "reset", "", t)
 	}
-	return o.beginOpts(sender, "UpdateDeployment", "upgrade", "", opts, optMap{"allow-downgrade": "allow-downgrade", "download-only": "download-only", "dry-run": "check"})
+	return o.beginThen(sender, "UpdateDeployment", kind, arg, title, t, nil)
 }
 
 // FinalizeDeployment starts unlocking the staged deployment's finalization

@@ -78,7 +78,10 @@ func (s *Server) servePeer(txn dbus.Transaction, method, title, sender string, c
 	}
 	// A transaction never started is dropped by the engine; it then
 	// finishes as cancelled and the socket closes after keepFinished.
-	go s.refresh()
+	// The Sysroot names it (ActiveTransaction, ActiveTransactionPath)
+	// before the method returns its address, as rpm-ostreed's does: a
+	// client that reads the properties at the reply sees it.
+	s.refresh()
 	return pt.addr, nil
 }
 

@@ -54,6 +54,8 @@ type Server struct {
 	// clients are the bus names that called RegisterClient and have not
 	// unregistered: while one is on the bus, hostd does not exit when idle.
 	clients map[string]bool
+	// detailCache is what was read of the deployments' commits (details.go).
+	detailCache map[string]commitDetails
 }
 
 type rebaseDiff struct {
@@ -158,21 +160,30 @@ func osDeployments(st dbus.Status, osname string) (booted, def, rollback *dbus.D
 	return booted, def, rollback
 }
 
-func dictOrEmpty(d *dbus.Deployment) map[string]godbus.Variant {
+func dictOrEmpty(d *dbus.Deployment, det map[string]commitDetails) map[string]godbus.Variant {
 	if d == nil {
 		return map[string]godbus.Variant{}
 	}
-	return deploymentDict(*d)
+	return deploymentDict(*d, det[d.ID])
+}
+
+// gpgEnabled tells whether the remote d follows verifies signatures.
+func gpgEnabled(d *dbus.Deployment, det map[string]commitDetails) bool {
+	if d == nil {
+		return false
+	}
+	b, _ := det[d.ID]["gpg-enabled"].Value().(bool)
+	return b
 }
 
 // activeTxn is the (method, sender, path) tuple of ActiveTransaction.
 type activeTxn struct{ Method, Sender, Path string }
 
 // values computes every object's properties from the engine's status.
-func (s *Server) values(st dbus.Status) map[godbus.ObjectPath]map[string]map[string]godbus.Variant {
+func (s *Server) values(st dbus.Status, det map[string]commitDetails) map[godbus.ObjectPath]map[string]map[string]godbus.Variant {
 	deps := make([]map[string]godbus.Variant, 0, len(st.Deployments))
 	for _, d := range st.Deployments {
-		deps = append(deps, deploymentDict(d))
+		deps = append(deps, deploymentDict(d, det[d.ID]))
 	}
 	bootedOS := godbus.ObjectPath("/")
 	for _, d := range st.Deployments {
@@ -213,10 +224,10 @@ func (s *Server) values(st dbus.Status) map[godbus.ObjectPath]map[string]map[str
 		}
 		out[objectPath(name)] = map[string]map[string]godbus.Variant{OSInterface: {
 			"Name":                   godbus.MakeVariant(name),
-			"BootedDeployment":       godbus.MakeVariant(dictOrEmpty(booted)),
-			"DefaultDeployment":      godbus.MakeVariant(dictOrEmpty(def)),
-			"RollbackDeployment":     godbus.MakeVariant(dictOrEmpty(rollback)),
-			"CachedUpdate":           godbus.MakeVariant(cachedUpdateDict(cached, name)),
+			"BootedDeployment":       godbus.MakeVariant(dictOrEmpty(booted, det)),
+			"DefaultDeployment":      godbus.MakeVariant(dictOrEmpty(def, det)),
+			"RollbackDeployment":     godbus.MakeVariant(dictOrEmpty(rollback, det)),
+			"CachedUpdate":           godbus.MakeVariant(cachedUpdateDict(cached, name, gpgEnabled(def, det))),
 			"HasCachedUpdateRpmDiff": godbus.MakeVariant(cached != nil && cached.Checksum != cached.Base),
 		}}
 	}
@@ -228,9 +239,10 @@ func (s *Server) values(st dbus.Status) map[godbus.ObjectPath]map[string]map[str
 func (s *Server) refresh() {
 	st := s.eng.Status()
 	s.attachForeign(st)
+	det := s.details(st)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	next := s.values(st)
+	next := s.values(st, det)
 	for path, ifaces := range next {
 		old, known := s.props[path]
 		if !known && path != SysrootPath {

@@ -62,8 +62,9 @@ func RpmDiff(d dbus.PackageDiff) []DiffEntry {
 	return out
 }
 
-// deploymentDict is a deployment in rpm-ostree's a{sv} keys and types.
-func deploymentDict(d dbus.Deployment) map[string]godbus.Variant {
+// deploymentDict is a deployment in rpm-ostree's a{sv} keys and types,
+// with det, the keys read from its commits (details.go).
+func deploymentDict(d dbus.Deployment, det commitDetails) map[string]godbus.Variant {
 	inactive := map[string]bool{}
 	for _, p := range append(append([]string{}, d.Inactive...), d.Missing...) {
 		inactive[p] = true
@@ -91,7 +92,8 @@ func deploymentDict(d dbus.Deployment) map[string]godbus.Variant {
 		"requested-local-packages":          godbus.MakeVariant([]string{}),
 		"requested-base-removals":           godbus.MakeVariant(nonNil(d.RemovedBasePackages)),
 		"requested-base-local-replacements": godbus.MakeVariant([]string{}),
-		"base-removals":                     godbus.MakeVariant(nonNil(d.RemovedBasePackages)),
+		"base-removals":                     godbus.MakeVariant([]godbus.Variant{}),
+		"base-local-replacements":           godbus.MakeVariant([]replacement{}),
 		"regenerate-initramfs":              godbus.MakeVariant(false),
 	}
 	if d.Version == "" {
@@ -99,6 +101,9 @@ func deploymentDict(d dbus.Deployment) map[string]godbus.Variant {
 	}
 	if d.BaseChecksum != "" && d.BaseChecksum != d.Checksum {
 		m["base-checksum"] = godbus.MakeVariant(d.BaseChecksum)
+	}
+	for k, v := range det {
+		m[k] = v
 	}
 	return m
 }
@@ -111,8 +116,9 @@ func nonNil(l []string) []string {
 }
 
 // cachedUpdateDict is a cached update in rpm-ostree's keys, empty when
-// there is none for osname.
-func cachedUpdateDict(u *dbus.CachedUpdate, osname string) map[string]godbus.Variant {
+// there is none for osname; gpgEnabled says whether its remote verifies
+// signatures.
+func cachedUpdateDict(u *dbus.CachedUpdate, osname string, gpgEnabled bool) map[string]godbus.Variant {
 	if u == nil || u.Checksum == "" {
 		return map[string]godbus.Variant{}
 	}
@@ -122,7 +128,7 @@ func cachedUpdateDict(u *dbus.CachedUpdate, osname string) map[string]godbus.Var
 		"timestamp":          godbus.MakeVariant(u.Timestamp),
 		"origin":             godbus.MakeVariant(u.Refspec),
 		"ref-has-new-commit": godbus.MakeVariant(u.Checksum != u.Base),
-		"gpg-enabled":        godbus.MakeVariant(false),
+		"gpg-enabled":        godbus.MakeVariant(gpgEnabled),
 	}
 	if u.Version != "" {
 		m["version"] = godbus.MakeVariant(u.Version)
@@ -132,7 +138,7 @@ func cachedUpdateDict(u *dbus.CachedUpdate, osname string) map[string]godbus.Var
 
 // updateDetails are the details GetCachedUpdateRpmDiff returns beside the diff.
 func updateDetails(u *dbus.CachedUpdate, osname string) map[string]godbus.Variant {
-	m := cachedUpdateDict(u, osname)
+	m := cachedUpdateDict(u, osname, false)
 	delete(m, "ref-has-new-commit")
 	delete(m, "gpg-enabled")
 	return m

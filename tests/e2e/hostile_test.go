@@ -279,7 +279,7 @@ func hostileCalls(m contractMethod) []hostileCall {
 	}
 	// Every option a method documents, sent with the wrong type.
 	for _, k := range []string{"check", "preview", "download-only", "allow-downgrade", "pending", "rollback", "repomd",
-		"dry-run", "idempotent", "allow-inactive", "name", "set", "follow", "rebase", "add", "remove", "detach", "unpin", "override-remove", "override-reset", "override-reset-all"} {
+		"dry-run", "idempotent", "allow-inactive", "name", "set", "follow", "rebase", "add", "remove", "detach", "unpin", "override-remove", "override-reset", "override-reset-all", "reboot", "revision", "expect"} {
 		hostile["a{sv}"] = append(hostile["a{sv}"], map[string]godbus.Variant{k: godbus.MakeVariant(int32(1))})
 	}
 	var calls []hostileCall
