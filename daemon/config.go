@@ -54,12 +54,33 @@ type Settings struct {
 	Periodic *fleet.Schedule
 	// Fleet is the fleet lock of RebootStrategy=fleet ([Fleet]).
 	Fleet FleetSettings
-	// RpmOstreeCompat: hostd also serves rpm-ostree's D-Bus API
-	// (org.projectatomic.rpmostree1) for cockpit-ostree, GNOME Software
-	// and KDE Discover, as hostd --rpm-ostree-compat does. Off by default:
-	// on a host that has rpm-ostree, its rpm-ostreed owns that name. Read
-	// when hostd starts; a reload does not add or drop the name.
-	RpmOstreeCompat bool
+	// RpmOstreeCompat says whether hostd also serves rpm-ostree's D-Bus
+	// API (org.projectatomic.rpmostree1) for cockpit-ostree, GNOME
+	// Software and KDE Discover: CompatOn, CompatOff, or CompatAuto (the
+	// default): on unless rpm-ostree is installed, whose rpm-ostreed owns
+	// that name. Read when hostd starts; a reload does not add or drop the
+	// name.
+	RpmOstreeCompat string
+}
+
+// RpmOstreeCompat= values.
+const (
+	CompatAuto = "auto"
+	CompatOn   = "true"
+	CompatOff  = "false"
+)
+
+// ServeRpmOstree tells whether hostd serves rpm-ostree's API under s:
+// rpmOstreeInstalled says whether this host has rpm-ostree (what auto
+// decides by).
+func (s Settings) ServeRpmOstree(rpmOstreeInstalled bool) bool {
+	switch s.RpmOstreeCompat {
+	case CompatOn:
+		return true
+	case CompatOff:
+		return false
+	}
+	return !rpmOstreeInstalled
 }
 
 // FleetSettings are hostd.conf's [Fleet] section.
@@ -112,7 +133,7 @@ const defaultRetryInterval = 5 * time.Minute
 // DefaultSettings are the settings with no hostd.conf: no automatic
 // updates, never exit when idle, no reboots by hostd.
 func DefaultSettings() Settings {
-	return Settings{AutomaticUpdatePolicy: PolicyNone, RebootStrategy: RebootOff,
+	return Settings{AutomaticUpdatePolicy: PolicyNone, RebootStrategy: RebootOff, RpmOstreeCompat: CompatAuto,
 		Fleet: FleetSettings{Backend: BackendEtcd, Group: "default", RetryInterval: defaultRetryInterval}}
 }
 
@@ -141,8 +162,8 @@ func (e *ConfigError) Error() string {
 // rpm-ostreed.conf). Its [Daemon] section may set AutomaticUpdatePolicy
 // (none, check or stage, case-insensitive; "off" means none),
 // IdleExitTimeout (seconds, 0 for never), RebootStrategy (off,
-// immediate, periodic or fleet) and RpmOstreeCompat (true or false; also
-// yes, no, 1, 0); [Periodic] the maintenance windows
+// immediate, periodic or fleet) and RpmOstreeCompat (auto, true or false;
+// also yes, no, 1, 0); [Periodic] the maintenance windows
 // (Window=DAYS HH:MM MINUTES, one per line, as many lines as windows) and
 // TimeZone=; [Fleet] the fleet lock (Backend=etcd|fleetlock,
 // Endpoints=URL[,URL...], URL=, Group=, Slots=, Prefix=, CAFile=,
@@ -219,11 +240,13 @@ func ParseSettings(path string, r io.Reader) (Settings, error) {
 		case "Daemon/RpmOstreeCompat":
 			switch strings.ToLower(val) {
 			case "true", "yes", "1":
-				s.RpmOstreeCompat = true
+				s.RpmOstreeCompat = CompatOn
 			case "false", "no", "0":
-				s.RpmOstreeCompat = false
+				s.RpmOstreeCompat = CompatOff
+			case "auto":
+				s.RpmOstreeCompat = CompatAuto
 			default:
-				return s, bad("%q is not a boolean: use true or false", val)
+				return s, bad("%q is not one of auto, true or false", val)
 			}
 		case "Daemon/RebootStrategy":
 			switch r := strings.ToLower(val); r {

@@ -109,10 +109,11 @@ func TestParseSettings(t *testing.T) {
 		{name: "client certificate for http endpoints", text: "[Fleet]\nCertFile=/c.pem\nKeyFile=/k.pem\nEndpoints=http://a:2379\n", errLine: 2, errKey: "CertFile", errSays: "no etcd endpoint is https://"},
 		{name: "TLS files for an http FleetLock URL", text: "[Fleet]\nBackend=fleetlock\nURL=http://fl:3333\nCAFile=/ca.pem\n", errLine: 4, errKey: "CAFile", errSays: "write URL=https://"},
 		{name: "TLS files checked against the backend in use", text: "[Fleet]\nBackend=fleetlock\nEndpoints=https://a:2379\nURL=http://fl:3333\nCAFile=/ca.pem\n", errLine: 5, errKey: "CAFile", errSays: "URL=http://fl:3333 is http://"},
-		{name: "rpm-ostree compat", text: "[Daemon]\nRpmOstreeCompat=true\n", want: with(func(s *Settings) { s.RpmOstreeCompat = true })},
-		{name: "rpm-ostree compat yes", text: "[Daemon]\nRpmOstreeCompat = Yes\n", want: with(func(s *Settings) { s.RpmOstreeCompat = true })},
-		{name: "rpm-ostree compat off", text: "[Daemon]\nRpmOstreeCompat=false\n", want: DefaultSettings()},
-		{name: "rpm-ostree compat 0", text: "[Daemon]\nRpmOstreeCompat=0\n", want: DefaultSettings()},
+		{name: "rpm-ostree compat", text: "[Daemon]\nRpmOstreeCompat=true\n", want: with(func(s *Settings) { s.RpmOstreeCompat = CompatOn })},
+		{name: "rpm-ostree compat yes", text: "[Daemon]\nRpmOstreeCompat = Yes\n", want: with(func(s *Settings) { s.RpmOstreeCompat = CompatOn })},
+		{name: "rpm-ostree compat off", text: "[Daemon]\nRpmOstreeCompat=false\n", want: with(func(s *Settings) { s.RpmOstreeCompat = CompatOff })},
+		{name: "rpm-ostree compat 0", text: "[Daemon]\nRpmOstreeCompat=0\n", want: with(func(s *Settings) { s.RpmOstreeCompat = CompatOff })},
+		{name: "rpm-ostree compat auto", text: "[Daemon]\nRpmOstreeCompat=Auto\n", want: DefaultSettings()},
 		{name: "bad rpm-ostree compat", text: "[Daemon]\nAutomaticUpdatePolicy=check\nRpmOstreeCompat=maybe\n", errLine: 3, errKey: "RpmOstreeCompat"},
 		{name: "rpm-ostree compat twice", text: "[Daemon]\nRpmOstreeCompat=true\nRpmOstreeCompat=false\n", errLine: 3, errKey: "RpmOstreeCompat"},
 	} {
@@ -193,4 +194,20 @@ func FuzzParseSettings(f *testing.F) {
 			t.Fatalf("retry interval %v", s.Fleet.RetryInterval)
 		}
 	})
+}
+
+func TestServeRpmOstree(t *testing.T) {
+	for _, tc := range []struct {
+		mode      string
+		installed bool
+		want      bool
+	}{
+		{CompatAuto, false, true}, {CompatAuto, true, false}, {"", false, true},
+		{CompatOn, true, true}, {CompatOn, false, true},
+		{CompatOff, false, false}, {CompatOff, true, false},
+	} {
+		if got := (Settings{RpmOstreeCompat: tc.mode}).ServeRpmOstree(tc.installed); got != tc.want {
+			t.Errorf("RpmOstreeCompat=%q, rpm-ostree installed %v: serve %v, want %v", tc.mode, tc.installed, got, tc.want)
+		}
+	}
 }

@@ -30,7 +30,7 @@ func main() {
 	flag.StringVar(&ctr.ServiceManager, "service-manager", "systemd", "who runs system containers: systemd (over D-Bus), or direct: hostd runs runc itself and supervises it (hosts whose PID 1 is not systemd)")
 	flag.StringVar(&ctr.SystemdAddress, "systemd-address", "", "D-Bus address of systemd (default: the system bus)")
 	flag.StringVar(&ctr.Runtime, "runtime", "", "OCI runtime (default: runc from $PATH)")
-	compat := flag.Bool("rpm-ostree-compat", false, "also serve rpm-ostree's D-Bus API (org.projectatomic.rpmostree1) for cockpit-ostree, GNOME Software and KDE Discover, as hostd.conf's [Daemon] RpmOstreeCompat=true does; skipped with a warning while rpm-ostreed owns the name")
+	compat := flag.Bool("rpm-ostree-compat", false, "also serve rpm-ostree's D-Bus API (org.projectatomic.rpmostree1) for cockpit-ostree, GNOME Software and KDE Discover, as hostd.conf's [Daemon] RpmOstreeCompat=true does (its default, auto, serves it unless rpm-ostree is installed); skipped with a warning while rpm-ostreed owns the name")
 	configPath := flag.String("config", daemon.DefaultConfigPath, "settings file (AutomaticUpdatePolicy=, IdleExitTimeout=, RebootStrategy= under [Daemon]; [Periodic], [Fleet]); a missing file means the defaults")
 	pause := flag.String("debug-pause-before", "", "debugging: stop every transaction before the named step, or the cleanup after one (sweep) until hostd stops (the crash tests use it)")
 	setFaults := faultFlags(flag.CommandLine)
@@ -53,10 +53,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "hostd:", err)
 		os.Exit(2)
 	}
-	if err := run(cfg, *compat || settings.RpmOstreeCompat); err != nil {
+	if err := run(cfg, *compat || settings.ServeRpmOstree(rpmOstreeInstalled())); err != nil {
 		fmt.Fprintln(os.Stderr, "hostd:", err)
 		os.Exit(1)
 	}
+}
+
+// rpmOstreeInstalled tells whether this host has rpm-ostree: then its
+// rpm-ostreed, not hostd, answers to rpm-ostree's bus name by default.
+func rpmOstreeInstalled() bool {
+	for _, p := range []string{"/usr/bin/rpm-ostree", "/usr/libexec/rpm-ostreed"} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func run(cfg daemon.Config, compat bool) error {

@@ -877,6 +877,25 @@ func TestRPMOstreeActivation(t *testing.T) {
 		t.Fatalf("RpmOstreeCompat=false: %s owned %v (%v)", rpmostree.BusName, has, err)
 	}
 	e.hostd.Stop()
+
+	// Not set: auto, on unless rpm-ostree is installed here.
+	auto := filepath.Join(work, "auto.conf")
+	writeConf(t, auto, "[Daemon]\nAutomaticUpdatePolicy=none\n")
+	e.startHostd("--config", auto)
+	_, rpmOstree := os.Stat("/usr/bin/rpm-ostree")
+	want := rpmOstree != nil
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, rpmostree.BusName).Store(&has); err != nil {
+			t.Fatal(err)
+		}
+		if has == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("RpmOstreeCompat not set (auto), rpm-ostree installed %v: %s owned %v", !want, rpmostree.BusName, has)
+		}
+	}
+	e.hostd.Stop()
 	e.hostd = nil
 
 	// No systemd runs this bus: the test's activation file has the
