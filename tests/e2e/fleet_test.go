@@ -256,6 +256,17 @@ func TestPeriodicReboots(t *testing.T) {
 		t.Fatalf("%d reboots, want 1", n)
 	}
 	t.Logf("in the window: rebooted into 3 in %v", time.Since(opened).Round(time.Millisecond))
+
+	// RebootStrategy=immediate: the automatic stage reboots at once.
+	h.configure("[Daemon]\nAutomaticUpdatePolicy=stage\nRebootStrategy=immediate\n")
+	h.e.publishCopy("4")
+	asked := time.Now()
+	h.trigger()
+	h.awaitSettled("4", 2*time.Minute)
+	if n := h.rebootCount(); n != 2 {
+		t.Fatalf("%d reboots after the immediate one, want 2", n)
+	}
+	t.Logf("immediate: rebooted into 4 in %v", time.Since(asked).Round(time.Millisecond))
 }
 
 // fleetHost is one booted test host of the fleet test; a watcher boots its
