@@ -154,7 +154,17 @@ func (p *cockpitPage) run(what string, d time.Duration, actions ...chromedp.Acti
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, d)
 	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
+	for attempt := 1; ; attempt++ {
+		err := chromedp.Do(ctx, actions...)
+		if err == nil {
+			return
+		}
+		// The page re-rendered the element between its lookup and the
+		// click (a PropertiesChanged redraws the rows): look it up again.
+		if attempt < 5 && ctx.Err() == nil && strings.Contains(err.Error(), "Could not find node with given id") {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
 		p.t.Fatalf("%s: %v", what, err)
 	}
 }
@@ -243,7 +253,8 @@ func TestCockpitPage(t *testing.T) {
 	// Add a layered package from the page.
 	srv := e.serveRPMs(nil, nil, nil)
 	e.setRepoFile("layer", fixture.YumRepoFile("layer", srv.URL()))
-	p.run("add hello-layer", time.Minute, chromedp.SendKeys("#pkg-add-name", "hello-layer"), chromedp.Click("#pkg-add"))
+	p.run("type hello-layer", time.Minute, chromedp.SendKeys("#pkg-add-name", "hello-layer"))
+	p.run("add hello-layer", time.Minute, chromedp.Click("#pkg-add"))
 	p.confirmIfAsked()
 	p.waitText("the layered package", "#generations tbody", "hello-layer", 3*time.Minute)
 	e.waitDefault(t, "after Add package", func(d dbus.Deployment) bool { return slices.Contains(d.Packages, "hello-layer") })
@@ -254,7 +265,8 @@ func TestCockpitPage(t *testing.T) {
 	// and after a reload the last failure's card says it again, from the
 	// error name hostd keeps in its history.
 	deps := e.ostreeStatus()
-	p.run("add bad-pre", time.Minute, chromedp.SendKeys("#pkg-add-name", "bad-pre"), chromedp.Click("#pkg-add"))
+	p.run("type bad-pre", time.Minute, chromedp.SendKeys("#pkg-add-name", "bad-pre"))
+	p.run("add bad-pre", time.Minute, chromedp.Click("#pkg-add"))
 	p.confirmIfAsked()
 	const refused = "Refused by hostctl's package policy"
 	errText := p.waitText("the refusal", "#error", refused, 3*time.Minute)
@@ -481,7 +493,8 @@ func TestCockpitNotAuthorized(t *testing.T) {
 	for _, button := range []string{"#check", "#update", "#rollback", "#cleanup"} {
 		refused("click "+button, chromedp.Click(button))
 	}
-	refused("add hello-lib", chromedp.SendKeys("#pkg-add-name", "hello-lib"), chromedp.Click("#pkg-add"))
+	p.run("type hello-lib", time.Minute, chromedp.SendKeys("#pkg-add-name", "hello-lib"))
+	refused("add hello-lib", chromedp.Click("#pkg-add"))
 	refused("remove hello-layer", chromedp.Click(`#packages li.package[data-name="hello-layer"] button.remove-package`))
 	refused("update the container", chromedp.Click(row+" button.container-update"))
 	refused("roll the container back", chromedp.Click(row+" button.container-rollback"))
@@ -808,7 +821,8 @@ func TestCockpitContainer(t *testing.T) {
 	// A package layered from the page: the new generation keeps the container.
 	srv := c.serveRPMs(nil, nil, nil)
 	c.setRepoFile("layer", fixture.YumRepoFile("layer", srv.URL()))
-	p.run("add hello-layer", time.Minute, chromedp.SendKeys("#pkg-add-name", "hello-layer"), chromedp.Click("#pkg-add"))
+	p.run("type hello-layer", time.Minute, chromedp.SendKeys("#pkg-add-name", "hello-layer"))
+	p.run("add hello-layer", time.Minute, chromedp.Click("#pkg-add"))
 	p.confirmIfAsked()
 	p.waitText("the layered package", "#generations tbody tr.generation td.packages", "hello-layer", 3*time.Minute)
 	c.waitDefault(t, "after Add package", func(d dbus.Deployment) bool {
