@@ -45,6 +45,7 @@ type RefusedError struct {
 	Kind, Value string
 }
 
+// Error implements error.
 func (e *RefusedError) Error() string {
 	return fmt.Sprintf("fleet lock server refused %s (HTTP %d): %s: %s", e.Op, e.Status, e.Kind, e.Value)
 }

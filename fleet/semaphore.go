@@ -56,6 +56,7 @@ type SlotsTakenError struct {
 	Status Status
 }
 
+// Error implements error.
 func (e *SlotsTakenError) Error() string {
 	return fmt.Sprintf("waiting for a fleet slot in group %s: %d of %d taken by %s",
 		e.Status.Group, len(e.Status.Holders), e.Status.Slots, strings.Join(e.Status.Holders, ", "))

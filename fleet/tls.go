@@ -104,6 +104,7 @@ type TLSError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *TLSError) Error() string {
 	return fmt.Sprintf("TLS to %s: %s (%v); %s", e.Endpoint, e.Problem, e.Err, e.Fix)
 }
