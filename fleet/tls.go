@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hostctl/hostctl/errdefs"
@@ -215,7 +216,9 @@ func ProbeEndpoint(ctx context.Context, endpoint, defaultPort string, cfg *tls.C
 		if te := ExplainTLS(endpoint, err, files); te != nil {
 			return te
 		}
-		if errors.Is(err, io.EOF) { // etcd without TLS closes on a ClientHello
+		// etcd without TLS closes on a ClientHello: an EOF, or a reset when
+		// it closes with the hello unread.
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 			return &TLSError{Endpoint: endpoint, Err: err,
 				Problem: "the server closed the connection during the TLS handshake: it may not speak TLS",
 				Fix:     "use http:// if the server is plain (for etcd, one without --cert-file), else check its TLS settings and its log"}
