@@ -177,8 +177,9 @@ func ExplainTLS(endpoint string, err error, files TLSFiles) *TLSError {
 
 // probeReadWait is how long ProbeEndpoint waits after a TLS handshake for
 // the server to refuse the client certificate (in TLS 1.3 that comes
-// after the client's side of the handshake is done).
-const probeReadWait = 300 * time.Millisecond
+// after the client's side of the handshake is done; a loaded machine may
+// take a while to send it).
+const probeReadWait = time.Second
 
 // ProbeEndpoint connects to endpoint (an http:// or https:// URL; a port
 // missing is defaultPort) as a client of cfg does and tells why that fails:

@@ -100,7 +100,8 @@ func TestEtcdTLS(t *testing.T) {
 		t.Run(o.name, func(t *testing.T) {
 			group := "tls-" + o.name
 			good := s.Config(1)
-			good.OpTimeout, good.DialTimeout = 2*time.Second, time.Second
+			// The dial timeout also bounds the probe that explains a refusal.
+			good.OpTimeout, good.DialTimeout = 2*time.Second, 3*time.Second
 			a, err := o.open(t, good)
 			if err != nil {
 				t.Fatal(err)
@@ -280,7 +281,7 @@ func TestEtcdTLSToPlainEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 	endpoint := strings.Replace(s.URL, "http://", "https://", 1)
-	cfg := fleet.EtcdConfig{Endpoints: []string{endpoint}, Slots: 1, OpTimeout: time.Second, DialTimeout: time.Second, CAFile: pki.CAFile}
+	cfg := fleet.EtcdConfig{Endpoints: []string{endpoint}, Slots: 1, OpTimeout: time.Second, DialTimeout: 3 * time.Second, CAFile: pki.CAFile}
 	for _, o := range openers(etcd.BuildHelper(t)) {
 		t.Run(o.name, func(t *testing.T) {
 			err := acquire(t, o, cfg, "g", "host-a")
