@@ -72,10 +72,11 @@ type Engine struct {
 
 	// rebootState is where the reboot loop is (reboot.go); rebootWake
 	// makes it look again, rebootDone is closed when it ended.
-	rebootState dbus.RebootState
-	rebootAsked string // the commit this hostd finalized and asked to reboot into
-	rebootWake  chan struct{}
-	rebootDone  chan struct{}
+	rebootState   dbus.RebootState
+	rebootAsked   string    // the commit this hostd finalized and asked to reboot into
+	rebootAskedAt time.Time // when
+	rebootWake    chan struct{}
+	rebootDone    chan struct{}
 
 	// ctr runs the system containers (service manager, runtime features).
 	ctr *containers.Manager
@@ -374,20 +375,20 @@ type operation struct {
 // operations maps each transaction kind to its operation.
 func (e *Engine) operations() map[string]operation {
 	return map[string]operation{
-		"upgrade": {options: withReboot(withStageOptions(dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"})), run: e.rebootingAfter(e.recordingChecks(e.upgrade))},
-		"deploy": {options: withReboot(stageOptions), validate: needArg("deploy needs a revision: a commit checksum or a version"),
+		"upgrade": {options: dbus.OptionSpec{"check": "b", "preview": "b", "download-only": "b", "allow-downgrade": "b"}.With(stageOptions, rebootOption), run: e.rebootingAfter(e.recordingChecks(e.upgrade))},
+		"deploy": {options: stageOptions.With(rebootOption), validate: needArg("deploy needs a revision: a commit checksum or a version"),
 			run: e.rebootingAfter(func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 				return e.deployRevision(ctx, t, t.rec.Arg, opts)
 			})},
-		"rebase": {options: withReboot(withStageOptions(dbus.OptionSpec{"preview": "b", "revision": "s"})), validate: validRefspec, run: e.rebootingAfter(func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
+		"rebase": {options: dbus.OptionSpec{"preview": "b", "revision": "s"}.With(stageOptions, rebootOption), validate: validRefspec, run: e.rebootingAfter(func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {
 			return e.rebase(ctx, t, t.rec.Arg, opts)
 		})},
 		"rollback": {options: rebootOption, run: e.rebootingAfter(func(ctx context.Context, t *txn, _ dbus.Options) (map[string]any, error) { return e.rollback(ctx, t) })},
 		"cleanup":  {options: dbus.OptionSpec{"pending": "b", "rollback": "b", "repomd": "b"}, run: e.cleanup},
-		"kargs":    {options: withReboot(dbus.OptionSpec{"edits": "as", "expect": "s"}), validate: validKargs, run: e.rebootingAfter(e.kargs)},
+		"kargs":    {options: dbus.OptionSpec{"edits": "as", "expect": "s"}.With(rebootOption), validate: validKargs, run: e.rebootingAfter(e.kargs)},
 		"pin":      {options: dbus.OptionSpec{"unpin": "b"}, validate: validPin, run: e.pin},
 		"finalize": {options: finalizeOptions, validate: validFinalize, run: e.finalize},
-		"reset":    {options: withReboot(dbus.OptionSpec{"overlays": "b", "overrides": "b", "kargs": "b"}), run: e.rebootingAfter(e.reset)},
+		"reset":    {options: dbus.OptionSpec{"overlays": "b", "overrides": "b", "kargs": "b"}.With(rebootOption), run: e.rebootingAfter(e.reset)},
 
 		"automatic-update": {options: automaticOptions, validate: validAutomatic, run: e.automaticUpdate},
 

@@ -58,10 +58,10 @@ func (e *Engine) upgrade(ctx context.Context, t *txn, opts dbus.Options) (map[st
 			// (a few MiB) gives the package diff recorded with it, when the
 			// remote has it. --preview also resolves the layered packages.
 			withDiff, err := e.previewPackages(ctx, t, refspec, cur, csum, res)
-			if ctx.Err() != nil {
-				return nil, err
-			}
 			if err != nil {
+				if ctx.Err() != nil {
+					return nil, err
+				}
 				t.message(fmt.Sprintf("No package diff: %v", err))
 				return res, nil
 			}

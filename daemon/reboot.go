@@ -452,15 +452,20 @@ func (e *Engine) bootedInto(checksum string) bool {
 // reboot ("": the ask failed).
 func (e *Engine) askedReboot(checksum string) {
 	e.mu.Lock()
-	e.rebootAsked = checksum
+	e.rebootAsked, e.rebootAskedAt = checksum, time.Now()
 	e.mu.Unlock()
 }
 
-// rebootAskedFor tells whether this hostd asked for a reboot into checksum.
+// rebootReask is how long after asking for a reboot that did not come
+// hostd finalizes and asks again (systemd dropped the job, say).
+const rebootReask = 10 * time.Minute
+
+// rebootAskedFor tells whether this hostd asked for a reboot into checksum
+// less than rebootReask ago.
 func (e *Engine) rebootAskedFor(checksum string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.rebootAsked != "" && e.rebootAsked == checksum
+	return e.rebootAsked != "" && e.rebootAsked == checksum && time.Since(e.rebootAskedAt) < rebootReask
 }
 
 func nameOf(r *rebootRecord) string {

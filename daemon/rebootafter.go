@@ -21,18 +21,6 @@ import (
 // rebootOption is the a{sv} spec of the reboot option.
 var rebootOption = dbus.OptionSpec{"reboot": "b"}
 
-// withReboot adds the reboot option to spec.
-func withReboot(spec dbus.OptionSpec) dbus.OptionSpec {
-	out := dbus.OptionSpec{}
-	for k, v := range spec {
-		out[k] = v
-	}
-	for k, v := range rebootOption {
-		out[k] = v
-	}
-	return out
-}
-
 // rebootingAfter runs run and, with the option reboot, reboots the host
 // after a change (see above).
 func (e *Engine) rebootingAfter(run func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error)) func(ctx context.Context, t *txn, opts dbus.Options) (map[string]any, error) {

@@ -22,18 +22,6 @@ import (
 // stageOptions is the a{sv} spec of the staging options.
 var stageOptions = dbus.OptionSpec{"stage": "b", "lock-finalization": "b"}
 
-// withStageOptions adds the staging options to spec.
-func withStageOptions(spec dbus.OptionSpec) dbus.OptionSpec {
-	out := dbus.OptionSpec{}
-	for k, v := range spec {
-		out[k] = v
-	}
-	for k, v := range stageOptions {
-		out[k] = v
-	}
-	return out
-}
-
 // staging reads the staging options and refuses them, before anything is
 // pulled or written, where they cannot apply.
 func (e *Engine) staging(ctx context.Context, opts dbus.Options) (stage, lock bool, err error) {

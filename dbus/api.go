@@ -278,6 +278,18 @@ func (o Options) Map() map[string]any {
 // each must have: "b", "s", "as", "x", "t", "u", "i"...
 type OptionSpec map[string]string
 
+// With is spec with the options of more added (a new spec; a later one
+// wins on a name both have).
+func (spec OptionSpec) With(more ...OptionSpec) OptionSpec {
+	out := OptionSpec{}
+	for _, m := range append([]OptionSpec{spec}, more...) {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // Check refuses an option that spec does not name and one whose value is
 // not of the signature spec gives, naming the option, the type wanted and
 // the type given (errdefs.ErrInvalidArgument). A typo or a mistyped value is

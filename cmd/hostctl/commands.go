@@ -171,7 +171,7 @@ func upgradeCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&check, "check", false, "only tell whether an update is available (exit 77 when not)")
+	f.BoolVar(&check, "check", false, "only tell whether an update is available and its package diff, recorded for status (exit 77 when not)")
 	f.BoolVar(&preview, "preview", false, "like --check, and describe the update")
 	f.BoolVar(&downloadOnly, "download-only", false, "pull the update without deploying it")
 	f.BoolVar(&allowDowngrade, "allow-downgrade", false, "allow a target older than the current commit")

@@ -196,7 +196,8 @@ func (o *osObject) KernelArgs(sender godbus.Sender, existing string, added, repl
 	for _, a := range removed {
 		edits = append(edits, "delete="+a)
 	}
-	for key, op := range map[string]string{"append-if-missing": "append-if-missing", "delete-if-present": "delete-if-present"} {
+	for _, key := range []string{"append-if-missing", "delete-if-present"} { // in rpm-ostree's order
+		op := key
 		if v, ok := opts[key]; ok {
 			l, ok := v.Value().([]string)
 			if !ok {

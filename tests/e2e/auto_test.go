@@ -215,42 +215,13 @@ func TestIdleExitActivation(t *testing.T) {
 	work := t.TempDir()
 	conf := filepath.Join(work, "hostd.conf")
 	writeConf(t, conf, "[Daemon]\nIdleExitTimeout=2\n")
-	busDir, err := os.MkdirTemp("", "hostctl-bus-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(busDir) })
-	sock := filepath.Join(busDir, "system_bus_socket")
-	services := filepath.Join(work, "services")
+	act := e.activationBus(work)
 	log := filepath.Join(work, "hostd.log")
-	if err := os.MkdirAll(services, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	// The exit status goes to the log after hostd ends.
-	pidFile := filepath.Join(work, "hostd.pid")
 	script := fmt.Sprintf("DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s %s --sysroot %s --service-manager direct --rpm-ostree-compat --config %s >>%s 2>&1 & echo $! >%s; wait $!; echo hostd-exit=$? >>%s",
-		sock, hostdBin, e.sysroot, conf, log, pidFile, log)
-	writeConf(t, filepath.Join(services, "org.hostctl.Host1.service"),
-		fmt.Sprintf("[D-BUS Service]\nName=%s\nExec=/bin/sh -c '%s'\nUser=root\n", dbus.BusName, script))
-	servicedir := filepath.Join(work, "servicedir.conf")
-	writeConf(t, servicedir, fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><servicedir>%s</servicedir></busconfig>
-`, services))
-	e.bus.Stop()
-	bus, err := harness.StartBus(e.ctx, busDir, "../../packaging/org.hostctl.Host1.conf", servicedir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Stop)
-	e.bus = bus
-	t.Cleanup(func() { // the activated hostd, if the test failed with it running
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-				syscall.Kill(pid, syscall.SIGTERM)
-			}
-		}
-	})
+		act.socket, hostdBin, e.sysroot, conf, log, act.pidFile, log)
+	act.start(map[string]string{dbus.BusName: fmt.Sprintf("[D-BUS Service]\nName=%s\nExec=/bin/sh -c '%s'\nUser=root\n", dbus.BusName, script)})
+	bus := e.bus
 
 	logText := func() string { b, _ := os.ReadFile(log); return string(b) }
 	conn, err := godbus.Connect(bus.Address)
@@ -406,4 +377,61 @@ func TestAutomaticStageBootedHost(t *testing.T) {
 	if a := active(); a != "active" {
 		t.Fatalf("after a call hostd.service is %s, want active (D-Bus activation)", a)
 	}
+}
+
+// activation is a private bus that starts services by D-Bus activation,
+// as the system bus does (without systemd: the test's service files Exec
+// hostd themselves, writing its pid to pidFile).
+type activation struct {
+	e        *env
+	dir      string // the test's files
+	socket   string // the bus's socket
+	pidFile  string
+	services string
+}
+
+// activationBus prepares an activation bus for e in work.
+func (e *env) activationBus(work string) *activation {
+	t := e.t
+	t.Helper()
+	busDir, err := os.MkdirTemp("", "hostctl-bus-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(busDir) })
+	a := &activation{e: e, dir: work, socket: filepath.Join(busDir, "system_bus_socket"),
+		pidFile: filepath.Join(work, "hostd.pid"), services: filepath.Join(work, "services")}
+	if err := os.MkdirAll(a.services, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// start writes the service files (bus name -> file text) and replaces e's
+// bus by a bus that activates them, with the packaged policy.
+func (a *activation) start(services map[string]string) {
+	t := a.e.t
+	t.Helper()
+	for name, text := range services {
+		writeConf(t, filepath.Join(a.services, name+".service"), text)
+	}
+	servicedir := filepath.Join(a.dir, "servicedir.conf")
+	writeConf(t, servicedir, fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><servicedir>%s</servicedir></busconfig>
+`, a.services))
+	a.e.bus.Stop()
+	bus, err := harness.StartBus(a.e.ctx, filepath.Dir(a.socket), "../../packaging/org.hostctl.Host1.conf", servicedir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bus.Stop)
+	a.e.bus = bus
+	t.Cleanup(func() { // the activated hostd, if the test failed with it running
+		if b, err := os.ReadFile(a.pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	})
 }

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/hostctl/hostctl/dbus"
 	"github.com/hostctl/hostctl/dbus/rpmostree"
 	"github.com/hostctl/hostctl/tests/fixture"
-	"github.com/hostctl/hostctl/tests/harness"
 )
 
 // sigRecorder keeps the body signatures of the messages a connection
@@ -903,41 +900,14 @@ func TestRPMOstreeActivation(t *testing.T) {
 	// hostd.service.
 	on := filepath.Join(work, "on.conf")
 	writeConf(t, on, "[Daemon]\nRpmOstreeCompat=true\n")
-	busDir, err := os.MkdirTemp("", "hostctl-bus-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(busDir) })
-	sock := filepath.Join(busDir, "system_bus_socket")
-	services := filepath.Join(work, "services")
-	if err := os.MkdirAll(services, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	log, pidFile := filepath.Join(work, "hostd.log"), filepath.Join(work, "hostd.pid")
+	act := e.activationBus(work)
+	log := filepath.Join(work, "hostd.log")
 	script := fmt.Sprintf("DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s exec %s --sysroot %s --service-manager direct --config %s >>%s 2>&1 & echo $! >%s; wait",
-		sock, hostdBin, e.sysroot, on, log, pidFile)
+		act.socket, hostdBin, e.sysroot, on, log, act.pidFile)
 	service := strings.Replace(text, "SystemdService=hostd.service", "", 1)
 	service = strings.Replace(service, "Exec=/bin/false", fmt.Sprintf("Exec=/bin/sh -c '%s'", script), 1)
-	writeConf(t, filepath.Join(services, rpmostree.BusName+".service"), service)
-	servicedir := filepath.Join(work, "servicedir.conf")
-	writeConf(t, servicedir, fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><servicedir>%s</servicedir></busconfig>
-`, services))
-	e.bus.Stop()
-	bus, err := harness.StartBus(e.ctx, busDir, "../../packaging/org.hostctl.Host1.conf", servicedir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Stop)
-	e.bus = bus
-	t.Cleanup(func() {
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-				syscall.Kill(pid, syscall.SIGTERM)
-			}
-		}
-	})
+	act.start(map[string]string{rpmostree.BusName: service})
+	bus := e.bus
 	c := loadRPMContract(t)
 	conn = connectRecorded(t, bus.Address)
 	if p := c.call(t, conn, rpmostree.SysrootPath, rpmostree.SysrootInterface, "GetOS", ""); p[0] == godbus.ObjectPath("/") {
